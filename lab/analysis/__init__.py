@@ -1,0 +1,1 @@
+"""Reports and plots computed from a run's events, and network analysis."""

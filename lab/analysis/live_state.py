@@ -1,0 +1,84 @@
+"""The numbers behind the live view, updated event by event (pure)."""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from lab.analysis.metrics import percentile
+
+NOTABLE = {"fault_applied", "fault_reverted", "health_changed", "service_started", "service_stopped", "request_rejected"}
+
+
+@dataclass
+class ServerView:
+    label: str = "UP ?"
+    routed: int = 0
+    served: int = 0
+    failed: int = 0
+
+
+@dataclass
+class LiveState:
+    window: float = 2.0  # seconds of recent requests behind "now" figures
+    load_start: float | None = None
+    sent: int = 0
+    ok: int = 0
+    servers: dict[str, ServerView] = field(default_factory=dict)
+    recent: deque[tuple[float, bool, float]] = field(default_factory=deque)
+    ticker: deque[str] = field(default_factory=lambda: deque(maxlen=8))
+
+    def server(self, name: str) -> ServerView:
+        return self.servers.setdefault(name, ServerView())
+
+    def feed(self, e: Mapping[str, Any]) -> str | None:
+        """Take one event; return a ticker line if it is worth telling."""
+        kind = e["kind"]
+        if kind == "load_started" and self.load_start is None:
+            self.load_start = e["t"]
+        elif kind == "request_finished":
+            self.sent += 1
+            self.ok += bool(e["ok"])
+            self.recent.append((e["t"], bool(e["ok"]), e["latency"]))
+            if e.get("served_by") and e["ok"]:
+                self.server(e["served_by"]).served += 1
+            elif e.get("upstream") and not e["ok"]:
+                self.server(e["upstream"]).failed += 1
+        elif kind == "request_routed":
+            self.server(e["server"]).routed += 1
+        elif kind in ("health_checked", "health_changed"):
+            self.server(e["server"]).label = e["label"]
+        elif kind == "service_ready" and "servers" in e:
+            for name in e["servers"]:
+                self.server(name).label = "UP"
+        if kind in NOTABLE:
+            line = f"{self.clock(e['t'])}  {describe(e)}"
+            self.ticker.append(line)
+            return line
+        return None
+
+    def clock(self, t: float) -> str:
+        return f"{t - self.load_start:7.2f}s" if self.load_start is not None else "   (setup)"
+
+    def now_figures(self, now: float) -> dict[str, float | None]:
+        while self.recent and self.recent[0][0] < now - self.window - 5:
+            self.recent.popleft()
+        # Requests due in the window that have had time to finish or fail are the honest "now".
+        window = [r for r in self.recent if now - self.window - 1 <= r[0] <= now]
+        lat = sorted(r[2] for r in window if r[1])
+        return {"requests": len(window), "success": (sum(r[1] for r in window) / len(window)) if window else None,
+                "p50": percentile(lat, 50), "p99": percentile(lat, 99)}
+
+
+def describe(e: Mapping[str, Any]) -> str:
+    kind = e["kind"]
+    who = e.get("node", "?")
+    if kind == "fault_applied":
+        return f"FAULT  {e['action']} {e['target']}" + (f"  ({e['note']})" if e.get("note") else "")
+    if kind == "fault_reverted":
+        return f"REPAIR {e['action']} {e['target']}"
+    if kind == "health_changed":
+        return f"{who}: {e['server']} {e['before']} -> {e['after']} ({e.get('reason', '')})"
+    if kind == "request_rejected":
+        return f"{who}: rejected a request from {e.get('client')}: {e.get('status')} {e.get('error')}"
+    return f"{who}: {kind.replace('_', ' ')}"

@@ -1,0 +1,297 @@
+"""What a run measured, computed from its events alone (pure: no I/O).
+
+Definitions used throughout halab's reports:
+
+- **Request availability**: successful requests / requests sent. A request
+  succeeds when the client got a 2xx or 3xx answer before its timeout.
+- **Time-based availability**: the run is cut into slots of ``bucket``
+  seconds (by when requests were due); a slot is *up* when at least
+  ``good_ratio`` of its requests succeeded. Availability = up slots / slots
+  with traffic. This is the "good minutes" view of an SLO, and it punishes a
+  partial outage (one origin of three failing) as a whole bad slot.
+- **Outage window**: failed requests closer than ``merge_gap`` seconds to
+  each other (by due time) form one window, from the first to the last.
+- **Detection time** of a fault: from the fault to the first health DOWN of
+  a server it affects. **Recovery**: from the repair to that server's UP.
+- Percentiles are nearest-rank over successful requests' latency, measured
+  from when each request was due (open loop).
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+from lab.core.availability import nines
+
+REVERTS = {"link_up": "link_down", "restart": "crash", "resume": "pause"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    bucket: float = 1.0
+    good_ratio: float = 0.99
+    merge_gap: float = 1.0
+    worst_detection: float | None = None  # from the health-check settings
+
+
+@dataclass(frozen=True)
+class Outage:
+    start: float
+    end: float
+    failed: int
+    total: int
+    cause: str
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class FaultOutcome:
+    action: str
+    target: str
+    at: float
+    affects: tuple[str, ...]
+    reverted_at: float | None
+    detected_at: float | None
+    recovered_at: float | None
+    failed_before_detection: int
+    failed_after_detection: int
+    routed_while_down: int | None  # None: the balancer did not log routing
+
+    @property
+    def detection(self) -> float | None:
+        return None if self.detected_at is None else self.detected_at - self.at
+
+    @property
+    def recovery(self) -> float | None:
+        if self.recovered_at is None or self.reverted_at is None:
+            return None
+        return self.recovered_at - self.reverted_at
+
+
+@dataclass(frozen=True)
+class Slot:
+    start: float
+    total: int
+    ok: int
+    p50: float | None
+    p99: float | None
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Metrics:
+    scenario: str
+    load_start: float
+    load_end: float
+    total: int
+    ok: int
+    errors: Mapping[str, int]
+    request_availability: float
+    time_availability: float
+    outages: tuple[Outage, ...]
+    faults: tuple[FaultOutcome, ...]
+    served_by: Mapping[str, int]
+    blamed: Mapping[str, int]
+    latency: Mapping[str, Mapping[str, float | None]]
+    slots: tuple[Slot, ...]
+    duplicate_ids: tuple[str, ...]
+    health_changes: tuple[Mapping[str, Any], ...]
+    checks: tuple[Check, ...] = field(default=())
+
+    @property
+    def failed(self) -> int:
+        return self.total - self.ok
+
+    @property
+    def nines(self) -> float:
+        return nines(self.request_availability)
+
+
+def percentile(values: Sequence[float], p: float) -> float | None:
+    """Nearest-rank percentile (p in 0..100) of already sorted ``values``."""
+    if not values:
+        return None
+    rank = max(1, math.ceil(p / 100 * len(values)))
+    return values[rank - 1]
+
+
+def latency_summary(latencies: Iterable[float]) -> dict[str, float | None]:
+    ordered = sorted(latencies)
+    return {"count": len(ordered), "p50": percentile(ordered, 50), "p95": percentile(ordered, 95), "p99": percentile(ordered, 99),
+            "max": ordered[-1] if ordered else None}
+
+
+def fault_periods(events: Sequence[Mapping[str, Any]], end: float) -> list[tuple[Mapping[str, Any], float | None]]:
+    """Each applied fault with the time it was reverted (None if it never was)."""
+    periods = []
+    for i, e in enumerate(events):
+        if e["kind"] != "fault_applied":
+            continue
+        reverted = next((r["t"] for r in events[i + 1:] if r["kind"] == "fault_reverted"
+                         and REVERTS.get(r["action"]) == e["action"] and r["target"] == e["target"]), None)
+        periods.append((e, reverted))
+    return periods
+
+
+def down_intervals(events: Sequence[Mapping[str, Any]], end: float) -> dict[str, list[tuple[float, float]]]:
+    """Per server, the intervals during which some balancer held it DOWN."""
+    intervals: dict[str, list[tuple[float, float]]] = {}
+    since: dict[str, float] = {}
+    for e in events:
+        if e["kind"] != "health_changed":
+            continue
+        server = e["server"]
+        if e["after"] == "DOWN":
+            since.setdefault(server, e["t"])
+        elif server in since:
+            intervals.setdefault(server, []).append((since.pop(server), e["t"]))
+    for server, t in since.items():
+        intervals.setdefault(server, []).append((t, end))
+    return intervals
+
+
+def _inside(t: float, intervals: Iterable[tuple[float, float]]) -> bool:
+    return any(a < t < b for a, b in intervals)
+
+
+def compute(events: Sequence[Mapping[str, Any]], settings: Settings = Settings(), scenario: str = "") -> Metrics:
+    events = sorted(events, key=lambda e: e["t"])
+    requests = [e for e in events if e["kind"] == "request_finished"]
+    starts = [e["t"] for e in events if e["kind"] == "load_started"]
+    load_start = min(starts) if starts else (requests[0]["t"] if requests else 0.0)
+    load_end = max((e["t"] for e in requests), default=load_start)
+    load_end = max(load_end, max((e["t"] + e.get("duration", 0) for e in events if e["kind"] == "load_started"), default=load_end))
+    ok = [r for r in requests if r["ok"]]
+    failures = [r for r in requests if not r["ok"]]
+    ids = Counter(r["id"] for r in requests)
+    periods = fault_periods(events, load_end)
+    down = down_intervals(events, load_end + 60)
+
+    def in_fault(t: float) -> bool:
+        return any(f["t"] <= t < (rev if rev is not None else load_end + 1) for f, rev in periods)
+
+    return Metrics(
+        scenario=scenario,
+        load_start=load_start,
+        load_end=load_end,
+        total=len(requests),
+        ok=len(ok),
+        errors=dict(Counter(r["error"] or "?" for r in failures).most_common()),
+        request_availability=len(ok) / len(requests) if requests else 1.0,
+        time_availability=_time_availability(requests, load_start, settings),
+        outages=tuple(_outages(failures, requests, periods, settings.merge_gap)),
+        faults=tuple(_fault_outcome(f, rev, events, failures, down) for f, rev in periods),
+        served_by=dict(sorted(Counter(r["served_by"] for r in ok if r.get("served_by")).items())),
+        blamed=dict(sorted(Counter(r["upstream"] for r in failures if r.get("upstream")).items())),
+        latency={
+            "all": latency_summary(r["latency"] for r in ok),
+            "during faults": latency_summary(r["latency"] for r in ok if in_fault(r["t"])),
+            "outside faults": latency_summary(r["latency"] for r in ok if not in_fault(r["t"])),
+        },
+        slots=tuple(_slots(requests, load_start, settings.bucket)),
+        duplicate_ids=tuple(sorted(i for i, n in ids.items() if n > 1)),
+        health_changes=tuple({"t": e["t"], "node": e["node"], "server": e["server"], "after": e["after"], "reason": e.get("reason", "")}
+                             for e in events if e["kind"] == "health_changed"),
+    )
+
+
+def _slots(requests: Sequence[Mapping[str, Any]], start: float, bucket: float) -> list[Slot]:
+    grouped: dict[int, list[Mapping[str, Any]]] = {}
+    for r in requests:
+        grouped.setdefault(int((r["t"] - start) // bucket), []).append(r)
+    slots = []
+    for index in sorted(grouped):
+        rs = grouped[index]
+        lat = sorted(r["latency"] for r in rs if r["ok"])
+        slots.append(Slot(start + index * bucket, len(rs), sum(1 for r in rs if r["ok"]), percentile(lat, 50), percentile(lat, 99)))
+    return slots
+
+
+def _time_availability(requests: Sequence[Mapping[str, Any]], start: float, settings: Settings) -> float:
+    slots = _slots(requests, start, settings.bucket)
+    if not slots:
+        return 1.0
+    good = sum(1 for s in slots if s.ok >= settings.good_ratio * s.total)
+    return good / len(slots)
+
+
+def _outages(failures: Sequence[Mapping[str, Any]], requests: Sequence[Mapping[str, Any]],
+             periods: Sequence[tuple[Mapping[str, Any], float | None]], gap: float) -> list[Outage]:
+    clusters: list[list[Mapping[str, Any]]] = []
+    for r in failures:  # already in time order
+        if clusters and r["t"] - clusters[-1][-1]["t"] <= gap:
+            clusters[-1].append(r)
+        else:
+            clusters.append([r])
+    outages = []
+    for cluster in clusters:
+        start, end = cluster[0]["t"], cluster[-1]["t"]
+        total = sum(1 for r in requests if start <= r["t"] <= end)
+        outages.append(Outage(start, end, len(cluster), total, _cause(start, end, periods)))
+    return outages
+
+
+def _cause(start: float, end: float, periods: Sequence[tuple[Mapping[str, Any], float | None]]) -> str:
+    """The fault in force when the window began (or began inside it)."""
+    active = [f for f, rev in periods if f["t"] <= end and (rev is None or rev >= start - 5)]
+    if not active:
+        return "no fault injected (look at the events)"
+    best = min(active, key=lambda f: abs(f["t"] - start))
+    return f"{best['action']} {best['target']}"
+
+
+def _fault_outcome(fault: Mapping[str, Any], reverted: float | None, events: Sequence[Mapping[str, Any]],
+                   failures: Sequence[Mapping[str, Any]], down: Mapping[str, list[tuple[float, float]]]) -> FaultOutcome:
+    affects = tuple(fault.get("affects", ()))
+    t0 = fault["t"]
+    downs = [e for e in events if e["kind"] == "health_changed" and e["after"] == "DOWN" and e["server"] in affects and e["t"] >= t0
+             and (reverted is None or e["t"] <= reverted)]
+    detected = downs[0]["t"] if downs else None
+    ups = [e for e in events if reverted is not None and e["kind"] == "health_changed" and e["after"] == "UP"
+           and e["server"] in affects and e["t"] >= reverted]
+    recovered = ups[0]["t"] if ups else None
+    mine = [r for r in failures if r.get("upstream") in affects and r["t"] + r["latency"] >= t0 and (reverted is None or r["t"] < reverted)]
+    before = sum(1 for r in mine if detected is None or r["t"] < detected)
+    after = sum(1 for r in mine if detected is not None and r["t"] >= detected)
+    routed = [e for e in events if e["kind"] == "request_routed"]
+    routed_down = sum(1 for e in routed if e["server"] in affects and _inside(e["t"], down.get(e["server"], ()))) if routed else None
+    return FaultOutcome(fault["action"], fault["target"], t0, affects, reverted, detected, recovered, before, after, routed_down)
+
+
+def check_expectations(m: Metrics, expect: Mapping[str, Any], settings: Settings) -> tuple[Check, ...]:
+    """Turn a scenario's [expect] table into pass/fail lines an instructor can grade on."""
+    checks = []
+    if expect.get("availability_min") is not None:
+        want = expect["availability_min"]
+        checks.append(Check("availability_min", m.request_availability >= want,
+                            f"request availability {m.request_availability:.4%} (want >= {want:.4%})"))
+    if expect.get("max_detection") is not None:
+        want = expect["max_detection"]
+        worst = [f.detection for f in m.faults if f.affects]
+        missing = [f"{f.action} {f.target}" for f in m.faults if f.affects and f.detection is None]
+        ok = not missing and all(d is not None and d <= want for d in worst)
+        seen = ", ".join(f"{d:.2f} s" for d in worst if d is not None) or "none"
+        checks.append(Check("max_detection", ok, f"detection times {seen}" + (f"; never detected: {', '.join(missing)}" if missing else "") + f" (want <= {want} s)"))
+    if expect.get("no_requests_after_detection"):
+        routed = [f.routed_while_down for f in m.faults if f.affects]
+        if any(r is None for r in routed):
+            checks.append(Check("no_requests_after_detection", False, "the balancer did not log routing (log_requests = false)"))
+        else:
+            total = sum(r or 0 for r in routed) + sum(f.failed_after_detection for f in m.faults)
+            checks.append(Check("no_requests_after_detection", total == 0, f"{total} requests sent to servers already marked DOWN"))
+    if expect.get("max_outage") is not None:
+        want = expect["max_outage"]
+        longest = max((o.duration for o in m.outages), default=0.0)
+        checks.append(Check("max_outage", longest <= want, f"longest outage window {longest:.2f} s (want <= {want} s)"))
+    return tuple(checks)

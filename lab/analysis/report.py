@@ -1,0 +1,134 @@
+"""Turn a run's events into the report: terminal table, JSON, Markdown, PNG.
+
+``build(run_dir)`` needs only the run directory (its ``events/`` and the
+``run.json`` the runner wrote), so ``halab report RUN_DIR`` rebuilds the
+same report offline, on any machine, without root.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from lab.analysis.metrics import Metrics, Settings, check_expectations, compute
+from lab.core.availability import format_duration, format_nines, format_percent
+from lab.events import read_events
+
+
+def build(run_dir: Path) -> Metrics:
+    run_dir = Path(run_dir)
+    meta_path = run_dir / "run.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    settings = Settings(**meta.get("settings", {}))
+    events = read_events(run_dir)
+    if not any(e["kind"] == "request_finished" for e in events):
+        raise ValueError(f"{run_dir} has no request records (events/*-loadgen.jsonl): did the load run?")
+    metrics = compute(events, settings, meta.get("scenario", run_dir.name))
+    return dataclasses.replace(metrics, checks=check_expectations(metrics, meta.get("expect", {}), settings))
+
+
+def write(metrics: Metrics, run_dir: Path, plot: bool = True) -> list[Path]:
+    run_dir = Path(run_dir)
+    paths = [run_dir / "report.json", run_dir / "report.md"]
+    paths[0].write_text(json.dumps(to_dict(metrics), indent=1, default=_json_default))
+    paths[1].write_text(to_markdown(metrics))
+    if plot:
+        from lab.analysis.plot import timeline
+
+        paths.append(timeline(metrics, run_dir / "timeline.png"))
+    return paths
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    raise TypeError(type(value).__name__)
+
+
+def to_dict(m: Metrics) -> dict[str, Any]:
+    d = dataclasses.asdict(m)
+    d["failed"] = m.failed
+    d["nines"] = None if math.isinf(m.nines) else m.nines
+    for f, out in zip(m.faults, d["faults"]):
+        out["detection"] = f.detection
+        out["recovery"] = f.recovery
+    for o, out in zip(m.outages, d["outages"]):
+        out["duration"] = o.duration
+    return d
+
+
+def _clock(t: float, m: Metrics) -> str:
+    """Seconds since the load started: the timeline a student reads."""
+    return f"{t - m.load_start:6.2f}"
+
+
+def _secs(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f} s"
+
+
+def sections(m: Metrics) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The report as (title, header, rows) tables, shared by the text and Markdown forms."""
+    out = []
+    out.append(("Availability", ["measure", "value"], [
+        ["requests sent", str(m.total)],
+        ["succeeded / failed", f"{m.ok} / {m.failed}"],
+        ["request availability", f"{format_percent(m.request_availability)}  ({format_nines(m.request_availability)} nines)"],
+        ["time-based availability", f"{format_percent(m.time_availability)}  (share of time slots that met the goal)"],
+        ["load duration", f"{m.load_end - m.load_start:.1f} s"],
+        ["errors by kind", ", ".join(f"{k}: {v}" for k, v in m.errors.items()) or "none"],
+        ["requests counted twice", str(len(m.duplicate_ids))],
+    ]))
+    out.append(("Faults: injected, detected, repaired", ["at (s)", "fault", "affects", "detected after", "failed before detection",
+                                                        "routed to it while DOWN", "repaired at (s)", "back UP after"], [
+        [_clock(f.at, m), f"{f.action} {f.target}", ", ".join(f.affects) or "—", _secs(f.detection),
+         str(f.failed_before_detection), "not logged" if f.routed_while_down is None else str(f.routed_while_down + f.failed_after_detection),
+         "—" if f.reverted_at is None else _clock(f.reverted_at, m), _secs(f.recovery)]
+        for f in m.faults]))
+    out.append(("Outage windows (failed requests close together)", ["from (s)", "to (s)", "duration", "failed / sent", "cause"], [
+        [_clock(o.start, m), _clock(o.end, m), _secs(o.duration), f"{o.failed} / {o.total}", o.cause] for o in m.outages]))
+    total_ok = sum(m.served_by.values()) or 1
+    out.append(("Who served the successful requests", ["origin", "requests", "share", "failed requests it was blamed for"], [
+        [name, str(n), f"{n / total_ok:.1%}", str(m.blamed.get(name, 0))] for name, n in m.served_by.items()]))
+    out.append(("Latency of successful requests (from when each was due)", ["when", "count", "p50", "p95", "p99", "max"], [
+        [when, str(s["count"])] + [format_duration(s[k]) if s[k] is not None else "—" for k in ("p50", "p95", "p99", "max")]
+        for when, s in m.latency.items()]))
+    if m.checks:
+        out.append(("Expectations", ["check", "result", "detail"], [[c.name, "PASS" if c.passed else "FAIL", c.detail] for c in m.checks]))
+    return out
+
+
+def to_markdown(m: Metrics) -> str:
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m.load_start))
+    lines = [f"# halab report: {m.scenario}", "", f"Load started {started}; times below are seconds since then.", ""]
+    for title, header, rows in sections(m):
+        lines += [f"## {title}", ""]
+        if not rows:
+            lines += ["(none)", ""]
+            continue
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "---|" * len(header))
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        lines.append("")
+    lines += ["![timeline](timeline.png)", ""]
+    return "\n".join(lines)
+
+
+def print_report(m: Metrics, console: Any = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    console.rule(f"[bold]halab report: {m.scenario}")
+    for title, header, rows in sections(m):
+        table = Table(title=title, title_justify="left", show_lines=False)
+        for h in header:
+            table.add_column(h)
+        for row in rows:
+            style = "red" if row and row[1:2] == ["FAIL"] else None
+            table.add_row(*row, style=style)
+        if not rows:
+            table.add_row(*(["(none)"] + [""] * (len(header) - 1)))
+        console.print(table)

@@ -1,0 +1,198 @@
+"""The ``halab`` command.
+
+    sudo halab run SCENARIO.toml     build, load, break, watch, report
+    halab check SCENARIO.toml        validate a scenario without building anything
+    sudo halab cli TOPOLOGY          Mininet CLI with lab verbs (fail, heal, crash, pause, ...)
+    sudo halab clean                 remove exactly what a crashed lab left behind
+    halab topos                      the topologies, with their drawings
+    halab report RUN_DIR             rebuild a run's report from its events
+    sudo halab sniff NODE [BPF]      annotated live packet trace inside a node
+    sudo halab doctor                what this machine's kernel can do
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from lab.core.schema import ConfigError
+
+EXIT_OK, EXIT_EXPECTATION, EXIT_USAGE, EXIT_LAB = 0, 1, 2, 3
+
+
+def need_root(what: str) -> None:
+    if os.geteuid() != 0:
+        sys.exit(f"halab {what} builds or enters network namespaces and needs root: run it as 'sudo halab {what} ...'")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from lab.analysis import report
+    from lab.runner import load_scenario, new_run_dir, run
+
+    scenario = load_scenario(args.scenario)
+    need_root("run")
+    run_dir = Path(args.run_dir).resolve() if args.run_dir else new_run_dir(scenario, Path(args.runs))
+    print(f"halab: running {scenario.name!r} ({scenario.duration:g} s of load); run directory {run_dir}")
+    run(scenario, run_dir, live=not args.quiet)
+    metrics = report.build(run_dir)
+    paths = report.write(metrics, run_dir, plot=not args.no_plot)
+    report.print_report(metrics)
+    print("written: " + ", ".join(str(p) for p in paths))
+    failed = [c for c in metrics.checks if not c.passed]
+    return EXIT_EXPECTATION if failed else EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from lab.runner import load_scenario
+
+    s = load_scenario(args.scenario)
+    print(f"{args.scenario}: ok — topology {s.topology} ({', '.join(f'{k}={v}' for k, v in s.topology_params.items())}), "
+          f"{s.duration:g} s of load at {s.load.rate:g} req/s from {len(s.load.clients)} clients, {len(s.faults)} faults")
+    for f in s.faults:
+        print(f"  at {f.at:6.2f} s  {f.action} {f.target or ''}")
+    return EXIT_OK
+
+
+def cmd_cli(args: argparse.Namespace) -> int:
+    from lab.core.scenario import parse_scenario
+    from lab.labcli import LabCLI
+    from lab.net.lab import Lab
+    from lab.net.roles import plan_services
+    from lab.runner import new_run_dir, write_meta
+
+    import topologies
+
+    params = {}
+    for item in args.param:
+        key, _, value = item.partition("=")
+        params[key] = int(value) if value.isdigit() else value
+    scenario = parse_scenario({"name": f"cli-{args.topology}", "duration": 3600, "topology": {"name": args.topology, "switch": args.switch, **params}},
+                              "halab cli", topologies.lookup)
+    need_root("cli")
+    run_dir = new_run_dir(scenario, Path(args.runs))
+    run_dir.mkdir(parents=True)
+    write_meta(scenario, run_dir)
+    with Lab(scenario, run_dir) as lab:
+        services = [lab.start(spec) for spec in plan_services(scenario, lab.addresses, run_dir)]
+        lab.wait_ready(services)
+        print(f"halab: {args.topology} is up; services: {', '.join(sorted(lab.services))}. Events go to {run_dir}.")
+        print("Lab verbs: fail, heal, crash, restart, pause, resume, restore, broken, stats, events, load. 'help VERB' explains.")
+        LabCLI(lab)
+    return EXIT_OK
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from lab.net.state import clean
+
+    need_root("clean")
+    removed = clean()
+    print("removed: " + ", ".join(removed) if removed else "nothing to clean: no crashed lab left anything behind")
+    return EXIT_OK
+
+
+def cmd_topos(args: argparse.Namespace) -> int:
+    import topologies
+
+    for name in topologies.names():
+        print(f"== {name} ==\n{topologies.describe(name)}\n")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from lab.analysis import report
+
+    metrics = report.build(Path(args.run_dir))
+    paths = report.write(metrics, Path(args.run_dir), plot=not args.no_plot)
+    report.print_report(metrics)
+    print("written: " + ", ".join(str(p) for p in paths))
+    return EXIT_EXPECTATION if any(not c.passed for c in metrics.checks) else EXIT_OK
+
+
+def cmd_sniff(args: argparse.Namespace) -> int:
+    from lab.net.state import STATE_DIR, Ledger
+
+    need_root("sniff")
+    ledger = Ledger.open(STATE_DIR / "ledger.json")
+    shells = {p["what"].split()[0]: p["pid"] for p in ledger.data["processes"] if p["what"].endswith(" shell")}
+    if args.node not in shells:
+        known = ", ".join(sorted(shells)) or "none: is a lab running? start one with 'sudo halab cli single_lb'"
+        print(f"no node {args.node!r} in the running lab (nodes: {known})", file=sys.stderr)
+        return EXIT_USAGE
+    names = {}
+    try:
+        owner = json.loads((STATE_DIR / "owner.json").read_text())
+        built = [json.loads(line) for line in (Path(owner["run_dir"]) / "events" / "lab-lab.jsonl").read_text().splitlines()]
+        names = {ip: node for e in built if e["kind"] == "lab_built" for node, ip in e["addresses"].items()}
+    except (OSError, ValueError, KeyError):
+        pass
+    cmd = ["nsenter", f"--net=/proc/{shells[args.node]}/ns/net", sys.executable, "-m", "lab.packets.sniff",
+           "--filter", " ".join(args.bpf), "--names", json.dumps(names), "--count", str(args.count)]
+    return subprocess.call(cmd)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from lab.net import features
+
+    need_root("doctor")
+    for f in features.report():
+        print(f"{f.name:<20} {'yes' if f.available else 'no ':<4} {f.detail}")
+    return EXIT_OK
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="halab", description="An educational high-availability lab on Mininet.")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run a scenario: build, load, break, watch, report")
+    r.add_argument("scenario")
+    r.add_argument("--runs", default="runs", help="where run directories go (default ./runs)")
+    r.add_argument("--run-dir", help="exact run directory to use")
+    r.add_argument("--quiet", action="store_true", help="no live view")
+    r.add_argument("--no-plot", action="store_true", help="skip the PNG timeline")
+    r.set_defaults(func=cmd_run)
+    c = sub.add_parser("check", help="validate a scenario file without building anything")
+    c.add_argument("scenario")
+    c.set_defaults(func=cmd_check)
+    cl = sub.add_parser("cli", help="interactive Mininet CLI with lab verbs")
+    cl.add_argument("topology")
+    cl.add_argument("--param", action="append", default=[], help="topology parameter, e.g. --param origins=4")
+    cl.add_argument("--switch", default="lxbr", choices=("lxbr", "ovsbr"))
+    cl.add_argument("--runs", default="runs")
+    cl.set_defaults(func=cmd_cli)
+    sub.add_parser("clean", help="remove what a crashed lab left behind").set_defaults(func=cmd_clean)
+    sub.add_parser("topos", help="list topologies with their drawings").set_defaults(func=cmd_topos)
+    rep = sub.add_parser("report", help="rebuild a run's report from its events")
+    rep.add_argument("run_dir")
+    rep.add_argument("--no-plot", action="store_true")
+    rep.set_defaults(func=cmd_report)
+    sn = sub.add_parser("sniff", help="annotated live packet trace inside a node of the running lab")
+    sn.add_argument("node")
+    sn.add_argument("bpf", nargs="*", help="BPF filter words, e.g. tcp port 80")
+    sn.add_argument("--count", type=int, default=0)
+    sn.set_defaults(func=cmd_sniff)
+    sub.add_parser("doctor", help="what this machine's kernel can do").set_defaults(func=cmd_doctor)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from lab.net.lab import LabError
+    from lab.net.state import LabBusy
+
+    try:
+        return args.func(args)
+    except ConfigError as e:
+        print(f"halab: scenario error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except (LabBusy, LabError) as e:
+        print(f"halab: {e}", file=sys.stderr)
+        return EXIT_LAB
+    except KeyboardInterrupt:
+        print("halab: interrupted; the lab was cleaned up", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

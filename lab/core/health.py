@@ -1,0 +1,195 @@
+"""Active health checking with HAProxy's health-counter semantics.
+
+A balancer probes each backend on a timer (HTTP GET, TCP connect or ping)
+and must decide, from a noisy stream of pass/fail results, whether the
+backend is UP. Flapping on every lost probe would be as bad as never
+noticing a dead server, so HAProxy keeps one counter per server:
+
+    health in [0, rise + fall - 1];  the server is UP while health >= rise
+
+- a passed probe adds 1; reaching ``rise`` marks the server UP and jumps the
+  counter to the top (``rise + fall - 1``);
+- a failed probe takes 1; dropping below ``rise`` marks the server DOWN and
+  resets the counter to 0.
+
+So an UP server needs ``fall`` consecutive failures to go DOWN, and a DOWN
+server needs ``rise`` consecutive passes to come back; a single pass heals an
+UP server that had a bad moment, and a single failure resets a recovering
+one. (HAProxy ``src/check.c``: ``check_notify_success``/``check_notify_failure``.)
+
+The next probe is scheduled ``inter`` after the last one, ``fastinter``
+while the counter is between the extremes (something is changing: look more
+often) and ``downinter`` while fully DOWN (HAProxy ``srv_getinter``).
+
+The transitions are a table, like h11's ``_state.py``: every (state, result)
+pair is listed, and anything else is an error that names both.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+UP = "UP"
+DOWN = "DOWN"
+PASS = "pass"
+FAIL = "fail"
+
+# HAProxy defaults (include/haproxy/defaults.h): inter 2000 ms, rise 2, fall 3.
+DEFAULT_INTER = 2.0
+DEFAULT_RISE = 2
+DEFAULT_FALL = 3
+
+
+class IllegalTransition(Exception):
+    """An event arrived that the state table has no entry for."""
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    rise: int = DEFAULT_RISE
+    fall: int = DEFAULT_FALL
+    inter: float = DEFAULT_INTER
+    fastinter: float | None = None  # None: same as inter (HAProxy)
+    downinter: float | None = None  # None: same as inter (HAProxy)
+    timeout: float | None = None  # None: same as inter (HAProxy "timeout check" unset)
+
+    def __post_init__(self) -> None:
+        if self.rise < 1 or self.fall < 1:
+            raise ValueError(f"rise and fall must be >= 1 (got rise={self.rise}, fall={self.fall})")
+        for name in ("inter", "fastinter", "downinter", "timeout"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be > 0 seconds (got {value})")
+
+    @property
+    def top(self) -> int:
+        return self.rise + self.fall - 1
+
+    @property
+    def check_timeout(self) -> float:
+        return self.timeout if self.timeout is not None else self.inter
+
+    def worst_detection(self) -> float:
+        """Longest time from a fault to DOWN for a server that was fully UP.
+
+        The fault can land just after a probe passed (wait up to one
+        interval), then ``fall`` probes must fail: the first after ``inter``,
+        the others ``fastinter`` apart, and the last one only fails when its
+        timeout expires.
+        """
+        fast = self.fastinter if self.fastinter is not None else self.inter
+        return self.inter + (self.fall - 1) * max(fast, self.check_timeout) + self.check_timeout
+
+
+@dataclass(frozen=True)
+class Transition:
+    """The server changed state; ``reason`` says which probe did it."""
+
+    server: str
+    before: str
+    after: str
+    at: float
+    reason: str
+
+
+def _pass_while_up(h: int, s: HealthSettings) -> tuple[str, int]:
+    return UP, s.top
+
+
+def _fail_while_up(h: int, s: HealthSettings) -> tuple[str, int]:
+    return (UP, h - 1) if h > s.rise else (DOWN, 0)
+
+
+def _pass_while_down(h: int, s: HealthSettings) -> tuple[str, int]:
+    return (UP, s.top) if h + 1 >= s.rise else (DOWN, h + 1)
+
+
+def _fail_while_down(h: int, s: HealthSettings) -> tuple[str, int]:
+    return DOWN, 0
+
+
+# (state, probe result) -> step(health, settings) -> (new state, new health)
+TRANSITIONS: dict[tuple[str, str], Callable[[int, HealthSettings], tuple[str, int]]] = {
+    (UP, PASS): _pass_while_up,
+    (UP, FAIL): _fail_while_up,
+    (DOWN, PASS): _pass_while_down,
+    (DOWN, FAIL): _fail_while_down,
+}
+
+
+@dataclass
+class HealthCounter:
+    """One backend's health as its balancer sees it.
+
+    HAProxy starts servers UP with ``health = rise``: trusted, but the first
+    failed probe takes them DOWN (no need to wait ``fall`` probes for a
+    server that never answered). ``start_up=False`` starts them DOWN 0/rise
+    instead, like HAProxy's ``init-state down``.
+    """
+
+    server: str
+    settings: HealthSettings = field(default_factory=HealthSettings)
+    start_up: bool = True
+    state: str = field(init=False)
+    health: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.state = UP if self.start_up else DOWN
+        self.health = self.settings.rise if self.start_up else 0
+
+    def observe(self, result: str, now: float, reason: str = "") -> Transition | None:
+        """Feed one probe result; return the transition it caused, if any."""
+        step = TRANSITIONS.get((self.state, result))
+        if step is None:
+            raise IllegalTransition(f"health of {self.server}: no transition from state {self.state!r} on {result!r}")
+        before = self.state
+        self.state, self.health = step(self.health, self.settings)
+        if self.state != before:
+            return Transition(self.server, before, self.state, now, reason or result)
+        return None
+
+    def force(self, state: str, now: float, reason: str) -> Transition | None:
+        """Set a state from outside the probes (an operator, a passive check)."""
+        if state not in (UP, DOWN):
+            raise IllegalTransition(f"health of {self.server}: unknown state {state!r}")
+        before = self.state
+        self.state = state
+        self.health = self.settings.top if state == UP else 0
+        return Transition(self.server, before, state, now, reason) if before != state else None
+
+    @property
+    def up(self) -> bool:
+        return self.state == UP
+
+    @property
+    def settled(self) -> bool:
+        return self.health in (0, self.settings.top)
+
+    def next_interval(self) -> float:
+        s = self.settings
+        if self.state == DOWN and self.health == 0:
+            return s.downinter if s.downinter is not None else s.inter
+        if not self.settled:
+            return s.fastinter if s.fastinter is not None else s.inter
+        return s.inter
+
+    def label(self) -> str:
+        """HAProxy's stats notation: ``UP n/fall`` (n failures from DOWN) or ``DOWN n/rise``."""
+        s = self.settings
+        if self.state == UP:
+            return f"UP {self.health - s.rise + 1}/{s.fall}"
+        return f"DOWN {self.health}/{s.rise}"
+
+
+def diagram() -> str:
+    """The state table as text, generated so the docs never drift from the code."""
+    lines = ["state  probe  ->  result"]
+    descriptions = {
+        (UP, PASS): "UP, health = rise+fall-1",
+        (UP, FAIL): "UP, health-1   (DOWN, health=0 when it would drop below rise)",
+        (DOWN, PASS): "DOWN, health+1 (UP, health=rise+fall-1 when it reaches rise)",
+        (DOWN, FAIL): "DOWN, health = 0",
+    }
+    for state, result in TRANSITIONS:
+        lines.append(f"{state:<5}  {result:<5}  ->  {descriptions[(state, result)]}")
+    return "\n".join(lines)

@@ -1,0 +1,333 @@
+"""Scenario files: what to build, what load to drive, what to break and when.
+
+A scenario is a TOML file (see ``exercises/*/scenario.toml``). This module
+turns the parsed table into frozen dataclasses and rejects every mistake it
+can see *before* any network is built: unknown keys (with a did-you-mean),
+wrong types and ranges, unknown nodes or links, fault times outside the run,
+and timelines that make no sense (healing a link that is not cut, resuming
+a node that is not paused). The topology is looked up through a callback,
+so this module needs neither Mininet nor root.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from lab.core.balancing import ALGORITHMS
+from lab.core.health import DEFAULT_FALL, DEFAULT_RISE, HealthSettings
+from lab.core.schema import ConfigError, Field, check_table, suggest
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a topology builds: node name -> role, and links as node pairs."""
+
+    nodes: Mapping[str, str]
+    links: tuple[tuple[str, str], ...]
+
+    def by_role(self, role: str) -> list[str]:
+        return [n for n, r in self.nodes.items() if r == role]
+
+    def links_of(self, node: str) -> list[tuple[str, str]]:
+        return [link for link in self.links if node in link]
+
+
+TopologyLookup = Callable[[str, Mapping[str, Any], str], tuple[Layout, Mapping[str, Any]]]
+
+LINK_ACTIONS = ("link_down", "link_up")
+NODE_ACTIONS = ("crash", "restart", "pause", "resume")
+ACTIONS = LINK_ACTIONS + NODE_ACTIONS + ("restore",)
+SERVICE_ROLES = ("origin", "balancer")
+
+TOP = {
+    "name": Field(str, help="a short name, used for the run directory"),
+    "description": Field(str, default=""),
+    "duration": Field(float, required=True, minimum=1, maximum=3600, help="seconds of load"),
+    "seed": Field(int, default=1, help="seeds every random choice, so a run can be replayed"),
+    "topology": Field(dict, required=True),
+    "balancer": Field(dict, default={}),
+    "origins": Field(dict, default={}),
+    "load": Field(dict, default={}),
+    "faults": Field(list, default=[], item=dict),
+    "capture": Field(dict, default={}),
+    "report": Field(dict, default={}),
+    "expect": Field(dict, default={}),
+}
+TOPOLOGY = {
+    "name": Field(str, required=True, help="a name from `halab topos`"),
+    "switch": Field(str, default="lxbr", choices=("lxbr", "ovsbr")),
+}
+BALANCER = {
+    "algorithm": Field(str, default="roundrobin", choices=tuple(sorted(ALGORITHMS))),
+    "port": Field(int, default=80, minimum=1, maximum=65535),
+    "timeout_connect": Field(float, default=1.0, minimum=0.01, help="seconds (HAProxy 'timeout connect')"),
+    "timeout_server": Field(float, default=2.0, minimum=0.01, help="seconds to wait for a response (HAProxy 'timeout server')"),
+    "log_requests": Field(bool, default=True, help="one event per routed request"),
+    "health": Field(dict, default={}),
+}
+HEALTH = {
+    "kind": Field(str, default="http", choices=("http", "tcp")),
+    "path": Field(str, default="/health"),
+    "inter": Field(float, default=2.0, minimum=0.05, help="seconds between probes (HAProxy default 2 s)"),
+    "fastinter": Field(float, default=None, minimum=0.05),
+    "downinter": Field(float, default=None, minimum=0.05),
+    "timeout": Field(float, default=None, minimum=0.01, help="seconds a probe may take (default: inter)"),
+    "rise": Field(int, default=DEFAULT_RISE, minimum=1, maximum=100),
+    "fall": Field(int, default=DEFAULT_FALL, minimum=1, maximum=100),
+}
+ORIGIN = {
+    "port": Field(int, default=80, minimum=1, maximum=65535),
+    "latency_ms": Field(float, default=0.0, minimum=0, maximum=60000, help="added to every answer"),
+    "capacity": Field(int, default=0, minimum=0, help="requests served at once; 0 = unlimited"),
+    "nodes": Field(dict, default={}, help="per-origin overrides, e.g. [origins.nodes.o3] latency_ms = 200"),
+}
+LOAD = {
+    "rate": Field(float, default=20.0, minimum=0.1, maximum=20000, help="requests per second per client"),
+    "timeout": Field(float, default=3.0, minimum=0.01, help="seconds before the client gives up"),
+    "path": Field(str, default="/"),
+    "clients": Field(list, default=None, item=str, help="client nodes that send load (default: all)"),
+    "max_in_flight": Field(int, default=512, minimum=1, help="open-loop guard: concurrent requests per client"),
+}
+FAULT = {
+    "at": Field(float, required=True, minimum=0, help="seconds after the load starts"),
+    "action": Field(str, required=True, choices=ACTIONS),
+    "target": Field(str, default=None, help="a node (crash, pause...) or a link 'a-b' / a node with one link"),
+    "note": Field(str, default="", help="shown in the live view and the report"),
+}
+CAPTURE = {"interfaces": Field(list, default=[], item=str, help="interfaces to record as pcap, e.g. 'lb1-eth0'")}
+REPORT = {
+    "bucket": Field(float, default=1.0, minimum=0.1, help="seconds per time slot for time-based availability"),
+    "good_ratio": Field(float, default=0.99, minimum=0, maximum=1, help="a slot is up when this share of its requests succeeded"),
+    "merge_gap": Field(float, default=1.0, minimum=0, help="failures closer than this belong to one outage window"),
+}
+EXPECT = {
+    "availability_min": Field(float, default=None, minimum=0, maximum=1, help="request availability at least this"),
+    "max_detection": Field(float, default=None, minimum=0, help="every fault detected (health DOWN) within this many seconds"),
+    "no_requests_after_detection": Field(bool, default=None, help="no request routed to a DOWN server"),
+    "max_outage": Field(float, default=None, minimum=0, help="no outage window longer than this many seconds"),
+}
+
+
+@dataclass(frozen=True)
+class Fault:
+    at: float
+    action: str
+    target: str | None
+    note: str = ""
+    index: int = 0  # position in the file, for messages
+
+    @property
+    def link(self) -> tuple[str, str] | None:
+        if self.action in LINK_ACTIONS and self.target:
+            a, _, b = self.target.partition("-")
+            return (a, b)
+        return None
+
+
+@dataclass(frozen=True)
+class OriginSettings:
+    port: int = 80
+    latency_ms: float = 0.0
+    capacity: int = 0
+
+
+@dataclass(frozen=True)
+class BalancerSettings:
+    algorithm: str = "roundrobin"
+    port: int = 80
+    timeout_connect: float = 1.0
+    timeout_server: float = 2.0
+    log_requests: bool = True
+    health_kind: str = "http"
+    health_path: str = "/health"
+    health: HealthSettings = field(default_factory=HealthSettings)
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    rate: float = 20.0
+    timeout: float = 3.0
+    path: str = "/"
+    clients: tuple[str, ...] = ()
+    max_in_flight: int = 512
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    bucket: float = 1.0
+    good_ratio: float = 0.99
+    merge_gap: float = 1.0
+
+
+@dataclass(frozen=True)
+class Expectations:
+    availability_min: float | None = None
+    max_detection: float | None = None
+    no_requests_after_detection: bool | None = None
+    max_outage: float | None = None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    duration: float
+    seed: int
+    topology: str
+    switch: str
+    topology_params: Mapping[str, Any]
+    layout: Layout
+    balancer: BalancerSettings
+    origins: Mapping[str, OriginSettings]
+    load: LoadSettings
+    faults: tuple[Fault, ...]
+    capture: tuple[str, ...]
+    report: ReportSettings
+    expect: Expectations
+    source: str = "<scenario>"
+
+
+def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup, default_name: str = "scenario") -> Scenario:
+    """Validate a parsed scenario table; raise ``ConfigError`` on the first problem."""
+    top = check_table(data, TOP, source, "")
+    topo_table = dict(top["topology"])
+    topo = check_table(topo_table, TOPOLOGY, source, "topology", extra=lambda k, v: True)
+    params = {k: v for k, v in topo_table.items() if k not in TOPOLOGY}
+    layout, params = lookup(topo["name"], params, source)
+
+    bal = check_table(top["balancer"], BALANCER, source, "balancer")
+    hc = check_table(bal["health"], HEALTH, source, "balancer.health")
+    try:
+        health = HealthSettings(hc["rise"], hc["fall"], hc["inter"], hc["fastinter"], hc["downinter"], hc["timeout"])
+    except ValueError as e:
+        raise ConfigError(source, "balancer.health", str(e)) from None
+    balancer = BalancerSettings(bal["algorithm"], bal["port"], bal["timeout_connect"], bal["timeout_server"], bal["log_requests"], hc["kind"], hc["path"], health)
+
+    origins = _origins(top["origins"], layout, source)
+    load = _load(top["load"], layout, source)
+    faults = _faults(top["faults"], top["duration"], layout, source)
+    capture = check_table(top["capture"], CAPTURE, source, "capture")
+    report = ReportSettings(**check_table(top["report"], REPORT, source, "report"))
+    expect = Expectations(**check_table(top["expect"], EXPECT, source, "expect"))
+    return Scenario(
+        name=top["name"] or default_name,
+        description=top["description"],
+        duration=top["duration"],
+        seed=top["seed"],
+        topology=topo["name"],
+        switch=topo["switch"],
+        topology_params=params,
+        layout=layout,
+        balancer=balancer,
+        origins=origins,
+        load=load,
+        faults=faults,
+        capture=tuple(capture["interfaces"]),
+        report=report,
+        expect=expect,
+        source=source,
+    )
+
+
+def _origins(table: Mapping[str, Any], layout: Layout, source: str) -> dict[str, OriginSettings]:
+    base = check_table(table, ORIGIN, source, "origins")
+    names = layout.by_role("origin")
+    per_node = {k: v for k, v in base.items() if k != "nodes"}
+    out = {name: OriginSettings(**per_node) for name in names}
+    for node, override in base["nodes"].items():
+        if node not in names:
+            raise ConfigError(source, f"origins.nodes.{node}", f"no origin named {node!r}{suggest(node, names)} (origins: {', '.join(names)})")
+        fields = {k: v for k, v in ORIGIN.items() if k != "nodes"}
+        values = check_table(override, {k: Field(f.kind, per_node[k], False, f.minimum, f.maximum) for k, f in fields.items()}, source, f"origins.nodes.{node}")
+        out[node] = OriginSettings(**values)
+    return out
+
+
+def _load(table: Mapping[str, Any], layout: Layout, source: str) -> LoadSettings:
+    values = check_table(table, LOAD, source, "load")
+    all_clients = layout.by_role("client")
+    clients = values["clients"] if values["clients"] is not None else all_clients
+    for i, name in enumerate(clients):
+        if name not in all_clients:
+            raise ConfigError(source, f"load.clients[{i}]", f"no client named {name!r}{suggest(name, all_clients)} (clients: {', '.join(all_clients)})")
+    if not clients:
+        raise ConfigError(source, "load.clients", "needs at least one client")
+    values["clients"] = tuple(clients)
+    return LoadSettings(**values)
+
+
+def resolve_link(target: str, layout: Layout) -> tuple[str, str] | str:
+    """A link from 'a-b', 'b-a' or a node that has exactly one link; or an error sentence."""
+    if target in layout.nodes:
+        links = layout.links_of(target)
+        if len(links) == 1:
+            return links[0]
+        pretty = ", ".join(f"{a}-{b}" for a, b in links)
+        return f"node {target!r} has {len(links)} links ({pretty}); name one as 'a-b'"
+    a, sep, b = target.partition("-")
+    if sep:
+        for link in layout.links:
+            if link in ((a, b), (b, a)):
+                return link
+        return f"no link between {a!r} and {b!r}"
+    return f"no node or link named {target!r}{suggest(target, list(layout.nodes))}"
+
+
+def _faults(items: list[dict[str, Any]], duration: float, layout: Layout, source: str) -> tuple[Fault, ...]:
+    faults = []
+    for i, item in enumerate(items):
+        where = f"faults[{i}]"
+        values = check_table(item, FAULT, source, where)
+        action, target = values["action"], values["target"]
+        if values["at"] > duration:
+            raise ConfigError(source, f"{where}.at", f"{values['at']} s is after the run ends (duration = {duration} s)")
+        if action == "restore":
+            if target is not None:
+                raise ConfigError(source, f"{where}.target", "'restore' undoes every fault and takes no target")
+        elif target is None:
+            raise ConfigError(source, f"{where}.target", f"action {action!r} needs a target")
+        elif action in LINK_ACTIONS:
+            link = resolve_link(target, layout)
+            if isinstance(link, str):
+                raise ConfigError(source, f"{where}.target", link)
+            target = f"{link[0]}-{link[1]}"
+        else:
+            if target not in layout.nodes:
+                raise ConfigError(source, f"{where}.target", f"no node named {target!r}{suggest(target, list(layout.nodes))}")
+            if layout.nodes[target] not in SERVICE_ROLES:
+                raise ConfigError(source, f"{where}.target", f"{target!r} is a {layout.nodes[target]} and runs no service to {action}")
+        faults.append(Fault(values["at"], action, target, values["note"], i))
+    ordered = tuple(sorted(faults, key=lambda f: (f.at, f.index)))
+    _check_timeline(ordered, source)
+    return ordered
+
+
+# action -> (what it breaks or mends, whether the target must already be broken, complaint)
+TIMELINE_RULES = {
+    "link_down": ("down", False, "link {t} is already down at {at} s"),
+    "link_up": ("down", True, "link {t} is not down at {at} s (nothing to heal)"),
+    "crash": ("crashed", False, "{t} is already crashed at {at} s"),
+    "restart": ("crashed", True, "{t} is not crashed at {at} s (nothing to restart)"),
+    "pause": ("paused", False, "{t} is already paused at {at} s"),
+    "resume": ("paused", True, "{t} is not paused at {at} s (nothing to resume)"),
+}
+
+
+def _check_timeline(faults: tuple[Fault, ...], source: str) -> None:
+    """Replay the timeline on sets of broken things; reject moves that cannot happen."""
+    broken: dict[str, set[str]] = {"down": set(), "crashed": set(), "paused": set()}
+    for f in faults:
+        if f.action == "restore":
+            for items in broken.values():
+                items.clear()
+            continue
+        kind, must_be_broken, complaint = TIMELINE_RULES[f.action]
+        target = f.target or ""
+        if (target in broken[kind]) != must_be_broken:
+            raise ConfigError(source, f"faults[{f.index}]", complaint.format(t=target, at=f.at))
+        if f.action in ("pause", "resume") and target in broken["crashed"]:
+            raise ConfigError(source, f"faults[{f.index}]", f"{target} is crashed at {f.at} s; restart it before you {f.action} it")
+        if must_be_broken:
+            broken[kind].discard(target)
+        else:
+            broken[kind].add(target)

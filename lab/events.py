@@ -1,0 +1,87 @@
+"""The event log: one JSON object per line, one file per service, per run.
+
+Every decision a service makes (routed a request, marked a server DOWN,
+answered a probe) and every fault the lab applies is appended here with a
+wall-clock timestamp ``t`` (seconds since the epoch, shared by all network
+namespaces on the machine). The live view tails these files and the report
+is computed from them alone, so a run can be re-examined offline.
+
+Files are line-buffered: an event is on disk as soon as it is emitted, so a
+service killed with SIGKILL (a "crash" fault) loses nothing it said.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+EVENTS_DIR = "events"
+
+
+class EventLog:
+    def __init__(self, path: str | os.PathLike[str], node: str, service: str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.node = node
+        self.service = service
+        self._file = open(self.path, "a", buffering=1, encoding="utf-8")
+
+    def emit(self, kind: str, t: float | None = None, **fields: Any) -> dict[str, Any]:
+        event = {"t": time.time() if t is None else t, "node": self.node, "service": self.service, "kind": kind}
+        event.update(fields)
+        self._file.write(json.dumps(event, separators=(",", ":")) + "\n")
+        return event
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def event_path(run_dir: str | os.PathLike[str], node: str, service: str) -> Path:
+    return Path(run_dir) / EVENTS_DIR / f"{node}-{service}.jsonl"
+
+
+def parse_lines(lines: Iterable[str], source: str = "") -> Iterator[dict[str, Any]]:
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError:
+            # A torn last line from a killed writer; anything else is worth saying.
+            raise ValueError(f"{source}:{number}: not a JSON event: {line[:80]!r}") from None
+
+
+def read_events(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every event of a run, ordered by time."""
+    events: list[dict[str, Any]] = []
+    for path in sorted((Path(run_dir) / EVENTS_DIR).glob("*.jsonl")):
+        text = path.read_text(encoding="utf-8")
+        complete = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
+        events.extend(parse_lines(complete.splitlines(), str(path)))
+    events.sort(key=lambda e: e["t"])
+    return events
+
+
+class Tail:
+    """Reads what was appended to a run's event files since the last call."""
+
+    def __init__(self, run_dir: str | os.PathLike[str]) -> None:
+        self.dir = Path(run_dir) / EVENTS_DIR
+        self.offsets: dict[Path, int] = {}
+
+    def poll(self) -> list[dict[str, Any]]:
+        new: list[dict[str, Any]] = []
+        for path in sorted(self.dir.glob("*.jsonl")):
+            offset = self.offsets.get(path, 0)
+            with open(path, "rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+            end = chunk.rfind(b"\n") + 1  # only whole lines; the rest next time
+            if end:
+                self.offsets[path] = offset + end
+                new.extend(parse_lines(chunk[:end].decode("utf-8").splitlines(), str(path)))
+        new.sort(key=lambda e: e["t"])
+        return new

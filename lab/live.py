@@ -1,0 +1,82 @@
+"""The live terminal view of a running lab (rich), or plain lines when not on a terminal."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from lab.analysis.live_state import LiveState
+from lab.events import Tail
+
+
+class LiveView:
+    def __init__(self, run_dir: Any, title: str, duration: float, console: Any = None) -> None:
+        from rich.console import Console
+
+        self.console = console or Console()
+        self.tail = Tail(run_dir)
+        self.state = LiveState()
+        self.title = title
+        self.duration = duration
+        self.broken: list[str] = []
+        self._live: Any = None
+        self._last_line = 0.0
+
+    def __enter__(self) -> "LiveView":
+        if self.console.is_terminal:
+            from rich.live import Live
+
+            self._live = Live(self.render(), console=self.console, refresh_per_second=4, transient=False)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.update()
+        if self._live is not None:
+            self._live.__exit__(*exc)
+
+    def update(self, broken: list[str] | None = None) -> None:
+        if broken is not None:
+            self.broken = broken
+        for event in self.tail.poll():
+            line = self.state.feed(event)
+            if line and self._live is None:
+                self.console.print(line, highlight=False)
+        if self._live is not None:
+            self._live.update(self.render())
+        elif time.time() - self._last_line >= 2 and self.state.load_start is not None:
+            self._last_line = time.time()
+            self.console.print(self.summary_line(), highlight=False)
+
+    def summary_line(self) -> str:
+        now = time.time()
+        f = self.state.now_figures(now)
+        success = "—" if f["success"] is None else f"{f['success']:.0%}"
+        p50 = "—" if f["p50"] is None else f"{f['p50'] * 1000:.1f} ms"
+        health = " ".join(f"{name}:{v.label}" for name, v in sorted(self.state.servers.items()))
+        return f"{self.state.clock(now)}  success(last 2s) {success}  p50 {p50}  sent {self.state.sent}  {health}"
+
+    def render(self) -> Any:
+        from rich.console import Group
+        from rich.panel import Panel
+        from rich.table import Table
+
+        now = time.time()
+        st = self.state
+        f = st.now_figures(now)
+        elapsed = 0.0 if st.load_start is None else max(0.0, now - st.load_start)
+        servers = Table(expand=True)
+        for col in ("server", "health", "routed", "served", "failed (blamed)", "share"):
+            servers.add_column(col)
+        served_total = sum(v.served for v in st.servers.values()) or 1
+        for name, v in sorted(st.servers.items()):
+            colour = "green" if v.label.startswith("UP") and not v.label.startswith("UP 1/") else "red" if v.label.startswith("DOWN") else "yellow"
+            servers.add_row(name, f"[{colour}]{v.label}[/]", str(v.routed), str(v.served), str(v.failed), f"{v.served / served_total:.0%}")
+        success = "—" if f["success"] is None else f"{f['success']:.1%}"
+        colour = "green" if f["success"] in (None, 1.0) else "red"
+        lat = "—" if f["p50"] is None else f"p50 {f['p50'] * 1000:.1f} ms  p99 {f['p99'] * 1000:.1f} ms"
+        clients = (f"clients: [{colour}]{success}[/] of the last {f['requests']} requests succeeded, {lat}   "
+                   f"total {st.sent} sent, {st.sent - st.ok} failed")
+        broken = "broken now: " + (", ".join(self.broken) if self.broken else "nothing")
+        ticker = "\n".join(st.ticker) or "(no events yet)"
+        header = f"[bold]{self.title}[/]   t = {elapsed:5.1f} / {self.duration:g} s   {broken}"
+        return Panel(Group(header, servers, clients, Panel(ticker, title="events", title_align="left")), title="halab live")

@@ -1,0 +1,1 @@
+"""Mininet glue: the lab's lifecycle, service placement, faults, feature detection."""

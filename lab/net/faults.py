@@ -1,0 +1,176 @@
+"""Breaking things on purpose, and putting them back exactly.
+
+Each fault acts on the running lab and returns a ``Change`` saying what it
+did (which interfaces went down, which processes were killed or frozen),
+also written to the event log as ``fault_applied``/``fault_reverted``. The
+``Faults`` object remembers what is broken, so ``restore()`` undoes exactly
+that and nothing else (IPMininet's ``runFailurePlan``/``restoreIntfs`` idea).
+
+- link_down / link_up: both ends of the link set down/up (carrier lost, as
+  if the cable were pulled); the kernel keeps TCP state, so nothing is reset.
+- crash / restart: SIGKILL every halab service on the node; restart starts
+  the same processes again with the same config.
+- pause / resume: SIGSTOP / SIGCONT. The kernel still answers ping and even
+  completes TCP handshakes for a frozen process: the gray failure.
+"""
+from __future__ import annotations
+
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from lab.core.scenario import SERVICE_ROLES, resolve_link
+from lab.net.lab import CRASHED, PAUSED, RUNNING, Lab, LabError
+
+REVERTS = {"link_up": "link_down", "restart": "crash", "resume": "pause"}
+
+
+@dataclass(frozen=True)
+class Change:
+    action: str
+    target: str
+    affects: tuple[str, ...]
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        extra = ", ".join(f"{k}={v}" for k, v in self.details.items())
+        return f"{self.action} {self.target}" + (f" ({extra})" if extra else "")
+
+
+class Faults:
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.down: dict[str, tuple[str, str]] = {}  # "a-b" -> link
+        self.crashed: set[str] = set()
+        self.paused: set[str] = set()
+
+    # ---- helpers ---------------------------------------------------------------------
+    def _link(self, target: str) -> tuple[str, str]:
+        link = resolve_link(target, self.lab.scenario.layout)
+        if isinstance(link, str):
+            raise LabError(link)
+        return link
+
+    def _node(self, target: str) -> str:
+        nodes = self.lab.scenario.layout.nodes
+        if target not in nodes:
+            raise LabError(f"no node named {target!r} (nodes: {', '.join(sorted(nodes))})")
+        if not self.lab.services_on(target):
+            raise LabError(f"{target!r} runs no halab service to crash, pause or restart")
+        return target
+
+    def _affects(self, nodes: tuple[str, ...]) -> tuple[str, ...]:
+        roles = self.lab.scenario.layout.nodes
+        return tuple(n for n in nodes if roles.get(n) in SERVICE_ROLES)
+
+    def _record(self, change: Change, began: float, note: str = "") -> Change:
+        # Stamped with the moment the action began: the kill or the cable pull
+        # happens before the call returns, and requests failing in between
+        # must not look as if they failed before the fault.
+        kind = "fault_reverted" if change.action in REVERTS else "fault_applied"
+        self.lab.event(kind, t=began, action=change.action, target=change.target, affects=list(change.affects), note=note, **change.details)
+        return change
+
+    def _set_link(self, link: tuple[str, str], status: str) -> list[str]:
+        a, b = self.lab.net[link[0]], self.lab.net[link[1]]
+        names = []
+        for intf_a, intf_b in a.connectionsTo(b):
+            for intf in (intf_a, intf_b):
+                out = intf.ifconfig(status)
+                if out.strip():
+                    raise LabError(f"could not set {intf.name} {status}: {out.strip()}")
+                names.append(intf.name)
+        return names
+
+    # ---- the verbs -------------------------------------------------------------------
+    def apply(self, action: str, target: str | None, note: str = "") -> list[Change]:
+        if action == "restore":
+            return self.restore(note)
+        if target is None:
+            raise LabError(f"{action} needs a target")
+        method = getattr(self, action, None)
+        if method is None or action.startswith("_"):
+            raise LabError(f"unknown fault action {action!r}")
+        began = time.time()
+        return [self._record(method(target), began, note)]
+
+    def link_down(self, target: str) -> Change:
+        link = self._link(target)
+        name = f"{link[0]}-{link[1]}"
+        if name in self.down:
+            raise LabError(f"link {name} is already down")
+        intfs = self._set_link(link, "down")
+        self.down[name] = link
+        return Change("link_down", name, self._affects(link), {"interfaces": intfs})
+
+    def link_up(self, target: str) -> Change:
+        link = self._link(target)
+        name = f"{link[0]}-{link[1]}"
+        if name not in self.down:
+            raise LabError(f"link {name} is not down")
+        intfs = self._set_link(link, "up")
+        del self.down[name]
+        return Change("link_up", name, self._affects(link), {"interfaces": intfs})
+
+    def crash(self, target: str) -> Change:
+        node = self._node(target)
+        if node in self.crashed:
+            raise LabError(f"{node} is already crashed")
+        pids = []
+        for service in self.lab.services_on(node):
+            pids.append(service.pid)
+            self.lab.kill(service)
+        self.crashed.add(node)
+        self.paused.discard(node)
+        return Change("crash", node, (node,), {"killed": pids})
+
+    def restart(self, target: str) -> Change:
+        node = self._node(target)
+        if node not in self.crashed:
+            raise LabError(f"{node} is not crashed")
+        services = [s for s in self.lab.services_on(node) if s.state == CRASHED]
+        for service in services:
+            self.lab.restart(service)
+        self.lab.wait_ready(services)
+        self.crashed.discard(node)
+        return Change("restart", node, (node,), {"started": [s.pid for s in services]})
+
+    def pause(self, target: str) -> Change:
+        node = self._node(target)
+        if node in self.paused or node in self.crashed:
+            raise LabError(f"{node} is already {'paused' if node in self.paused else 'crashed'}")
+        pids = []
+        for service in self.lab.services_on(node):
+            self.lab.signal(service, signal.SIGSTOP)
+            service.state = PAUSED
+            pids.append(service.pid)
+        self.paused.add(node)
+        return Change("pause", node, (node,), {"stopped": pids})
+
+    def resume(self, target: str) -> Change:
+        node = self._node(target)
+        if node not in self.paused:
+            raise LabError(f"{node} is not paused")
+        pids = []
+        for service in self.lab.services_on(node):
+            if service.state == PAUSED:
+                self.lab.signal(service, signal.SIGCONT)
+                service.state = RUNNING
+                pids.append(service.pid)
+        self.paused.discard(node)
+        return Change("resume", node, (node,), {"continued": pids})
+
+    def restore(self, note: str = "") -> list[Change]:
+        """Undo every fault still in force: heal links, resume, restart."""
+        steps = ([(self.link_up, name) for name in list(self.down)] + [(self.resume, node) for node in sorted(self.paused)]
+                 + [(self.restart, node) for node in sorted(self.crashed)])
+        changes = []
+        for verb, target in steps:
+            began = time.time()
+            changes.append(self._record(verb(target), began, note or "restore"))
+        return changes
+
+    def broken(self) -> list[str]:
+        return ([f"link {n} down" for n in self.down] + [f"{n} crashed" for n in sorted(self.crashed)]
+                + [f"{n} paused" for n in sorted(self.paused)])

@@ -1,0 +1,75 @@
+"""What this kernel and machine can do, found by trying, not by guessing.
+
+Module lists lie (features may be built in, /lib/modules may be absent), so
+each probe makes the thing in a scratch network namespace of its own and
+deletes it: a bond, a netem qdisc, an IPVS service... The answer and the
+reason are shown by ``halab doctor`` and used to pick kernel or userspace
+implementations, with a clear message when a student asks for one that the
+machine lacks.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    available: bool
+    detail: str
+
+
+def _run(args: list[str], timeout: float = 5.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+
+
+def _in_scratch_netns(commands: list[list[str]]) -> tuple[bool, str]:
+    """Run ``commands`` in a fresh namespace; (all succeeded, first error)."""
+    ns = f"halab-probe-{os.getpid()}"
+    made = _run(["ip", "netns", "add", ns])
+    if made.returncode != 0:
+        return False, f"cannot create a network namespace: {made.stderr.strip()}"
+    try:
+        for cmd in commands:
+            r = _run(["ip", "netns", "exec", ns, *cmd])
+            if r.returncode != 0:
+                return False, (r.stderr or r.stdout).strip() or f"{' '.join(cmd)} failed"
+        return True, "ok"
+    finally:
+        _run(["ip", "netns", "del", ns])
+
+
+@lru_cache(maxsize=None)
+def probe(name: str) -> Feature:
+    if os.geteuid() != 0:
+        return Feature(name, False, "needs root to probe")
+    if name == "netem":
+        ok, why = _in_scratch_netns([["tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"]])
+    elif name == "bonding":
+        ok, why = _in_scratch_netns([["ip", "link", "add", "hbond0", "type", "bond", "mode", "active-backup"]])
+    elif name == "htb":
+        ok, why = _in_scratch_netns([["tc", "qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb"]])
+    elif name == "nftables":
+        ok, why = _in_scratch_netns([["nft", "add", "table", "ip", "halab_probe"]])
+    elif name == "ovs":
+        if not shutil.which("ovs-vsctl"):
+            ok, why = False, "ovs-vsctl not installed (apt install openvswitch-switch)"
+        else:
+            r = _run(["ovs-vsctl", "--timeout=2", "show"])
+            ok, why = r.returncode == 0, "ovsdb-server answers" if r.returncode == 0 else f"ovsdb-server is not running: {r.stderr.strip()}"
+    elif name == "ovs_kernel_datapath":
+        ok, why = os.path.isdir("/sys/module/openvswitch"), "openvswitch kernel module loaded" if os.path.isdir("/sys/module/openvswitch") else "no openvswitch kernel module (userspace datapath only)"
+    else:
+        raise ValueError(f"unknown feature {name!r}")
+    return Feature(name, ok, why if not ok else "available")
+
+
+FEATURES = ("netem", "htb", "nftables", "bonding", "ovs", "ovs_kernel_datapath")
+
+
+def report() -> list[Feature]:
+    return [probe(name) for name in FEATURES]

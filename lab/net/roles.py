@@ -1,0 +1,76 @@
+"""Which service runs on which host, with which settings (pure: no Mininet).
+
+The topology gives each host a role and an address; the scenario gives the
+settings. ``plan_services`` joins them into one ``ServiceSpec`` per process,
+whose ``config`` is the JSON the service reads. Kept free of I/O so a test
+can check, without root, that every origin is a backend of the balancer and
+every client aims at it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from lab.core.scenario import Scenario
+from lab.events import event_path
+
+CONTROL_DIR = "/run/halab/ctl"  # short, fixed: a Unix socket path must stay under 108 bytes
+
+MODULES = {"origin": "lab.services.origin", "balancer": "lab.services.balancer", "loadgen": "lab.services.loadgen"}
+
+
+@dataclass
+class ServiceSpec:
+    node: str
+    service: str
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.node}-{self.service}"
+
+    @property
+    def module(self) -> str:
+        return MODULES[self.service]
+
+
+def _base(node: str, service: str, run_dir: Path) -> dict[str, Any]:
+    return {"node": node, "service": service, "events": str(event_path(run_dir, node, service)),
+            "control": f"{CONTROL_DIR}/{node}-{service}.sock"}
+
+
+def plan_services(scenario: Scenario, addresses: Mapping[str, str], run_dir: Path) -> list[ServiceSpec]:
+    """Origins and balancers (started before the load); clients come from ``plan_load``."""
+    layout = scenario.layout
+    specs = []
+    for node, settings in scenario.origins.items():
+        cfg = _base(node, "origin", run_dir)
+        cfg.update(port=settings.port, latency_ms=settings.latency_ms, capacity=settings.capacity)
+        specs.append(ServiceSpec(node, "origin", cfg))
+    b = scenario.balancer
+    servers = [{"name": n, "address": addresses[n], "port": scenario.origins[n].port} for n in layout.by_role("origin")]
+    h = b.health
+    for node in layout.by_role("balancer"):
+        cfg = _base(node, "balancer", run_dir)
+        cfg.update(port=b.port, algorithm=b.algorithm, servers=servers, timeout_connect=b.timeout_connect,
+                   timeout_server=b.timeout_server, log_requests=b.log_requests, seed=scenario.seed,
+                   health={"kind": b.health_kind, "path": b.health_path, "inter": h.inter, "fastinter": h.fastinter,
+                           "downinter": h.downinter, "timeout": h.timeout, "rise": h.rise, "fall": h.fall})
+        specs.append(ServiceSpec(node, "balancer", cfg))
+    return specs
+
+
+def plan_load(scenario: Scenario, addresses: Mapping[str, str], run_dir: Path, start_at: float) -> list[ServiceSpec]:
+    balancers = scenario.layout.by_role("balancer")
+    if not balancers:
+        raise ValueError(f"topology {scenario.topology!r} has no balancer for the clients to aim at")
+    target = addresses[balancers[0]]
+    load = scenario.load
+    specs = []
+    for node in load.clients:
+        cfg = _base(node, "loadgen", run_dir)
+        cfg.update(target=target, port=scenario.balancer.port, rate=load.rate, duration=scenario.duration,
+                   start_at=start_at, timeout=load.timeout, path=load.path, max_in_flight=load.max_in_flight)
+        specs.append(ServiceSpec(node, "loadgen", cfg))
+    return specs

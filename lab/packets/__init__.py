@@ -1,0 +1,1 @@
+"""Scapy: live and offline packet traces with an explanation on every line."""

@@ -1,0 +1,271 @@
+"""L7 balancer (gateway, reverse proxy): HTTP in, HTTP out to a chosen origin.
+
+For every request from a client it asks the pool (``lab.core.balancing``)
+for a server, forwards the request over a kept-alive connection with
+``X-Forwarded-For`` and ``Via`` added (RFC 9110 7.6.3: a gateway must add
+Via on inbound requests), and relays the answer with ``X-Upstream`` naming
+the server, so the client can tell who served or who failed it.
+
+Beside the traffic, one probe loop per server runs the active health check
+(HTTP GET or TCP connect) and feeds the results to an HAProxy-style health
+counter (``lab.core.health``); a server that goes DOWN leaves the pool until
+it rises again. Every routing decision, failure and health change is an
+event in the run's log.
+
+Errors follow nginx: 502 when the server refuses or breaks the connection,
+504 when it does not answer in time, 503 when no server is UP.
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from typing import Any
+
+from lab.core.balancing import Pool, RequestInfo, Server, make_algorithm
+from lab.core.health import FAIL, PASS, HealthCounter, HealthSettings
+from lab.core.http1 import (
+    IDEMPOTENT, HttpError, Head, error_response, forward_headers, parse_request_head,
+    parse_response_head, render_head, request_framing, response_framing,
+)
+from lab.services.httpio import PeerClosed, read_body, read_head, relay_body, within
+from lab.services.runtime import Context, serve
+
+Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+class UpstreamError(Exception):
+    def __init__(self, status: int, kind: str, message: str, sent: bool) -> None:
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+        self.message = message
+        self.sent = sent  # the request reached the server: not safe to replay a POST
+
+
+class Balancer:
+    def __init__(self, ctx: Context) -> None:
+        cfg = ctx.config
+        self.ctx = ctx
+        self.log = ctx.log
+        self.name = ctx.node
+        self.timeout_connect = float(cfg.get("timeout_connect", 1.0))
+        self.timeout_server = float(cfg.get("timeout_server", 2.0))
+        self.log_requests = bool(cfg.get("log_requests", True))
+        servers = [Server(s["name"], s["address"], int(s.get("port", 80)), int(s.get("weight", 1)), bool(s.get("backup", False))) for s in cfg["servers"]]
+        self.pool = Pool(servers, make_algorithm(cfg.get("algorithm", "roundrobin")), random.Random(cfg.get("seed", 1)))
+        hc = cfg.get("health", {})
+        self.check_kind = hc.get("kind", "http")
+        self.check_path = hc.get("path", "/health")
+        settings = HealthSettings(int(hc.get("rise", 2)), int(hc.get("fall", 3)), float(hc.get("inter", 2.0)),
+                                  hc.get("fastinter"), hc.get("downinter"), hc.get("timeout"))
+        self.health = {s.name: HealthCounter(s.name, settings) for s in servers}
+        self.idle: dict[str, deque[Conn]] = {s.name: deque() for s in servers}
+        self.errors = {s.name: 0 for s in servers}
+        self.requests = 0
+        self.no_server = 0
+        self.bad_requests = 0
+        ctx.commands.update(stats=lambda req: self.statistics(), set_server=self.set_server)
+
+    # ---- runtime commands ------------------------------------------------------------
+    def statistics(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests, "no_server": self.no_server, "bad_requests": self.bad_requests,
+            "servers": {s.name: {"state": self.health[s.name].label(), "active": s.active, "picked": s.picked,
+                                 "errors": self.errors[s.name], "weight": s.weight, "drain": s.drain,
+                                 "disabled": s.disabled} for s in self.pool.servers},
+        }
+
+    def set_server(self, req: dict[str, Any]) -> dict[str, Any]:
+        server = self.pool[req["server"]]
+        changes = {k: req[k] for k in ("weight", "drain", "disabled") if k in req}
+        for key, value in changes.items():
+            setattr(server, key, int(value) if key == "weight" else bool(value))
+        self.log.emit("server_changed", server=server.name, **changes)
+        return self.statistics()["servers"][server.name]
+
+    # ---- health checks ---------------------------------------------------------------
+    async def probe(self, server: Server) -> tuple[bool, str]:
+        timeout = self.health[server.name].settings.check_timeout
+        try:
+            return await within(timeout, self._probe(server))
+        except asyncio.TimeoutError:
+            return False, f"no answer within {timeout:g} s"
+        except ConnectionRefusedError:
+            return False, "connection refused"
+        except (OSError, HttpError, asyncio.IncompleteReadError, PeerClosed) as e:
+            return False, f"{type(e).__name__}: {e}"
+
+    async def _probe(self, server: Server) -> tuple[bool, str]:
+        reader, writer = await asyncio.open_connection(server.address, server.port)
+        try:
+            if self.check_kind == "tcp":
+                return True, "TCP connect ok"
+            writer.write(f"GET {self.check_path} HTTP/1.1\r\nHost: {server.address}\r\nUser-Agent: halab-check\r\nConnection: close\r\n\r\n".encode())
+            head = parse_response_head(await read_head(reader))
+            ok = 200 <= head.status < 400  # HAProxy option httpchk: 2xx and 3xx pass
+            return ok, f"HTTP {head.status}"
+        finally:
+            writer.close()
+
+    async def check_loop(self, server: Server, first_delay: float) -> None:
+        counter = self.health[server.name]
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(first_delay)
+        while True:
+            started = loop.time()
+            ok, detail = await self.probe(server)
+            before = counter.label()
+            transition = counter.observe(PASS if ok else FAIL, time.time(), detail)
+            if counter.label() != before:  # steady UP 3/3 or DOWN 0/2 probes are not news
+                self.log.emit("health_checked", server=server.name, result=PASS if ok else FAIL, detail=detail,
+                              label=counter.label(), took=round(loop.time() - started, 4))
+            if transition is not None:
+                server.up = counter.up
+                self.log.emit("health_changed", server=server.name, before=transition.before, after=transition.after,
+                              reason=transition.reason, label=counter.label())
+                if not server.up:
+                    self.drop_idle(server.name)
+            await asyncio.sleep(max(0.0, started + counter.next_interval() - loop.time()))
+
+    def drop_idle(self, name: str) -> None:
+        while self.idle[name]:
+            self.idle[name].pop()[1].close()
+
+    # ---- proxying --------------------------------------------------------------------
+    async def connect(self, server: Server) -> tuple[Conn, bool]:
+        idle = self.idle[server.name]
+        while idle:
+            conn = idle.pop()
+            if not conn[0].at_eof() and not conn[1].is_closing():
+                return conn, True
+            conn[1].close()
+        try:
+            conn = await within(self.timeout_connect, asyncio.open_connection(server.address, server.port))
+        except asyncio.TimeoutError:
+            raise UpstreamError(504, "connect_timeout", f"no TCP connection to {server.name} within {self.timeout_connect:g} s", False) from None
+        except OSError as e:
+            raise UpstreamError(502, "connect_refused" if isinstance(e, ConnectionRefusedError) else "connect_error",
+                                f"cannot connect to {server.name}: {e.strerror or e}", False) from None
+        return conn, False
+
+    async def exchange(self, server: Server, head: bytes, body: bytes, method: str,
+                       client: asyncio.StreamWriter) -> bool:
+        """Send one request to ``server`` and relay its answer; True if the server connection stays open."""
+        for attempt in (1, 2):
+            (reader, writer), reused = await self.connect(server)
+            try:
+                writer.write(head + body)
+                raw = await within(self.timeout_server, read_head(reader))
+                break
+            except (PeerClosed, ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError) as e:
+                writer.close()
+                # A kept-alive connection the server had closed: the request never
+                # reached it, so trying once on a fresh connection is safe (HAProxy http-reuse).
+                if reused and attempt == 1 and method in IDEMPOTENT:
+                    continue
+                raise UpstreamError(502, "reset", f"{server.name} closed the connection: {type(e).__name__}", True) from None
+            except asyncio.TimeoutError:
+                writer.close()
+                raise UpstreamError(504, "timeout", f"{server.name} sent no answer within {self.timeout_server:g} s", True) from None
+        try:
+            rhead = parse_response_head(raw)
+            framing, length = response_framing(rhead, method)
+        except HttpError as e:
+            writer.close()
+            raise UpstreamError(502, "bad_response", f"{server.name}: {e.message}", True) from None
+        headers = forward_headers(rhead) + [("Via", f"1.1 {self.name}"), ("X-Upstream", server.name)]
+        if framing == "chunked":  # hop-by-hop, so dropped above; we relay the chunks as they are
+            headers.append(("Transfer-Encoding", "chunked"))
+        client.write(render_head(rhead.start, headers))
+        try:
+            await within(self.timeout_server, relay_body(reader, client, framing, length))
+        except (asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+            raise  # headers are out: nothing to do but drop the client connection
+        if rhead.keep_alive() and framing != "close":
+            self.idle[server.name].append((reader, writer))
+        else:
+            writer.close()
+        return framing != "close"
+
+    def forwarded_head(self, head: Head, client_ip: str) -> bytes:
+        headers = forward_headers(head)
+        xff = head.get("X-Forwarded-For")
+        headers = [(k, v) for k, v in headers if k.lower() != "x-forwarded-for"]
+        headers += [("X-Forwarded-For", f"{xff}, {client_ip}" if xff else client_ip), ("Via", f"1.1 {self.name}"),
+                    ("Connection", "keep-alive")]
+        return render_head((head.method, head.target, "HTTP/1.1"), headers)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        client_ip = str(peer[0])
+        try:
+            while True:
+                try:
+                    head = parse_request_head(await read_head(reader))
+                    framing, length = request_framing(head)
+                    if framing == "chunked":
+                        raise HttpError(411, "chunked request bodies are not supported here; send Content-Length")
+                    body = await read_body(reader, framing, length)
+                except HttpError as e:
+                    self.bad_requests += 1
+                    self.log.emit("request_rejected", client=client_ip, status=e.status, error=e.message)
+                    writer.write(error_response(e.status, e.message, [("Via", f"1.1 {self.name}")]))
+                    await writer.drain()
+                    return
+                if not await self.route(head, body, client_ip, writer):
+                    return
+        except (PeerClosed, ConnectionError, asyncio.IncompleteReadError, asyncio.TimeoutError):
+            pass
+        finally:
+            writer.close()
+
+    async def route(self, head: Head, body: bytes, client_ip: str,
+                    writer: asyncio.StreamWriter) -> bool:
+        """Forward one request; return whether the client connection may carry another."""
+        self.requests += 1
+        rid = head.get("X-Request-Id") or f"{self.name}-{self.requests}"
+        keep = head.keep_alive()
+        info = RequestInfo(client_ip, head.method, head.target)
+        server = self.pool.pick(info)
+        if server is None:
+            self.no_server += 1
+            self.log.emit("request_failed", id=rid, server=None, status=503, error="no_server")
+            writer.write(error_response(503, "no server is UP", [("Via", f"1.1 {self.name}")], keep))
+            await writer.drain()
+            return keep
+        if self.log_requests:
+            self.log.emit("request_routed", id=rid, server=server.name, client=client_ip, method=head.method, path=head.target)
+        server.active += 1
+        try:
+            await self.exchange(server, self.forwarded_head(head, client_ip), body, head.method, writer)
+        except UpstreamError as e:
+            self.errors[server.name] += 1
+            self.log.emit("request_failed", id=rid, server=server.name, status=e.status, error=e.kind, detail=e.message)
+            writer.write(error_response(e.status, e.message, [("Via", f"1.1 {self.name}"), ("X-Upstream", server.name)], keep))
+        finally:
+            server.active -= 1
+        await writer.drain()
+        return keep
+
+
+async def main(ctx: Context) -> None:
+    balancer = Balancer(ctx)
+    port = int(ctx.config.get("port", 80))
+    server = await asyncio.start_server(balancer.handle, host="0.0.0.0", port=port, backlog=4096)
+    servers = balancer.pool.servers
+    inter = balancer.health[servers[0].name].settings.inter if servers else 1.0
+    checks = [asyncio.create_task(balancer.check_loop(s, i * inter / max(1, len(servers)))) for i, s in enumerate(servers)]
+    ctx.ready(port=port, servers=[s.name for s in servers], algorithm=balancer.pool.algorithm.name)
+    try:
+        async with server:
+            await ctx.stopping.wait()
+    finally:
+        for task in checks:
+            task.cancel()
+
+
+if __name__ == "__main__":
+    serve(main)

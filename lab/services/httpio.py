@@ -1,0 +1,84 @@
+"""HTTP/1.1 messages over asyncio streams: the I/O half of ``lab.core.http1``."""
+from __future__ import annotations
+
+import asyncio
+from typing import Awaitable, TypeVar
+
+from lab.core.http1 import CHUNKED, LENGTH, MAX_HEAD, NONE, UNTIL_CLOSE, ChunkedScanner, HttpError
+
+COPY_CHUNK = 65536
+T = TypeVar("T")
+
+
+async def within(seconds: float, awaitable: Awaitable[T]) -> T:
+    """``await`` with a deadline; asyncio.timeout (3.11+) is cheaper than wait_for's extra task."""
+    if hasattr(asyncio, "timeout"):
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, seconds)
+
+
+class PeerClosed(Exception):
+    """The other side closed the connection before a new message began (normal keep-alive end)."""
+
+
+async def read_head(reader: asyncio.StreamReader) -> bytes:
+    """The head of the next message, through the blank line."""
+    try:
+        return await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as e:
+        if not e.partial.strip():
+            raise PeerClosed() from None
+        raise HttpError(400, f"connection closed in the middle of a message head ({len(e.partial)} bytes)") from None
+    except asyncio.LimitOverrunError:
+        raise HttpError(431, f"message head longer than {MAX_HEAD} bytes") from None
+
+
+async def read_body(reader: asyncio.StreamReader, framing: str, length: int) -> bytes:
+    """The whole body in memory (for small messages: probes, the load generator)."""
+    if framing == NONE:
+        return b""
+    if framing == LENGTH:
+        return await reader.readexactly(length)
+    if framing == UNTIL_CLOSE:
+        return await reader.read()
+    parts = []
+    scanner = ChunkedScanner()
+    while not scanner.done:
+        data = await reader.read(COPY_CHUNK)
+        if not data:
+            raise asyncio.IncompleteReadError(b"", None)
+        used = scanner.feed(data)
+        parts.append(data[:used])
+        if used < len(data):
+            raise HttpError(502, "bytes after the end of a chunked body (pipelining is not supported)")
+    return b"".join(parts)
+
+
+async def relay_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, framing: str, length: int) -> None:
+    """Copy a body from one stream to another without holding it all."""
+    if framing == NONE:
+        return
+    if framing == LENGTH:
+        remaining = length
+        while remaining:
+            data = await reader.read(min(remaining, COPY_CHUNK))
+            if not data:
+                raise asyncio.IncompleteReadError(b"", remaining)
+            writer.write(data)
+            remaining -= len(data)
+            if writer.transport.get_write_buffer_size() > 4 * COPY_CHUNK:
+                await writer.drain()
+        return
+    scanner = ChunkedScanner() if framing == CHUNKED else None
+    while scanner is None or not scanner.done:
+        data = await reader.read(COPY_CHUNK)
+        if not data:
+            if scanner is None:
+                return  # UNTIL_CLOSE: the end of the connection is the end of the body
+            raise asyncio.IncompleteReadError(b"", None)
+        if scanner is not None:
+            used = scanner.feed(data)
+            data = data[:used]
+        writer.write(data)
+        await writer.drain()

@@ -1,0 +1,161 @@
+"""Load generator and availability probe: open-loop HTTP at a fixed rate.
+
+"Open loop" means request *i* is due at ``start + i / rate`` whether or not
+earlier ones have answered. A closed-loop client (send the next when the
+last one finishes) slows down exactly when the service does, so it sends
+few requests during an outage and hides it; an open-loop client keeps
+asking, so every second of an outage shows up as failed requests.
+
+Latency is measured from the moment a request was *due*, not from when it
+was actually written, so a stalled client cannot make a stalled server look
+fast (the "coordinated omission" that wrk2 corrects for).
+
+Every request becomes one ``request_finished`` event: when it was due,
+latency, status or error kind, and which origin served it (``X-Served-By``)
+or which server the balancer blamed (``X-Upstream``).
+
+Config keys: node, target, port, rate, duration, start_at, timeout, path,
+max_in_flight, events, control.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import Any
+
+from lab.core.http1 import HttpError, parse_response_head, response_framing
+from lab.services.httpio import PeerClosed, read_body, read_head, within
+from lab.services.runtime import Context, serve
+
+Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+class RequestFailed(Exception):
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+
+
+class LoadGenerator:
+    def __init__(self, ctx: Context) -> None:
+        cfg = ctx.config
+        self.ctx = ctx
+        self.node = ctx.node
+        self.target = cfg["target"]
+        self.port = int(cfg.get("port", 80))
+        self.rate = float(cfg["rate"])
+        self.duration = float(cfg["duration"])
+        self.start_at = float(cfg.get("start_at") or time.time())
+        self.timeout = float(cfg.get("timeout", 3.0))
+        self.path = cfg.get("path", "/")
+        self.max_in_flight = int(cfg.get("max_in_flight", 512))
+        self.idle: deque[Conn] = deque()
+        self.in_flight = 0
+        self.sent = self.ok = self.failed = 0
+        ctx.commands["stats"] = lambda req: self.statistics()
+
+    def statistics(self) -> dict[str, Any]:
+        return {"sent": self.sent, "ok": self.ok, "failed": self.failed, "in_flight": self.in_flight, "rate": self.rate}
+
+    async def connection(self) -> tuple[Conn, bool]:
+        while self.idle:
+            conn = self.idle.pop()
+            if not conn[0].at_eof() and not conn[1].is_closing():
+                return conn, True
+            conn[1].close()
+        try:
+            return await asyncio.open_connection(self.target, self.port), False
+        except ConnectionRefusedError:
+            raise RequestFailed("connect_refused", f"{self.target}:{self.port} refused the connection") from None
+        except OSError as e:
+            raise RequestFailed("connect_error", f"cannot connect to {self.target}: {e.strerror or e}") from None
+
+    async def exchange(self, rid: str) -> tuple[int, str | None, str | None, str | None]:
+        request = (f"GET {self.path} HTTP/1.1\r\nHost: {self.target}\r\nUser-Agent: halab-loadgen\r\n"
+                   f"X-Request-Id: {rid}\r\n\r\n").encode()
+        for attempt in (1, 2):
+            (reader, writer), reused = await self.connection()
+            try:
+                writer.write(request)
+                head = parse_response_head(await read_head(reader))
+                framing, length = response_framing(head, "GET")
+                body = await read_body(reader, framing, length)
+            except (PeerClosed, ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError) as e:
+                writer.close()
+                if reused and attempt == 1:
+                    continue  # the balancer had closed this idle connection; the request never left
+                raise RequestFailed("reset", f"connection closed before a full answer: {type(e).__name__}") from None
+            except HttpError as e:
+                writer.close()
+                raise RequestFailed("bad_response", e.message) from None
+            except BaseException:
+                writer.close()
+                raise
+            if head.keep_alive() and framing != "close":
+                self.idle.append((reader, writer))
+            else:
+                writer.close()
+            # An error page says why (the balancer's "cannot connect to o2: ..."): keep its first line.
+            reason = body.decode("utf-8", "replace").split("\n", 1)[0][:160] if head.status >= 400 else None
+            return head.status, head.get("X-Served-By"), head.get("X-Upstream"), reason
+        raise AssertionError("unreachable")
+
+    async def one(self, index: int, due: float) -> None:
+        rid = f"{self.node}-{index}"
+        started = time.time()
+        status = served_by = upstream = None
+        error = detail = None
+        try:
+            status, served_by, upstream, detail = await within(max(0.001, due + self.timeout - time.time()), self.exchange(rid))
+        except asyncio.TimeoutError:
+            error, detail = "timeout", f"no answer within {self.timeout:g} s"
+        except RequestFailed as e:
+            error, detail = e.kind, str(e)
+        except OSError as e:
+            error, detail = "connect_error", str(e)
+        finally:
+            self.in_flight -= 1
+        done = time.time()
+        ok = status is not None and 200 <= status < 400
+        if status is not None and not ok:
+            error = f"http_{status}"
+        self.ok += ok
+        self.failed += not ok
+        self.ctx.log.emit("request_finished", t=due, id=rid, latency=round(done - due, 6), service_time=round(done - started, 6),
+                          status=status, ok=ok, error=error, detail=detail, served_by=served_by, upstream=upstream)
+
+    async def run(self) -> None:
+        tasks: set[asyncio.Task[None]] = set()
+        total = int(self.duration * self.rate)
+        self.ctx.log.emit("load_started", t=self.start_at, rate=self.rate, duration=self.duration, target=self.target, requests=total)
+        for index in range(total):
+            due = self.start_at + index / self.rate
+            delay = due - time.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self.sent += 1
+            if self.in_flight >= self.max_in_flight:
+                self.failed += 1
+                self.ctx.log.emit("request_finished", t=due, id=f"{self.node}-{index}", latency=0.0, status=None, ok=False,
+                                  error="client_saturated", detail=f"{self.max_in_flight} requests already in flight")
+                continue
+            self.in_flight += 1
+            task = asyncio.create_task(self.one(index, due))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.timeout + 1)
+        self.ctx.log.emit("load_finished", sent=self.sent, ok=self.ok, failed=self.failed)
+        for _, writer in self.idle:
+            writer.close()
+
+
+async def main(ctx: Context) -> None:
+    gen = LoadGenerator(ctx)
+    ctx.ready(target=gen.target, rate=gen.rate)
+    await gen.run()
+
+
+if __name__ == "__main__":
+    serve(main)

@@ -1,0 +1,53 @@
+"""Every lab network, one Mininet ``Topo`` per file, by name.
+
+Each module holds one Topo subclass with only ``build()``, a docstring with
+its drawing and address plan, and ``PARAMS`` (what a scenario's
+``[topology]`` table may set). Hosts carry a ``role`` ('client', 'balancer',
+'origin', ...) that the lab uses to place services. Building a Topo needs no
+root: it is only a graph, which is how scenarios are validated and the SPOF
+analysis runs anywhere.
+"""
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any, Mapping
+
+from mininet.topo import Topo
+
+from lab.core.scenario import Layout
+from lab.core.schema import ConfigError, check_table, suggest
+from topologies import single_lb
+
+MODULES: dict[str, tuple[ModuleType, type[Topo]]] = {
+    "single_lb": (single_lb, single_lb.SingleLB),
+}
+
+
+def names() -> list[str]:
+    return sorted(MODULES)
+
+
+def describe(name: str) -> str:
+    module, _ = MODULES[name]
+    return (module.__doc__ or "").strip()
+
+
+def make(name: str, params: Mapping[str, Any] | None = None, source: str = "<topology>") -> tuple[Topo, dict[str, Any]]:
+    """Build the Topo graph for ``name`` with checked parameters."""
+    if name not in MODULES:
+        raise ConfigError(source, "topology.name", f"no topology named {name!r}{suggest(name, names())} (known: {', '.join(names())})")
+    module, cls = MODULES[name]
+    values = check_table(dict(params or {}), module.PARAMS, source, "topology")
+    return cls(**values), values
+
+
+def layout_of(topo: Topo) -> Layout:
+    nodes = {n: topo.nodeInfo(n).get("role", "switch" if topo.isSwitch(n) else "host") for n in topo.nodes(sort=True)}
+    links = tuple((a, b) for a, b in topo.links(sort=True))
+    return Layout(nodes, links)
+
+
+def lookup(name: str, params: Mapping[str, Any], source: str) -> tuple[Layout, dict[str, Any]]:
+    """The callback ``lab.core.scenario.parse_scenario`` uses to check topology names and nodes."""
+    topo, values = make(name, params, source)
+    return layout_of(topo), values
