@@ -1,0 +1,88 @@
+import pytest
+
+from lab.core import http1
+from lab.core.http1 import ChunkedScanner, HttpError, parse_request_head, parse_response_head
+
+
+def test_request_head():
+    h = parse_request_head(b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-Id:  7 \r\n\r\n")
+    assert (h.method, h.target, h.version) == ("GET", "/a?b=1", "HTTP/1.1")
+    assert h.get("x-id") == "7" and h.keep_alive()
+
+
+@pytest.mark.parametrize("raw,status,words", [
+    (b"GARBAGE\r\n\r\n", 400, "must be 'METHOD target HTTP/1.1'"),
+    (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505, "not supported"),
+    (b"GET / FTP/1.0\r\n\r\n", 400, "not an HTTP version"),
+    (b"GET / HTTP/1.1\r\n\r\n", 400, "exactly one Host"),
+    (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, "exactly one Host"),
+    (b"GET / HTTP/1.1\r\nHost x\r\n\r\n", 400, "has no colon"),
+    (b"GET / HTTP/1.1\r\nHo st: x\r\n\r\n", 400, "not a valid header name"),
+    (b"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", 400, "folding"),
+    (b"G(T / HTTP/1.1\r\nHost: x\r\n\r\n", 400, "not a valid method"),
+])
+def test_malformed_requests_get_specific_errors(raw, status, words):
+    with pytest.raises(HttpError) as e:
+        parse_request_head(raw)
+    assert e.value.status == status and words in e.value.message
+
+
+def test_head_too_large():
+    with pytest.raises(HttpError) as e:
+        parse_request_head(b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X: " + b"a" * 70000 + b"\r\n\r\n")
+    assert e.value.status == 431
+
+
+def test_framing():
+    req = parse_request_head(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
+    assert http1.request_framing(req) == ("length", 5)
+    smuggle = parse_request_head(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n")
+    with pytest.raises(HttpError, match="smuggling"):
+        http1.request_framing(smuggle)
+    conflict = parse_request_head(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n")
+    with pytest.raises(HttpError, match="conflicting"):
+        http1.request_framing(conflict)
+    resp = parse_response_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    assert http1.response_framing(resp, "GET") == ("chunked", 0)
+    assert http1.response_framing(resp, "HEAD") == ("none", 0)
+    assert http1.response_framing(parse_response_head(b"HTTP/1.0 200 OK\r\n\r\n"), "GET") == ("close", 0)
+    assert http1.response_framing(parse_response_head(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n"), "GET") == ("none", 0)
+
+
+def test_keep_alive_rules():
+    assert not parse_response_head(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n").keep_alive()
+    assert not parse_response_head(b"HTTP/1.0 200 OK\r\n\r\n").keep_alive()
+    assert parse_response_head(b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\n\r\n").keep_alive()
+
+
+def test_bad_status_line():
+    with pytest.raises(HttpError) as e:
+        parse_response_head(b"HTTP/1.1 OK\r\n\r\n")
+    assert e.value.status == 502
+
+
+def test_chunked_scanner_in_pieces():
+    body = b"4\r\nWiki\r\n5;ext=1\r\npedia\r\n0\r\nTrailer: x\r\n\r\n"
+    rest = b"NEXT"
+    for split in range(1, len(body)):
+        s = ChunkedScanner()
+        used = s.feed(body[:split])
+        assert used == split and not s.done
+        used = s.feed(body[split:] + rest)
+        assert s.done and used == len(body) - split
+
+
+def test_chunked_scanner_rejects_garbage():
+    with pytest.raises(HttpError, match="bad chunk size"):
+        ChunkedScanner().feed(b"zz\r\n")
+
+
+def test_forward_headers_drop_hop_by_hop_and_named():
+    h = parse_request_head(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: 5\r\nX-Ok: 2\r\n\r\n")
+    assert http1.forward_headers(h) == [("Host", "x"), ("X-Ok", "2")]
+
+
+def test_error_response_says_why():
+    raw = http1.error_response(502, "cannot connect to o2")
+    assert raw.startswith(b"HTTP/1.1 502 Bad Gateway\r\n") and raw.endswith(b"502 Bad Gateway: cannot connect to o2\n")
+    assert b"Connection: close" in raw

@@ -1,0 +1,113 @@
+"""Report arithmetic on synthetic event logs, where every answer is known."""
+import pytest
+
+from lab.analysis.metrics import Settings, check_expectations, compute, percentile
+
+T0 = 1000.0
+
+
+def synthetic(routed_late=False):
+    """30 s at 10 req/s round robin over o1..o3; o1's link is cut at 5 s, DOWN at 6.5 s, healed at 10 s, UP at 11 s."""
+    events = [{"t": T0, "kind": "load_started", "node": "c1", "duration": 30}]
+    events.append({"t": T0 + 5, "kind": "fault_applied", "node": "lab", "action": "link_down", "target": "o1-s1", "affects": ["o1"]})
+    events.append({"t": T0 + 6.5, "kind": "health_changed", "node": "lb1", "server": "o1", "before": "UP", "after": "DOWN"})
+    events.append({"t": T0 + 10, "kind": "fault_reverted", "node": "lab", "action": "link_up", "target": "o1-s1", "affects": ["o1"]})
+    events.append({"t": T0 + 11, "kind": "health_changed", "node": "lb1", "server": "o1", "before": "DOWN", "after": "UP"})
+    servers = ["o1", "o2", "o3"]
+    k = 0
+    for i in range(300):
+        t = T0 + i / 10
+        o1_down = T0 + 6.5 < t < T0 + 11
+        candidates = ["o2", "o3"] if o1_down else servers
+        server = candidates[k % len(candidates)]
+        k += 1
+        fails = server == "o1" and T0 + 5 <= t < T0 + 10
+        events.append({"t": t, "kind": "request_routed", "node": "lb1", "id": f"c1-{i}", "server": server})
+        events.append({"t": t, "kind": "request_finished", "node": "c1", "id": f"c1-{i}", "latency": 1.0 if fails else 0.002 + (i % 10) / 1000,
+                       "ok": not fails, "status": 504 if fails else 200, "error": "http_504" if fails else None,
+                       "served_by": None if fails else server, "upstream": server})
+    if routed_late:
+        events.append({"t": T0 + 8, "kind": "request_routed", "node": "lb1", "id": "late", "server": "o1"})
+    return events
+
+
+def test_counts_and_availability():
+    m = compute(synthetic())
+    failed = [e for e in synthetic() if e["kind"] == "request_finished" and not e["ok"]]
+    assert m.total == 300 and m.failed == len(failed) and m.ok == 300 - len(failed)
+    assert m.request_availability == pytest.approx((300 - len(failed)) / 300)
+    assert m.errors == {"http_504": len(failed)}
+    assert m.duplicate_ids == ()
+
+
+def test_fault_detection_and_recovery():
+    (f,) = compute(synthetic()).faults
+    assert f.detection == pytest.approx(1.5) and f.recovery == pytest.approx(1.0)
+    assert f.failed_before_detection == 5  # o1 got every 3rd request from 5.0 s to 6.5 s
+    assert f.failed_after_detection == 0 and f.routed_while_down == 0
+
+
+def test_routing_to_a_down_server_is_counted():
+    (f,) = compute(synthetic(routed_late=True)).faults
+    assert f.routed_while_down == 1
+    m = compute(synthetic(routed_late=True))
+    (check,) = check_expectations(m, {"no_requests_after_detection": True}, Settings())
+    assert not check.passed and "1 requests" in check.detail
+
+
+def test_outage_window_spans_the_failures():
+    (o,) = compute(synthetic(), Settings(merge_gap=1.0)).outages
+    assert o.start == pytest.approx(T0 + 5.1) and o.end == pytest.approx(T0 + 6.3)
+    assert o.failed == 5 and o.cause == "link_down o1-s1"
+
+
+def test_small_merge_gap_splits_windows():
+    assert len(compute(synthetic(), Settings(merge_gap=0.1)).outages) == 5
+
+
+def test_time_based_availability():
+    m = compute(synthetic(), Settings(bucket=1.0, good_ratio=0.99))
+    # slots 5 and 6 had o1 failures (every third request), the other 28 were clean
+    assert m.time_availability == pytest.approx(28 / 30)
+    assert compute(synthetic(), Settings(bucket=1.0, good_ratio=0.5)).time_availability == 1.0
+
+
+def test_latency_percentiles_and_periods():
+    m = compute(synthetic())
+    # successful latencies are 2..11 ms, spread evenly; the failures remove a few
+    assert 0.006 <= m.latency["all"]["p50"] <= 0.007
+    assert m.latency["all"]["max"] == pytest.approx(0.011)
+    assert m.latency["during faults"]["count"] + m.latency["outside faults"]["count"] == m.ok
+
+
+def test_shares_and_blame():
+    m = compute(synthetic())
+    assert sum(m.served_by.values()) == m.ok
+    assert m.blamed == {"o1": 5}
+
+
+def test_duplicates_are_reported():
+    events = synthetic()
+    events.append(dict(events[-1]))
+    assert compute(events).duplicate_ids == ("c1-299",)
+
+
+def test_percentile_nearest_rank():
+    assert percentile([], 50) is None
+    assert percentile([1, 2, 3, 4], 50) == 2
+    assert percentile([1, 2, 3, 4], 99) == 4
+    assert percentile([5], 1) == 5
+
+
+def test_expectations():
+    m = compute(synthetic())
+    checks = {c.name: c for c in check_expectations(m, {"availability_min": 0.99, "max_detection": 2.0, "max_outage": 1.0}, Settings())}
+    assert not checks["availability_min"].passed
+    assert checks["max_detection"].passed and "1.50 s" in checks["max_detection"].detail
+    assert checks["max_outage"].passed is False
+
+
+def test_undetected_fault_fails_max_detection():
+    events = [e for e in synthetic() if e["kind"] != "health_changed"]
+    (check,) = check_expectations(compute(events), {"max_detection": 5}, Settings())
+    assert not check.passed and "never detected: link_down o1-s1" in check.detail

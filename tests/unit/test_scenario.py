@@ -1,0 +1,134 @@
+"""Scenario validation: every mistake named before a network is built."""
+import textwrap
+
+import pytest
+
+import topologies
+from lab.core.scenario import parse_scenario
+from lab.core.schema import ConfigError
+from lab.runner import load_scenario
+
+DEMO = "exercises/01-health-checks-and-failover/scenario.toml"
+
+
+def parse(text):
+    import tomllib
+
+    return parse_scenario(tomllib.loads(textwrap.dedent(text)), "s.toml", topologies.lookup)
+
+
+BASE = """
+duration = 20
+[topology]
+name = "single_lb"
+"""
+
+
+def error(text):
+    with pytest.raises(ConfigError) as e:
+        parse(text)
+    return str(e.value)
+
+
+def test_demo_scenario_loads():
+    s = load_scenario(DEMO)
+    assert s.name == "failover-basics"
+    assert [f.action for f in s.faults] == ["link_down", "link_up", "crash", "restart", "pause", "restore"]
+    assert s.faults[0].target == "o1-s1"
+    assert s.balancer.health.worst_detection() == pytest.approx(1.9)
+
+
+def test_defaults():
+    s = parse(BASE)
+    assert s.layout.by_role("origin") == ["o1", "o2", "o3"]
+    assert s.load.clients == ("c1", "c2")
+    assert s.balancer.algorithm == "roundrobin" and s.balancer.health.inter == 2.0
+
+
+def test_unknown_key_with_suggestion():
+    msg = error(BASE + '[[faults]]\nat = 1\nacton = "crash"\n')
+    assert msg.startswith("s.toml: faults[0].acton: unknown key; did you mean 'action'?")
+
+
+def test_unknown_section():
+    assert "did you mean 'balancer'" in error(BASE + "[balancr]\n")
+
+
+def test_unknown_node_with_suggestion():
+    msg = error(BASE + '[[faults]]\nat = 1\naction = "crash"\ntarget = "o4"\n')
+    assert "faults[0].target" in msg and "no node named 'o4'" in msg
+
+
+def test_client_cannot_crash():
+    assert "is a client and runs no service" in error(BASE + '[[faults]]\nat = 1\naction = "crash"\ntarget = "c1"\n')
+
+
+def test_fault_after_the_end():
+    msg = error(BASE + '[[faults]]\nat = 25\naction = "crash"\ntarget = "o1"\n')
+    assert "faults[0].at" in msg and "after the run ends (duration = 20.0 s)" in msg
+
+
+def test_wrong_type_and_range():
+    assert "got 'fast', expected a number" in error(BASE + '[load]\nrate = "fast"\n')
+    assert "balancer.health.fall: got 0" in error(BASE + "[balancer.health]\nfall = 0\n")
+    assert "expected one of 'lxbr', 'ovsbr'" in error(BASE.replace('"single_lb"', '"single_lb"\nswitch = "ovs"'))
+
+
+def test_bad_topology_name_and_param():
+    assert "no topology named 'single-lb'; did you mean 'single_lb'" in error(BASE.replace("single_lb", "single-lb"))
+    assert "topology.origins: got 0" in error(BASE + "origins = 0\n")
+    assert "topology.orgins: unknown key; did you mean 'origins'" in error(BASE + "orgins = 2\n")
+
+
+def test_missing_required():
+    assert "duration: is required" in error('[topology]\nname = "single_lb"\n')
+
+
+def test_links_resolve_from_a_node_or_a_pair():
+    s = parse(BASE + '[[faults]]\nat = 1\naction = "link_down"\ntarget = "s1-o2"\n[[faults]]\nat = 2\naction = "link_up"\ntarget = "o2"\n')
+    assert [f.target for f in s.faults] == ["o2-s1", "o2-s1"]
+    assert "no link between 'o1' and 'o2'" in error(BASE + '[[faults]]\nat = 1\naction = "link_down"\ntarget = "o1-o2"\n')
+    assert "node 's1' has 6 links" in error(BASE + '[[faults]]\nat = 1\naction = "link_down"\ntarget = "s1"\n')
+
+
+@pytest.mark.parametrize("faults,complaint", [
+    ([("link_up", "o1")], "is not down at 1.0 s (nothing to heal)"),
+    ([("crash", "o1"), ("crash", "o1")], "already crashed"),
+    ([("resume", "o1")], "not paused"),
+    ([("restart", "o2")], "not crashed"),
+    ([("crash", "o1"), ("pause", "o1")], "restart it before you pause it"),
+])
+def test_impossible_timelines(faults, complaint):
+    text = BASE + "".join(f'[[faults]]\nat = {i + 1}\naction = "{a}"\ntarget = "{t}"\n' for i, (a, t) in enumerate(faults))
+    assert complaint in error(text)
+
+
+def test_restore_clears_everything_and_takes_no_target():
+    s = parse(BASE + '[[faults]]\nat = 1\naction = "crash"\ntarget = "o1"\n[[faults]]\nat = 2\naction = "restore"\n'
+              '[[faults]]\nat = 3\naction = "crash"\ntarget = "o1"\n')
+    assert len(s.faults) == 3
+    assert "takes no target" in error(BASE + '[[faults]]\nat = 1\naction = "restore"\ntarget = "o1"\n')
+
+
+def test_faults_are_sorted_by_time():
+    s = parse(BASE + '[[faults]]\nat = 5\naction = "restart"\ntarget = "o1"\n[[faults]]\nat = 1\naction = "crash"\ntarget = "o1"\n')
+    assert [f.action for f in s.faults] == ["crash", "restart"]
+
+
+def test_origin_overrides():
+    s = parse(BASE + "[origins]\nlatency_ms = 5\n[origins.nodes.o3]\nlatency_ms = 200\n")
+    assert s.origins["o1"].latency_ms == 5 and s.origins["o3"].latency_ms == 200
+    assert "no origin named 'o9'" in error(BASE + "[origins.nodes.o9]\nlatency_ms = 1\n")
+
+
+def test_unknown_client_in_load():
+    assert "load.clients[0]: no client named 'c9'" in error(BASE + '[load]\nclients = ["c9"]\n')
+
+
+def test_file_errors(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("duration = [\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_scenario(bad)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_scenario(tmp_path / "missing.toml")
