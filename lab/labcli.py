@@ -93,7 +93,8 @@ class LabCLI(CLI):
     def do_events(self, line: str) -> None:
         """events [N]: the last N events (default 15), oldest first."""
         n = int(line) if line.strip().isdigit() else 15
-        events = [e for e in read_events(self.lab.run_dir) if e["kind"] not in ("request_finished", "request_routed")]
+        # Per-request records would drown the story; 'stats' has their counts.
+        events = [e for e in read_events(self.lab.run_dir) if e["kind"] not in ("request_finished", "request_routed", "service_ready")]
         t0 = events[0]["t"] if events else 0
         for e in events[-n:]:
             print(f"{e['t'] - t0:8.2f}s  {describe(e)}")

@@ -79,6 +79,10 @@ def describe(e: Mapping[str, Any]) -> str:
         return f"REPAIR {e['action']} {e['target']}"
     if kind == "health_changed":
         return f"{who}: {e['server']} {e['before']} -> {e['after']} ({e.get('reason', '')})"
+    if kind == "request_failed":
+        return f"{who}: request {e.get('id')} failed on {e.get('server') or 'no server'}: {e.get('status')} {e.get('error')}"
+    if kind == "health_checked":
+        return f"{who}: probe of {e['server']} {e['result']}ed ({e.get('detail', '')}), now {e['label']}"
     if kind == "request_rejected":
         return f"{who}: rejected a request from {e.get('client')}: {e.get('status')} {e.get('error')}"
     return f"{who}: {kind.replace('_', ' ')}"

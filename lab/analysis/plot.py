@@ -22,7 +22,7 @@ def timeline(m: Metrics, path: Path) -> Path:
     top.set_ylabel("success %")
     bottom.plot(xs, p50, color="tab:blue", label="p50")
     bottom.plot(xs, p99, color="tab:orange", label="p99")
-    bottom.set_yscale("log")
+    bottom.set_ylim(bottom=0)
     bottom.set_ylabel("latency (ms)")
     bottom.set_xlabel("seconds since the load started")
     for f in m.faults:
@@ -33,7 +33,7 @@ def timeline(m: Metrics, path: Path) -> Path:
             ax.axvline(start, color="tab:red", lw=1)
             if f.detected_at is not None:
                 ax.axvline(f.detected_at - m.load_start, color="tab:purple", lw=1, ls="--")
-        top.annotate(f"{f.action} {f.target}", (start, 2), rotation=90, fontsize=8, va="bottom", ha="right", color="tab:red")
+        top.annotate(f" {f.action} {f.target}", (start, 5), rotation=90, fontsize=8, va="bottom", ha="left", color="tab:red")
     for o in m.outages:
         top.axvspan(o.start - m.load_start, max(o.end - m.load_start, o.start - m.load_start + 0.05), color="black", alpha=0.15)
     top.set_title(f"{m.scenario}: red = fault in force, dashed = detected (health DOWN), grey = outage window")

@@ -87,3 +87,14 @@ def test_clean_after_a_crashed_lab_removes_exactly_what_it_made(tmp_path):
     assert not [p for p in pids if alive(p)]
     assert root_interfaces() - before == set()
     assert clean() == []
+
+
+def test_ovsbr_without_open_vswitch_says_what_to_do():
+    from lab.net import features
+    from lab.net.lab import LabError, switch_class
+
+    if features.probe("ovs").available:
+        assert switch_class("ovsbr") is not None
+    else:
+        with pytest.raises(LabError, match=r"switch 'ovsbr' needs Open vSwitch running: .*Use switch = \"lxbr\""):
+            switch_class("ovsbr")
