@@ -2,7 +2,8 @@ import random
 
 import pytest
 
-from lab.core.balancing import Pool, RoundRobin, Server, make_algorithm
+from lab.core.algorithms.roundrobin import RoundRobin
+from lab.core.balancing import Pool, Server, make_algorithm
 
 
 def pool(*names, backups=()):

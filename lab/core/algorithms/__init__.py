@@ -1,0 +1,55 @@
+"""The balancing algorithms, one module each, behind one interface (``base.Algorithm``).
+
+| name | module | follows |
+|---|---|---|
+| roundrobin | roundrobin.py | HAProxy static-rr with equal weights |
+| weighted_roundrobin | weighted_rr.py | nginx smooth weighted round robin |
+| leastconn | leastconn.py | HAProxy leastconn (ties: round robin) |
+| weighted_leastconn | leastconn.py | nginx least_conn (ties: smooth WRR) |
+| random | random_choice.py | HAProxy random(1), weighted |
+| p2c | random_choice.py | HAProxy random(2), Envoy least request |
+| source | hashing.py | nginx ip_hash (first three octets) |
+| hash | hashing.py | HAProxy hash-type map-based |
+| consistent | hashing.py | nginx hash ... consistent (ketama ring) |
+| maglev | hashing.py | Envoy / Google Maglev |
+| least_time | least_time.py | Finagle/Linkerd peak EWMA |
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from lab.core.algorithms.base import Algorithm, RequestInfo, Server
+from lab.core.algorithms.hashing import ConsistentRing, HashModN, Maglev, SourceIPHash
+from lab.core.algorithms.least_time import LeastResponseTime
+from lab.core.algorithms.leastconn import LeastConnections, WeightedLeastConnections
+from lab.core.algorithms.random_choice import PowerOfTwo, Random
+from lab.core.algorithms.roundrobin import RoundRobin
+from lab.core.algorithms.weighted_rr import SmoothWeightedRR
+
+HASHED = ("hash", "consistent", "maglev")
+ALGORITHMS: dict[str, Callable[..., Algorithm]] = {
+    "roundrobin": RoundRobin,
+    "weighted_roundrobin": SmoothWeightedRR,
+    "leastconn": LeastConnections,
+    "weighted_leastconn": WeightedLeastConnections,
+    "random": Random,
+    "p2c": PowerOfTwo,
+    "source": SourceIPHash,
+    "hash": HashModN,
+    "consistent": ConsistentRing,
+    "maglev": Maglev,
+    "least_time": LeastResponseTime,
+}
+
+
+def make_algorithm(name: str, servers: Sequence[Server] = (), hash_key: str = "uri") -> Algorithm:
+    if name not in ALGORITHMS:
+        raise ValueError(f"unknown balancing algorithm {name!r}; expected one of: {', '.join(sorted(ALGORITHMS))}")
+    if name in HASHED:
+        return ALGORITHMS[name](key=hash_key)
+    if name == "source":
+        return SourceIPHash(servers)
+    return ALGORITHMS[name]()
+
+
+__all__ = ["ALGORITHMS", "Algorithm", "RequestInfo", "Server", "make_algorithm"]
