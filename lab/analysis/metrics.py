@@ -106,6 +106,7 @@ class Metrics:
     latency: Mapping[str, Mapping[str, float | None]]
     slots: tuple[Slot, ...]
     duplicate_ids: tuple[str, ...]
+    saved_by_retry: int
     health_changes: tuple[Mapping[str, Any], ...]
     checks: tuple[Check, ...] = field(default=())
 
@@ -201,6 +202,7 @@ def compute(events: Sequence[Mapping[str, Any]], settings: Settings = Settings()
         },
         slots=tuple(_slots(requests, load_start, settings.bucket)),
         duplicate_ids=tuple(sorted(i for i, n in ids.items() if n > 1)),
+        saved_by_retry=sum(1 for r in ok if r.get("retries")),
         health_changes=tuple({"t": e["t"], "node": e["node"], "server": e["server"], "after": e["after"], "reason": e.get("reason", "")}
                              for e in events if e["kind"] == "health_changed"),
     )

@@ -79,6 +79,7 @@ def sections(m: Metrics) -> list[tuple[str, list[str], list[list[str]]]]:
         ["time-based availability", f"{format_percent(m.time_availability)}  (share of time slots that met the goal)"],
         ["load duration", f"{m.load_end - m.load_start:.1f} s"],
         ["errors by kind", ", ".join(f"{k}: {v}" for k, v in m.errors.items()) or "none"],
+        ["succeeded only thanks to a retry", str(m.saved_by_retry)],
         ["requests counted twice", str(len(m.duplicate_ids))],
     ]))
     out.append(("Faults: injected, detected, repaired", ["at (s)", "fault", "affects", "detected after", "failed before detection",

@@ -63,7 +63,20 @@ BALANCER = {
     "timeout_connect": Field(float, default=1.0, minimum=0.01, help="seconds (HAProxy 'timeout connect')"),
     "timeout_server": Field(float, default=2.0, minimum=0.01, help="seconds to wait for a response (HAProxy 'timeout server')"),
     "log_requests": Field(bool, default=True, help="one event per routed request"),
+    "hash_key": Field(str, default="uri", help="for hash, consistent, maglev: uri, path, source or header:NAME"),
+    "slowstart": Field(float, default=0.0, minimum=0, help="seconds over which a recovered server's weight ramps up (HAProxy slowstart)"),
+    # halab's default is 0 so that failures stay visible; nginx retries by default
+    # (proxy_next_upstream error timeout), HAProxy needs 'option redispatch'.
+    "retries": Field(int, default=0, minimum=0, maximum=10, help="other servers to try after a connection error or timeout"),
     "health": Field(dict, default={}),
+    "passive": Field(dict, default={}),
+}
+PASSIVE = {
+    "max_fails": Field(int, default=0, minimum=0, help="nginx max_fails (nginx default 1; 0 = off)"),
+    "fail_timeout": Field(float, default=10.0, minimum=0.01, help="nginx fail_timeout, seconds"),
+    "consecutive_errors": Field(int, default=0, minimum=0, help="Envoy consecutive_5xx (Envoy default 5; 0 = off)"),
+    "base_ejection": Field(float, default=30.0, minimum=0.01, help="Envoy base_ejection_time, seconds"),
+    "max_ejection_percent": Field(float, default=10.0, minimum=0, maximum=100),
 }
 HEALTH = {
     "kind": Field(str, default="http", choices=("http", "tcp")),
@@ -79,12 +92,15 @@ ORIGIN = {
     "port": Field(int, default=80, minimum=1, maximum=65535),
     "latency_ms": Field(float, default=0.0, minimum=0, maximum=60000, help="added to every answer"),
     "capacity": Field(int, default=0, minimum=0, help="requests served at once; 0 = unlimited"),
+    "weight": Field(int, default=1, minimum=0, maximum=256, help="balancing weight (HAProxy: 0-256, default 1)"),
+    "backup": Field(bool, default=False, help="used only when every primary is down"),
     "nodes": Field(dict, default={}, help="per-origin overrides, e.g. [origins.nodes.o3] latency_ms = 200"),
 }
 LOAD = {
     "rate": Field(float, default=20.0, minimum=0.1, maximum=20000, help="requests per second per client"),
     "timeout": Field(float, default=3.0, minimum=0.01, help="seconds before the client gives up"),
-    "path": Field(str, default="/"),
+    "path": Field(str, default="/", help="'{key}' in it is replaced by a random key below 'keys'"),
+    "keys": Field(int, default=1000, minimum=1, help="how many distinct keys '{key}' takes (hashing lessons)"),
     "clients": Field(list, default=None, item=str, help="client nodes that send load (default: all)"),
     "max_in_flight": Field(int, default=512, minimum=1, help="open-loop guard: concurrent requests per client"),
 }
@@ -129,6 +145,8 @@ class OriginSettings:
     port: int = 80
     latency_ms: float = 0.0
     capacity: int = 0
+    weight: int = 1
+    backup: bool = False
 
 
 @dataclass(frozen=True)
@@ -138,6 +156,10 @@ class BalancerSettings:
     timeout_connect: float = 1.0
     timeout_server: float = 2.0
     log_requests: bool = True
+    hash_key: str = "uri"
+    slowstart: float = 0.0
+    retries: int = 0
+    passive: Mapping[str, Any] = field(default_factory=dict)
     health_kind: str = "http"
     health_path: str = "/health"
     health: HealthSettings = field(default_factory=HealthSettings)
@@ -148,6 +170,7 @@ class LoadSettings:
     rate: float = 20.0
     timeout: float = 3.0
     path: str = "/"
+    keys: int = 1000
     clients: tuple[str, ...] = ()
     max_in_flight: int = 512
 
@@ -201,7 +224,11 @@ def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup,
         health = HealthSettings(hc["rise"], hc["fall"], hc["inter"], hc["fastinter"], hc["downinter"], hc["timeout"])
     except ValueError as e:
         raise ConfigError(source, "balancer.health", str(e)) from None
-    balancer = BalancerSettings(bal["algorithm"], bal["port"], bal["timeout_connect"], bal["timeout_server"], bal["log_requests"], hc["kind"], hc["path"], health)
+    passive = check_table(bal["passive"], PASSIVE, source, "balancer.passive")
+    if bal["algorithm"] in ("hash", "consistent", "maglev") and not (bal["hash_key"] in ("uri", "path", "source") or bal["hash_key"].startswith("header:")):
+        raise ConfigError(source, "balancer.hash_key", f"got {bal['hash_key']!r}, expected uri, path, source or header:NAME")
+    balancer = BalancerSettings(bal["algorithm"], bal["port"], bal["timeout_connect"], bal["timeout_server"], bal["log_requests"],
+                                bal["hash_key"], bal["slowstart"], bal["retries"], passive, hc["kind"], hc["path"], health)
 
     origins = _origins(top["origins"], layout, source)
     load = _load(top["load"], layout, source)

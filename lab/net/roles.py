@@ -46,15 +46,17 @@ def plan_services(scenario: Scenario, addresses: Mapping[str, str], run_dir: Pat
     specs = []
     for node, settings in scenario.origins.items():
         cfg = _base(node, "origin", run_dir)
-        cfg.update(port=settings.port, latency_ms=settings.latency_ms, capacity=settings.capacity)
+        cfg.update(port=settings.port, latency_ms=settings.latency_ms, capacity=settings.capacity)  # weight/backup are the balancer's
         specs.append(ServiceSpec(node, "origin", cfg))
     b = scenario.balancer
-    servers = [{"name": n, "address": addresses[n], "port": scenario.origins[n].port} for n in layout.by_role("origin")]
+    servers = [{"name": n, "address": addresses[n], "port": scenario.origins[n].port, "weight": scenario.origins[n].weight,
+                "backup": scenario.origins[n].backup} for n in layout.by_role("origin")]
     h = b.health
     for node in layout.by_role("balancer"):
         cfg = _base(node, "balancer", run_dir)
         cfg.update(port=b.port, algorithm=b.algorithm, servers=servers, timeout_connect=b.timeout_connect,
                    timeout_server=b.timeout_server, log_requests=b.log_requests, seed=scenario.seed,
+                   hash_key=b.hash_key, slowstart=b.slowstart, retries=b.retries, passive=dict(b.passive),
                    health={"kind": b.health_kind, "path": b.health_path, "inter": h.inter, "fastinter": h.fastinter,
                            "downinter": h.downinter, "timeout": h.timeout, "rise": h.rise, "fall": h.fall})
         specs.append(ServiceSpec(node, "balancer", cfg))
@@ -71,6 +73,7 @@ def plan_load(scenario: Scenario, addresses: Mapping[str, str], run_dir: Path, s
     for node in load.clients:
         cfg = _base(node, "loadgen", run_dir)
         cfg.update(target=target, port=scenario.balancer.port, rate=load.rate, duration=scenario.duration,
-                   start_at=start_at, timeout=load.timeout, path=load.path, max_in_flight=load.max_in_flight)
+                   start_at=start_at, timeout=load.timeout, path=load.path, keys=load.keys, max_in_flight=load.max_in_flight,
+                   seed=f"{scenario.seed}-{node}")
         specs.append(ServiceSpec(node, "loadgen", cfg))
     return specs

@@ -25,6 +25,7 @@ from typing import Any
 
 from lab.core.balancing import Pool, RequestInfo, Server, make_algorithm
 from lab.core.health import FAIL, PASS, HealthCounter, HealthSettings
+from lab.core.passive import PassiveHealth, PassiveSettings
 from lab.core.http1 import (
     IDEMPOTENT, HttpError, Head, error_response, forward_headers, parse_request_head,
     parse_response_head, render_head, request_framing, response_framing,
@@ -54,7 +55,10 @@ class Balancer:
         self.timeout_server = float(cfg.get("timeout_server", 2.0))
         self.log_requests = bool(cfg.get("log_requests", True))
         servers = [Server(s["name"], s["address"], int(s.get("port", 80)), int(s.get("weight", 1)), bool(s.get("backup", False))) for s in cfg["servers"]]
-        self.pool = Pool(servers, make_algorithm(cfg.get("algorithm", "roundrobin")), random.Random(cfg.get("seed", 1)))
+        algorithm = make_algorithm(cfg.get("algorithm", "roundrobin"), servers, cfg.get("hash_key", "uri"))
+        self.pool = Pool(servers, algorithm, random.Random(cfg.get("seed", 1)), float(cfg.get("slowstart", 0.0)))
+        self.retries = int(cfg.get("retries", 0))
+        self.passive = PassiveHealth(PassiveSettings(**cfg.get("passive", {})), [s.name for s in servers])
         hc = cfg.get("health", {})
         self.check_kind = hc.get("kind", "http")
         self.check_path = hc.get("path", "/health")
@@ -63,6 +67,7 @@ class Balancer:
         self.health = {s.name: HealthCounter(s.name, settings) for s in servers}
         self.idle: dict[str, deque[Conn]] = {s.name: deque() for s in servers}
         self.errors = {s.name: 0 for s in servers}
+        self.retried = 0
         self.requests = 0
         self.no_server = 0
         self.bad_requests = 0
@@ -71,10 +76,10 @@ class Balancer:
     # ---- runtime commands ------------------------------------------------------------
     def statistics(self) -> dict[str, Any]:
         return {
-            "requests": self.requests, "no_server": self.no_server, "bad_requests": self.bad_requests,
+            "requests": self.requests, "no_server": self.no_server, "bad_requests": self.bad_requests, "retried": self.retried,
             "servers": {s.name: {"state": self.health[s.name].label(), "active": s.active, "picked": s.picked,
                                  "errors": self.errors[s.name], "weight": s.weight, "drain": s.drain,
-                                 "disabled": s.disabled} for s in self.pool.servers},
+                                 "disabled": s.disabled, "ejected": s.ejected} for s in self.pool.servers},
         }
 
     def set_server(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -122,7 +127,7 @@ class Balancer:
                 self.log.emit("health_checked", server=server.name, result=PASS if ok else FAIL, detail=detail,
                               label=counter.label(), took=round(loop.time() - started, 4))
             if transition is not None:
-                server.up = counter.up
+                self.pool.set_up(server.name, counter.up, time.time())
                 self.log.emit("health_changed", server=server.name, before=transition.before, after=transition.after,
                               reason=transition.reason, label=counter.label())
                 if not server.up:
@@ -151,8 +156,8 @@ class Balancer:
         return conn, False
 
     async def exchange(self, server: Server, head: bytes, body: bytes, method: str,
-                       client: asyncio.StreamWriter) -> bool:
-        """Send one request to ``server`` and relay its answer; True if the server connection stays open."""
+                       client: asyncio.StreamWriter, retries: int) -> int:
+        """Send one request to ``server`` and relay its answer; return the status."""
         for attempt in (1, 2):
             (reader, writer), reused = await self.connect(server)
             try:
@@ -176,6 +181,8 @@ class Balancer:
             writer.close()
             raise UpstreamError(502, "bad_response", f"{server.name}: {e.message}", True) from None
         headers = forward_headers(rhead) + [("Via", f"1.1 {self.name}"), ("X-Upstream", server.name)]
+        if retries:
+            headers.append(("X-Retries", str(retries)))  # so the client's records show who was saved by a retry
         if framing == "chunked":  # hop-by-hop, so dropped above; we relay the chunks as they are
             headers.append(("Transfer-Encoding", "chunked"))
         client.write(render_head(rhead.start, headers))
@@ -188,7 +195,7 @@ class Balancer:
             self.idle[server.name].append((reader, writer))
         else:
             writer.close()
-        return framing != "close"
+        return rhead.status
 
     def forwarded_head(self, head: Head, client_ip: str) -> bytes:
         headers = forward_headers(head)
@@ -222,33 +229,67 @@ class Balancer:
         finally:
             writer.close()
 
-    async def route(self, head: Head, body: bytes, client_ip: str,
-                    writer: asyncio.StreamWriter) -> bool:
-        """Forward one request; return whether the client connection may carry another."""
+    async def route(self, head: Head, body: bytes, client_ip: str, writer: asyncio.StreamWriter) -> bool:
+        """Forward one request, retrying elsewhere when that is safe; return whether the client connection may go on."""
         self.requests += 1
         rid = head.get("X-Request-Id") or f"{self.name}-{self.requests}"
         keep = head.keep_alive()
-        info = RequestInfo(client_ip, head.method, head.target)
-        server = self.pool.pick(info)
-        if server is None:
-            self.no_server += 1
-            self.log.emit("request_failed", id=rid, server=None, status=503, error="no_server")
-            writer.write(error_response(503, "no server is UP", [("Via", f"1.1 {self.name}")], keep))
-            await writer.drain()
-            return keep
-        if self.log_requests:
-            self.log.emit("request_routed", id=rid, server=server.name, client=client_ip, method=head.method, path=head.target)
-        server.active += 1
-        try:
-            await self.exchange(server, self.forwarded_head(head, client_ip), body, head.method, writer)
-        except UpstreamError as e:
-            self.errors[server.name] += 1
-            self.log.emit("request_failed", id=rid, server=server.name, status=e.status, error=e.kind, detail=e.message)
-            writer.write(error_response(e.status, e.message, [("Via", f"1.1 {self.name}"), ("X-Upstream", server.name)], keep))
-        finally:
-            server.active -= 1
+        info = RequestInfo(client_ip, head.method, head.target, dict((k.lower(), v) for k, v in head.headers))
+        forwarded = self.forwarded_head(head, client_ip)
+        tried: list[str] = []
+        while True:
+            now = time.time()
+            for name in self.passive.expire(now):
+                self.pool[name].ejected = False
+                self.log.emit("server_returned", server=name)
+            server = self.pool.pick(info, exclude=tried, now=now)
+            if server is None:
+                self.no_server += 1
+                why = "no server is UP" if not tried else f"no server left to retry on after {', '.join(tried)}"
+                self.log.emit("request_failed", id=rid, server=None, status=503, error="no_server", detail=why)
+                writer.write(error_response(503, why, [("Via", f"1.1 {self.name}")], keep))
+                break
+            if self.log_requests:
+                self.log.emit("request_routed", id=rid, server=server.name, client=client_ip, method=head.method,
+                              path=head.target, attempt=len(tried) + 1)
+            server.active += 1
+            started = time.monotonic()
+            try:
+                status = await self.exchange(server, forwarded, body, head.method, writer, len(tried))
+                self.pool.finished(server, time.monotonic() - started, status < 500)
+                self._passive(server, status < 500)
+                break
+            except UpstreamError as e:
+                self.errors[server.name] += 1
+                self.pool.finished(server, time.monotonic() - started, False)
+                self._passive(server, False)
+                tried.append(server.name)
+                # nginx proxy_next_upstream: a request that may have reached the server is
+                # replayed only if it is idempotent; one that never left is always safe to move.
+                if len(tried) <= self.retries and (not e.sent or head.method in IDEMPOTENT):
+                    self.retried += 1
+                    self.log.emit("request_retried", id=rid, server=server.name, error=e.kind, detail=e.message)
+                    continue
+                self.log.emit("request_failed", id=rid, server=server.name, status=e.status, error=e.kind, detail=e.message)
+                writer.write(error_response(e.status, e.message, [("Via", f"1.1 {self.name}"), ("X-Upstream", server.name)], keep))
+                break
+            finally:
+                server.active -= 1
         await writer.drain()
         return keep
+
+    def _passive(self, server: Server, ok: bool) -> None:
+        if not self.passive.settings.enabled:
+            return
+        now = time.time()
+        if ok:
+            self.passive.success(server.name, now)
+            return
+        ejection = self.passive.failure(server.name, now)
+        if ejection is not None:
+            server.ejected = True
+            self.drop_idle(server.name)
+            self.log.emit("server_ejected", server=server.name, until=ejection.until, rule=ejection.rule)
 
 
 async def main(ctx: Context) -> None:

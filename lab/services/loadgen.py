@@ -20,6 +20,7 @@ max_in_flight, events, control.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections import deque
 from typing import Any
@@ -49,6 +50,8 @@ class LoadGenerator:
         self.start_at = float(cfg.get("start_at") or time.time())
         self.timeout = float(cfg.get("timeout", 3.0))
         self.path = cfg.get("path", "/")
+        self.keys = int(cfg.get("keys", 1000))
+        self.rng = random.Random(str(cfg.get("seed", 1)))  # replayable key sequence
         self.max_in_flight = int(cfg.get("max_in_flight", 512))
         self.idle: deque[Conn] = deque()
         self.in_flight = 0
@@ -71,8 +74,8 @@ class LoadGenerator:
         except OSError as e:
             raise RequestFailed("connect_error", f"cannot connect to {self.target}: {e.strerror or e}") from None
 
-    async def exchange(self, rid: str) -> tuple[int, str | None, str | None, str | None]:
-        request = (f"GET {self.path} HTTP/1.1\r\nHost: {self.target}\r\nUser-Agent: halab-loadgen\r\n"
+    async def exchange(self, rid: str, path: str) -> tuple[int, str | None, str | None, str | None, int]:
+        request = (f"GET {path} HTTP/1.1\r\nHost: {self.target}\r\nUser-Agent: halab-loadgen\r\n"
                    f"X-Request-Id: {rid}\r\n\r\n").encode()
         for attempt in (1, 2):
             (reader, writer), reused = await self.connection()
@@ -98,16 +101,17 @@ class LoadGenerator:
                 writer.close()
             # An error page says why (the balancer's "cannot connect to o2: ..."): keep its first line.
             reason = body.decode("utf-8", "replace").split("\n", 1)[0][:160] if head.status >= 400 else None
-            return head.status, head.get("X-Served-By"), head.get("X-Upstream"), reason
+            return head.status, head.get("X-Served-By"), head.get("X-Upstream"), reason, int(head.get("X-Retries") or 0)
         raise AssertionError("unreachable")
 
-    async def one(self, index: int, due: float) -> None:
+    async def one(self, index: int, due: float, path: str) -> None:
         rid = f"{self.node}-{index}"
         started = time.time()
         status = served_by = upstream = None
         error = detail = None
+        retries = 0
         try:
-            status, served_by, upstream, detail = await within(max(0.001, due + self.timeout - time.time()), self.exchange(rid))
+            status, served_by, upstream, detail, retries = await within(max(0.001, due + self.timeout - time.time()), self.exchange(rid, path))
         except asyncio.TimeoutError:
             error, detail = "timeout", f"no answer within {self.timeout:g} s"
         except RequestFailed as e:
@@ -123,7 +127,8 @@ class LoadGenerator:
         self.ok += ok
         self.failed += not ok
         self.ctx.log.emit("request_finished", t=due, id=rid, latency=round(done - due, 6), service_time=round(done - started, 6),
-                          status=status, ok=ok, error=error, detail=detail, served_by=served_by, upstream=upstream)
+                          status=status, ok=ok, error=error, detail=detail, served_by=served_by, upstream=upstream,
+                          retries=retries, path=path)
 
     async def run(self) -> None:
         tasks: set[asyncio.Task[None]] = set()
@@ -141,7 +146,8 @@ class LoadGenerator:
                                   error="client_saturated", detail=f"{self.max_in_flight} requests already in flight")
                 continue
             self.in_flight += 1
-            task = asyncio.create_task(self.one(index, due))
+            path = self.path.replace("{key}", str(self.rng.randrange(self.keys))) if "{key}" in self.path else self.path
+            task = asyncio.create_task(self.one(index, due, path))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         if tasks:

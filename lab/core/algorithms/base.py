@@ -23,6 +23,7 @@ class Server:
     up: bool = True
     drain: bool = False  # finish what it has, take nothing new
     disabled: bool = False  # operator took it out of rotation
+    ejected: bool = False  # a passive check took it out for a while
     active: int = 0
     picked: int = 0
     index: int = -1  # position in the pool's configuration order, set by Pool
@@ -31,7 +32,7 @@ class Server:
 
     @property
     def eligible(self) -> bool:
-        return self.up and not self.drain and not self.disabled and self.weight > 0
+        return self.up and not self.ejected and not self.drain and not self.disabled and self.weight > 0
 
     @property
     def w(self) -> float:
