@@ -142,6 +142,23 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from lab.bench import run_bench, summary
+    from lab.runner import new_run_dir
+
+    need_root("bench")
+    if args.what != "balancer":
+        print(f"unknown benchmark {args.what!r}; available: balancer", file=sys.stderr)
+        return EXIT_USAGE
+    run_dir = Path(args.runs).resolve() / f"{__import__('time').strftime('%Y%m%d-%H%M%S')}-bench-balancer"
+    run_dir.mkdir(parents=True)
+    results = run_bench(run_dir, args.seconds, args.connections)
+    lines = summary(results)
+    print("\n".join(lines))
+    (run_dir / "bench.txt").write_text("\n".join(lines) + "\n")
+    return EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="halab", description="An educational high-availability lab on Mininet.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -173,6 +190,12 @@ def parser() -> argparse.ArgumentParser:
     sn.add_argument("--count", type=int, default=0)
     sn.set_defaults(func=cmd_sniff)
     sub.add_parser("doctor", help="what this machine's kernel can do").set_defaults(func=cmd_doctor)
+    b = sub.add_parser("bench", help="benchmarks against the real systems (wrk vs HAProxy, nginx)")
+    b.add_argument("what", choices=["balancer"])
+    b.add_argument("--seconds", type=float, default=5.0)
+    b.add_argument("--connections", type=int, default=32)
+    b.add_argument("--runs", default="runs")
+    b.set_defaults(func=cmd_bench)
     return p
 
 

@@ -1,0 +1,53 @@
+import math
+
+import pytest
+
+from lab.bench import parse_wrk
+from lab.net.render import haproxy_config, nginx_config
+from lab.runner import load_scenario
+
+SERVERS = [{"name": "o1", "address": "10.0.0.11", "port": 80, "weight": 5}, {"name": "o2", "address": "10.0.0.12", "port": 80, "backup": True}]
+
+
+def test_haproxy_config_carries_the_same_health_settings():
+    b = load_scenario("exercises/01-health-checks-and-failover/scenario.toml").balancer
+    text = haproxy_config(b, SERVERS, "lb1", "/tmp/p")
+    assert "balance static-rr" in text and "option httpchk GET /health" in text
+    assert "server o1 10.0.0.11:80 check inter 500ms rise 2 fall 3 weight 5" in text
+    assert "server o2 10.0.0.12:80 check inter 500ms rise 2 fall 3 weight 1 backup" in text
+    assert "timeout check 400ms" in text and "timeout connect 500ms" in text
+
+
+def test_nginx_config_weights_backup_and_keepalive():
+    b = load_scenario("exercises/02-balancing-algorithms/weighted.toml").balancer
+    text = nginx_config(b, SERVERS, "lb1", "/tmp/p", "/tmp")
+    assert "server 10.0.0.11:80 weight=5;" in text and "server 10.0.0.12:80 weight=1 backup;" in text
+    assert "keepalive 64;" in text and 'proxy_set_header Connection "";' in text
+
+
+def test_unmapped_algorithm_is_refused_clearly():
+    import dataclasses
+
+    b = dataclasses.replace(load_scenario("exercises/02-balancing-algorithms/weighted.toml").balancer, algorithm="maglev")
+    with pytest.raises(ValueError, match="'maglev' has no HAProxy rendering yet"):
+        haproxy_config(b, SERVERS, "lb1", "/tmp/p")
+
+
+WRK = """Running 5s test @ http://10.0.0.2/
+  1 threads and 32 connections
+  Latency Distribution
+     50%  812.00us
+     75%    1.10ms
+     90%    1.50ms
+     99%    2.40ms
+  175830 requests in 5.00s, 30.35MB read
+Requests/sec:  35166.12
+Transfer/sec:      6.07MB
+"""
+
+
+def test_parse_wrk():
+    r = parse_wrk(WRK)
+    assert r["rps"] == pytest.approx(35166.12) and r["p50"] == pytest.approx(0.000812) and r["p99"] == pytest.approx(0.0024)
+    assert r["non2xx"] == 0
+    assert math.isnan(parse_wrk("Requests/sec: 5\n")["p50"])
