@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from lab.core.schema import ConfigError
@@ -76,8 +77,7 @@ def cmd_cli(args: argparse.Namespace) -> int:
     run_dir.mkdir(parents=True)
     write_meta(scenario, run_dir)
     with Lab(scenario, run_dir) as lab:
-        services = [lab.start(spec) for spec in plan_services(scenario, lab.addresses, run_dir)]
-        lab.wait_ready(services)
+        lab.start_all(plan_services(scenario, lab.addresses, run_dir))
         print(f"halab: {args.topology} is up; services: {', '.join(sorted(lab.services))}. Events go to {run_dir}.")
         print("Lab verbs: fail, heal, crash, restart, pause, resume, restore, broken, stats, events, load. 'help VERB' explains.")
         LabCLI(lab)
@@ -150,7 +150,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what != "balancer":
         print(f"unknown benchmark {args.what!r}; available: balancer", file=sys.stderr)
         return EXIT_USAGE
-    run_dir = Path(args.runs).resolve() / f"{__import__('time').strftime('%Y%m%d-%H%M%S')}-bench-balancer"
+    run_dir = Path(args.runs).resolve() / f"{time.strftime('%Y%m%d-%H%M%S')}-bench-balancer"
     run_dir.mkdir(parents=True)
     results = run_bench(run_dir, args.seconds, args.connections)
     lines = summary(results)

@@ -79,8 +79,7 @@ def run(scenario: Scenario, run_dir: Path, live: bool = True, say: Any = print) 
     write_meta(scenario, run_dir)
     with Lab(scenario, run_dir, say=say) as lab:
         lab.capture(scenario.capture)
-        servers = [lab.start(spec) for spec in plan_services(scenario, lab.addresses, run_dir)]
-        lab.wait_ready(servers)
+        lab.start_all(plan_services(scenario, lab.addresses, run_dir))
         faults = Faults(lab)
         start_at = time.time() + LEAD_TIME
         clients = [lab.start(spec) for spec in plan_load(scenario, lab.addresses, run_dir, start_at)]

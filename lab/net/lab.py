@@ -173,6 +173,16 @@ class Lab:
         self._launch(service)
         return service
 
+    def start_all(self, specs: list[ServiceSpec]) -> list[Service]:
+        """Start services tier by tier, each tier ready before the next: a balancer
+        started before its origins listen would see refused probes and mark them DOWN."""
+        started: list[Service] = []
+        for tier in ("origin", "balancer", "loadgen"):
+            batch = [self.start(spec) for spec in specs if spec.service == tier]
+            self.wait_ready(batch)
+            started += batch
+        return started
+
     def _launch(self, service: Service) -> None:
         spec = service.spec
         logs = self.run_dir / "logs"

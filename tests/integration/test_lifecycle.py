@@ -21,8 +21,7 @@ from lab.net.lab import Lab
 from lab.net.roles import plan_services
 s = load_scenario(sys.argv[1])
 lab = Lab(s, Path(sys.argv[2]), say=lambda *a: None).__enter__()
-services = [lab.start(spec) for spec in plan_services(s, lab.addresses, lab.run_dir)]
-lab.wait_ready(services)
+lab.start_all(plan_services(s, lab.addresses, lab.run_dir))
 print("READY", flush=True)
 time.sleep(600)
 """
@@ -32,8 +31,7 @@ time.sleep(600)
 def lab(tmp_path):
     scenario = load_scenario(DEMO)
     with Lab(scenario, tmp_path / "run", say=lambda *a: None) as lab:
-        services = [lab.start(spec) for spec in plan_services(scenario, lab.addresses, lab.run_dir)]
-        lab.wait_ready(services)
+        lab.start_all(plan_services(scenario, lab.addresses, lab.run_dir))
         yield lab
 
 
