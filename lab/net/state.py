@@ -9,7 +9,7 @@ first (pid, scenario, start time, run directory).
 and kernel start time, so a recycled pid is never killed) and file the lab
 made, rewritten atomically each time something is added. ``cleanup`` undoes
 exactly those, and is what ``halab clean`` runs after a crash. No pattern
-matching on names, no ``mn -c``, no ``pkill``: what is not in the ledger is
+matching on names and no blanket Mininet or process sweeps: what is not in the ledger is
 not ours.
 """
 from __future__ import annotations
