@@ -144,7 +144,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from lab.bench import run_bench, summary
-    from lab.runner import new_run_dir
 
     need_root("bench")
     if args.what != "balancer":

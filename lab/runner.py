@@ -8,6 +8,7 @@ computed from the event files alone.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sys
@@ -88,9 +89,7 @@ def run(scenario: Scenario, run_dir: Path, live: bool = True, say: Any = print) 
         pending = list(scenario.faults)
         end = start_at + scenario.duration + scenario.load.timeout + 1
         view = LiveView(run_dir, scenario.name, scenario.duration) if live else None
-        try:
-            if view:
-                view.__enter__()
+        with view if view else contextlib.nullcontext():
             while time.time() < end:
                 while pending and time.time() >= start_at + pending[0].at:
                     fault = pending.pop(0)
@@ -99,14 +98,11 @@ def run(scenario: Scenario, run_dir: Path, live: bool = True, say: Any = print) 
                     view.update(faults.broken())
                 if all(s.proc is not None and s.proc.poll() is not None for s in clients):
                     break
-                next_due = min([start_at + pending[0].at] if pending else [end])
+                next_due = start_at + pending[0].at if pending else end
                 time.sleep(max(0.0, min(0.1, next_due - time.time())))
             still = lab.wait_exit(clients, timeout=max(0.0, end - time.time()))
             if still:
                 say(f"load generators still running past their deadline: {', '.join(s.spec.key for s in still)}")
-        finally:
-            if view:
-                view.__exit__(None, None, None)
         lab.event("run_finished", scenario=scenario.name, broken_at_end=faults.broken())
     if lab.leftover_report:
         say(f"cleanup removed: {', '.join(lab.leftover_report)}")

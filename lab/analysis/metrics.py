@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from lab.core.availability import nines
-
-REVERTS = {"link_up": "link_down", "restart": "crash", "resume": "pause"}
+from lab.core.scenario import REVERTS
 
 
 @dataclass(frozen=True)
@@ -108,6 +107,7 @@ class Metrics:
     duplicate_ids: tuple[str, ...]
     saved_by_retry: int
     health_changes: tuple[Mapping[str, Any], ...]
+    worst_detection: float | None = None  # fall x inter + timeout, from the scenario's health settings
     checks: tuple[Check, ...] = field(default=())
 
     @property
@@ -133,7 +133,7 @@ def latency_summary(latencies: Iterable[float]) -> dict[str, float | None]:
             "max": ordered[-1] if ordered else None}
 
 
-def fault_periods(events: Sequence[Mapping[str, Any]], end: float) -> list[tuple[Mapping[str, Any], float | None]]:
+def fault_periods(events: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], float | None]]:
     """Each applied fault with the time it was reverted (None if it never was)."""
     periods = []
     for i, e in enumerate(events):
@@ -176,7 +176,8 @@ def compute(events: Sequence[Mapping[str, Any]], settings: Settings = Settings()
     ok = [r for r in requests if r["ok"]]
     failures = [r for r in requests if not r["ok"]]
     ids = Counter(r["id"] for r in requests)
-    periods = fault_periods(events, load_end)
+    periods = fault_periods(events)
+    routed = [e for e in events if e["kind"] == "request_routed"]
     down = down_intervals(events, load_end + 60)
 
     def in_fault(t: float) -> bool:
@@ -192,7 +193,7 @@ def compute(events: Sequence[Mapping[str, Any]], settings: Settings = Settings()
         request_availability=len(ok) / len(requests) if requests else 1.0,
         time_availability=_time_availability(requests, load_start, settings),
         outages=tuple(_outages(failures, requests, periods, settings.merge_gap)),
-        faults=tuple(_fault_outcome(f, rev, events, failures, down) for f, rev in periods),
+        faults=tuple(_fault_outcome(f, rev, events, failures, routed, down) for f, rev in periods),
         served_by=dict(sorted(Counter(r["served_by"] for r in ok if r.get("served_by")).items())),
         blamed=dict(sorted(Counter(r["upstream"] for r in failures if r.get("upstream")).items())),
         latency={
@@ -205,6 +206,7 @@ def compute(events: Sequence[Mapping[str, Any]], settings: Settings = Settings()
         saved_by_retry=sum(1 for r in ok if r.get("retries")),
         health_changes=tuple({"t": e["t"], "node": e["node"], "server": e["server"], "after": e["after"], "reason": e.get("reason", "")}
                              for e in events if e["kind"] == "health_changed"),
+        worst_detection=settings.worst_detection,
     )
 
 
@@ -254,7 +256,8 @@ def _cause(start: float, end: float, periods: Sequence[tuple[Mapping[str, Any], 
 
 
 def _fault_outcome(fault: Mapping[str, Any], reverted: float | None, events: Sequence[Mapping[str, Any]],
-                   failures: Sequence[Mapping[str, Any]], down: Mapping[str, list[tuple[float, float]]]) -> FaultOutcome:
+                   failures: Sequence[Mapping[str, Any]], routed: Sequence[Mapping[str, Any]],
+                   down: Mapping[str, list[tuple[float, float]]]) -> FaultOutcome:
     affects = tuple(fault.get("affects", ()))
     t0 = fault["t"]
     downs = [e for e in events if e["kind"] == "health_changed" and e["after"] == "DOWN" and e["server"] in affects and e["t"] >= t0
@@ -266,12 +269,11 @@ def _fault_outcome(fault: Mapping[str, Any], reverted: float | None, events: Seq
     mine = [r for r in failures if r.get("upstream") in affects and r["t"] + r["latency"] >= t0 and (reverted is None or r["t"] < reverted)]
     before = sum(1 for r in mine if detected is None or r["t"] < detected)
     after = sum(1 for r in mine if detected is not None and r["t"] >= detected)
-    routed = [e for e in events if e["kind"] == "request_routed"]
     routed_down = sum(1 for e in routed if e["server"] in affects and _inside(e["t"], down.get(e["server"], ()))) if routed else None
     return FaultOutcome(fault["action"], fault["target"], t0, affects, reverted, detected, recovered, before, after, routed_down)
 
 
-def check_expectations(m: Metrics, expect: Mapping[str, Any], settings: Settings) -> tuple[Check, ...]:
+def check_expectations(m: Metrics, expect: Mapping[str, Any]) -> tuple[Check, ...]:
     """Turn a scenario's [expect] table into pass/fail lines an instructor can grade on."""
     checks = []
     if expect.get("availability_min") is not None:

@@ -27,7 +27,7 @@ def build(run_dir: Path) -> Metrics:
     if not any(e["kind"] == "request_finished" for e in events):
         raise ValueError(f"{run_dir} has no request records (events/*-loadgen.jsonl): did the load run?")
     metrics = compute(events, settings, meta.get("scenario", run_dir.name))
-    return dataclasses.replace(metrics, checks=check_expectations(metrics, meta.get("expect", {}), settings))
+    return dataclasses.replace(metrics, checks=check_expectations(metrics, meta.get("expect", {})))
 
 
 def write(metrics: Metrics, run_dir: Path, plot: bool = True) -> list[Path]:
@@ -82,7 +82,8 @@ def sections(m: Metrics) -> list[tuple[str, list[str], list[list[str]]]]:
         ["succeeded only thanks to a retry", str(m.saved_by_retry)],
         ["requests counted twice", str(len(m.duplicate_ids))],
     ]))
-    out.append(("Faults: injected, detected, repaired", ["at (s)", "fault", "affects", "detected after", "failed before detection",
+    bound = f" (bound {m.worst_detection:.2f} s)" if m.worst_detection else ""
+    out.append((f"Faults: injected, detected{bound}, repaired", ["at (s)", "fault", "affects", "detected after", "failed before detection",
                                                         "routed to it while DOWN", "repaired at (s)", "back UP after"], [
         [_clock(f.at, m), f"{f.action} {f.target}", ", ".join(f.affects) or "—", _secs(f.detection),
          str(f.failed_before_detection), "not logged" if f.routed_while_down is None else str(f.routed_while_down + f.failed_after_detection),

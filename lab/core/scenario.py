@@ -35,6 +35,7 @@ class Layout:
 TopologyLookup = Callable[[str, Mapping[str, Any], str], tuple[Layout, Mapping[str, Any]]]
 
 LINK_ACTIONS = ("link_down", "link_up")
+REVERTS = {"link_up": "link_down", "restart": "crash", "resume": "pause"}  # repair -> the fault it undoes
 NODE_ACTIONS = ("crash", "restart", "pause", "resume")
 ACTIONS = LINK_ACTIONS + NODE_ACTIONS + ("restore",)
 SERVICE_ROLES = ("origin", "balancer")

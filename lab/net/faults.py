@@ -20,10 +20,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from lab.core.scenario import SERVICE_ROLES, resolve_link
+from lab.core.scenario import REVERTS, SERVICE_ROLES, resolve_link
 from lab.net.lab import CRASHED, PAUSED, RUNNING, Lab, LabError
-
-REVERTS = {"link_up": "link_down", "restart": "crash", "resume": "pause"}
 
 
 @dataclass(frozen=True)

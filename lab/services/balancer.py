@@ -30,10 +30,9 @@ from lab.core.http1 import (
     IDEMPOTENT, HttpError, Head, error_response, forward_headers, parse_request_head,
     parse_response_head, render_head, request_framing, response_framing,
 )
-from lab.services.httpio import PeerClosed, read_body, read_head, relay_body, within
+from lab.services.httpio import Conn, PeerClosed, read_body, read_head, relay_body, take_idle, within
 from lab.services.runtime import Context, serve
 
-Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 class UpstreamError(Exception):
@@ -140,12 +139,9 @@ class Balancer:
 
     # ---- proxying --------------------------------------------------------------------
     async def connect(self, server: Server) -> tuple[Conn, bool]:
-        idle = self.idle[server.name]
-        while idle:
-            conn = idle.pop()
-            if not conn[0].at_eof() and not conn[1].is_closing():
-                return conn, True
-            conn[1].close()
+        conn = take_idle(self.idle[server.name])
+        if conn is not None:
+            return conn, True
         try:
             conn = await within(self.timeout_connect, asyncio.open_connection(server.address, server.port))
         except asyncio.TimeoutError:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import Awaitable, TypeVar
 
 from lab.core.http1 import CHUNKED, LENGTH, MAX_HEAD, NONE, UNTIL_CLOSE, ChunkedScanner, HttpError
@@ -16,6 +17,19 @@ async def within(seconds: float, awaitable: Awaitable[T]) -> T:
         async with asyncio.timeout(seconds):
             return await awaitable
     return await asyncio.wait_for(awaitable, seconds)
+
+
+Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+def take_idle(idle: "deque[Conn]") -> Conn | None:
+    """The most recently used kept-alive connection that is still open, closing dead ones."""
+    while idle:
+        conn = idle.pop()
+        if not conn[0].at_eof() and not conn[1].is_closing():
+            return conn
+        conn[1].close()
+    return None
 
 
 class PeerClosed(Exception):

@@ -26,10 +26,9 @@ from collections import deque
 from typing import Any
 
 from lab.core.http1 import HttpError, parse_response_head, response_framing
-from lab.services.httpio import PeerClosed, read_body, read_head, within
+from lab.services.httpio import Conn, PeerClosed, read_body, read_head, take_idle, within
 from lab.services.runtime import Context, serve
 
-Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 class RequestFailed(Exception):
@@ -62,11 +61,9 @@ class LoadGenerator:
         return {"sent": self.sent, "ok": self.ok, "failed": self.failed, "in_flight": self.in_flight, "rate": self.rate}
 
     async def connection(self) -> tuple[Conn, bool]:
-        while self.idle:
-            conn = self.idle.pop()
-            if not conn[0].at_eof() and not conn[1].is_closing():
-                return conn, True
-            conn[1].close()
+        conn = take_idle(self.idle)
+        if conn is not None:
+            return conn, True
         try:
             return await asyncio.open_connection(self.target, self.port), False
         except ConnectionRefusedError:

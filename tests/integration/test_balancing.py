@@ -4,9 +4,6 @@ Each scenario is short (6-10 s of load) and lives in exercises/02.
 """
 import dataclasses
 import random
-from collections import Counter
-
-import pytest
 
 from lab.analysis import report
 from lab.core.algorithms import make_algorithm

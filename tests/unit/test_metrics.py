@@ -51,7 +51,7 @@ def test_routing_to_a_down_server_is_counted():
     (f,) = compute(synthetic(routed_late=True)).faults
     assert f.routed_while_down == 1
     m = compute(synthetic(routed_late=True))
-    (check,) = check_expectations(m, {"no_requests_after_detection": True}, Settings())
+    (check,) = check_expectations(m, {"no_requests_after_detection": True})
     assert not check.passed and "1 requests" in check.detail
 
 
@@ -101,7 +101,7 @@ def test_percentile_nearest_rank():
 
 def test_expectations():
     m = compute(synthetic())
-    checks = {c.name: c for c in check_expectations(m, {"availability_min": 0.99, "max_detection": 2.0, "max_outage": 1.0}, Settings())}
+    checks = {c.name: c for c in check_expectations(m, {"availability_min": 0.99, "max_detection": 2.0, "max_outage": 1.0})}
     assert not checks["availability_min"].passed
     assert checks["max_detection"].passed and "1.50 s" in checks["max_detection"].detail
     assert checks["max_outage"].passed is False
@@ -109,5 +109,5 @@ def test_expectations():
 
 def test_undetected_fault_fails_max_detection():
     events = [e for e in synthetic() if e["kind"] != "health_changed"]
-    (check,) = check_expectations(compute(events), {"max_detection": 5}, Settings())
+    (check,) = check_expectations(compute(events), {"max_detection": 5})
     assert not check.passed and "never detected: link_down o1-s1" in check.detail
