@@ -80,8 +80,10 @@ PASSIVE = {
     "max_ejection_percent": Field(float, default=10.0, minimum=0, maximum=100),
 }
 HEALTH = {
-    "kind": Field(str, default="http", choices=("http", "tcp")),
+    "kind": Field(str, default="http", choices=("http", "tcp", "icmp")),
     "path": Field(str, default="/health"),
+    "expect_status": Field(int, default=0, minimum=0, maximum=599, help="exact status to pass (0: any 2xx/3xx, HAProxy httpchk)"),
+    "expect_body": Field(str, default="", help="text the answer must contain (HAProxy http-check expect string)"),
     "inter": Field(float, default=2.0, minimum=0.05, help="seconds between probes (HAProxy default 2 s)"),
     "fastinter": Field(float, default=None, minimum=0.05),
     "downinter": Field(float, default=None, minimum=0.05),
@@ -163,6 +165,8 @@ class BalancerSettings:
     passive: Mapping[str, Any] = field(default_factory=dict)
     health_kind: str = "http"
     health_path: str = "/health"
+    health_expect_status: int = 0
+    health_expect_body: str = ""
     health: HealthSettings = field(default_factory=HealthSettings)
 
 
@@ -229,7 +233,8 @@ def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup,
     if bal["algorithm"] in ("hash", "consistent", "maglev") and not (bal["hash_key"] in ("uri", "path", "source") or bal["hash_key"].startswith("header:")):
         raise ConfigError(source, "balancer.hash_key", f"got {bal['hash_key']!r}, expected uri, path, source or header:NAME")
     balancer = BalancerSettings(bal["algorithm"], bal["port"], bal["timeout_connect"], bal["timeout_server"], bal["log_requests"],
-                                bal["hash_key"], bal["slowstart"], bal["retries"], passive, hc["kind"], hc["path"], health)
+                                bal["hash_key"], bal["slowstart"], bal["retries"], passive, hc["kind"], hc["path"],
+                                hc["expect_status"], hc["expect_body"], health)
 
     origins = _origins(top["origins"], layout, source)
     load = _load(top["load"], layout, source)

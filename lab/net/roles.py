@@ -25,10 +25,18 @@ class ServiceSpec:
     node: str
     service: str
     config: dict[str, Any] = field(default_factory=dict)
+    instance: str = ""  # tells apart two services of one kind on one node
 
     @property
     def key(self) -> str:
-        return f"{self.node}-{self.service}"
+        return f"{self.node}-{self.service}" + (f"-{self.instance}" if self.instance else "")
+
+    def another(self, instance: str, **changes: Any) -> "ServiceSpec":
+        """A second copy on the same node, with its own event file, socket and settings."""
+        key = f"{self.node}-{self.service}-{instance}"
+        config = dict(self.config, events=str(Path(self.config["events"]).with_name(f"{key}.jsonl")),
+                      control=f"{CONTROL_DIR}/{key}.sock", **changes)
+        return ServiceSpec(self.node, self.service, config, instance)
 
     @property
     def module(self) -> str:
@@ -57,7 +65,8 @@ def plan_services(scenario: Scenario, addresses: Mapping[str, str], run_dir: Pat
         cfg.update(port=b.port, algorithm=b.algorithm, servers=servers, timeout_connect=b.timeout_connect,
                    timeout_server=b.timeout_server, log_requests=b.log_requests, seed=scenario.seed,
                    hash_key=b.hash_key, slowstart=b.slowstart, retries=b.retries, passive=dict(b.passive),
-                   health={"kind": b.health_kind, "path": b.health_path, "inter": h.inter, "fastinter": h.fastinter,
+                   health={"kind": b.health_kind, "path": b.health_path, "expect_status": b.health_expect_status,
+                           "expect_body": b.health_expect_body, "inter": h.inter, "fastinter": h.fastinter,
                            "downinter": h.downinter, "timeout": h.timeout, "rise": h.rise, "fall": h.fall})
         specs.append(ServiceSpec(node, "balancer", cfg))
     return specs

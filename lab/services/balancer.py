@@ -31,6 +31,7 @@ from lab.core.http1 import (
     parse_response_head, render_head, request_framing, response_framing,
 )
 from lab.services.httpio import Conn, PeerClosed, read_body, read_head, relay_body, take_idle, within
+from lab.services.probes import http_probe, icmp_probe, tcp_probe
 from lab.services.runtime import Context, serve
 
 
@@ -61,11 +62,14 @@ class Balancer:
         hc = cfg.get("health", {})
         self.check_kind = hc.get("kind", "http")
         self.check_path = hc.get("path", "/health")
+        self.expect_status = int(hc.get("expect_status") or 0)
+        self.expect_body = hc.get("expect_body") or ""
         settings = HealthSettings(int(hc.get("rise", 2)), int(hc.get("fall", 3)), float(hc.get("inter", 2.0)),
                                   hc.get("fastinter"), hc.get("downinter"), hc.get("timeout"))
         self.health = {s.name: HealthCounter(s.name, settings) for s in servers}
         self.idle: dict[str, deque[Conn]] = {s.name: deque() for s in servers}
         self.errors = {s.name: 0 for s in servers}
+        self.last_check: dict[str, tuple[int, str]] = {s.name: (0, "not probed yet") for s in servers}  # (count, result)
         self.retried = 0
         self.requests = 0
         self.no_server = 0
@@ -78,7 +82,8 @@ class Balancer:
             "requests": self.requests, "no_server": self.no_server, "bad_requests": self.bad_requests, "retried": self.retried,
             "servers": {s.name: {"state": self.health[s.name].label(), "active": s.active, "picked": s.picked,
                                  "errors": self.errors[s.name], "weight": s.weight, "drain": s.drain,
-                                 "disabled": s.disabled, "ejected": s.ejected} for s in self.pool.servers},
+                                 "disabled": s.disabled, "ejected": s.ejected, "checks": self.last_check[s.name][0],
+                                 "last_check": self.last_check[s.name][1]} for s in self.pool.servers},
         }
 
     def set_server(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -102,16 +107,11 @@ class Balancer:
             return False, f"{type(e).__name__}: {e}"
 
     async def _probe(self, server: Server) -> tuple[bool, str]:
-        reader, writer = await asyncio.open_connection(server.address, server.port)
-        try:
-            if self.check_kind == "tcp":
-                return True, "TCP connect ok"
-            writer.write(f"GET {self.check_path} HTTP/1.1\r\nHost: {server.address}\r\nUser-Agent: halab-check\r\nConnection: close\r\n\r\n".encode())
-            head = parse_response_head(await read_head(reader))
-            ok = 200 <= head.status < 400  # HAProxy option httpchk: 2xx and 3xx pass
-            return ok, f"HTTP {head.status}"
-        finally:
-            writer.close()
+        if self.check_kind == "tcp":
+            return await tcp_probe(server.address, server.port)
+        if self.check_kind == "icmp":
+            return await icmp_probe(server.address)
+        return await http_probe(server.address, server.port, self.check_path, self.expect_status, self.expect_body)
 
     async def check_loop(self, server: Server, first_delay: float) -> None:
         counter = self.health[server.name]
@@ -120,6 +120,7 @@ class Balancer:
         while True:
             started = loop.time()
             ok, detail = await self.probe(server)
+            self.last_check[server.name] = (self.last_check[server.name][0] + 1, f"{'pass' if ok else 'fail'}: {detail}")
             before = counter.label()
             transition = counter.observe(PASS if ok else FAIL, time.time(), detail)
             if counter.label() != before:  # steady UP 3/3 or DOWN 0/2 probes are not news
