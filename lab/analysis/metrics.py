@@ -107,7 +107,7 @@ class Metrics:
     duplicate_ids: tuple[str, ...]
     saved_by_retry: int
     health_changes: tuple[Mapping[str, Any], ...]
-    worst_detection: float | None = None  # fall x inter + timeout, from the scenario's health settings
+    worst_detection: float | None = None  # inter + fall x timeout + (fall-1) x fastinter, from the scenario's health settings
     checks: tuple[Check, ...] = field(default=())
 
     @property

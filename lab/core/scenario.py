@@ -34,6 +34,17 @@ class Layout:
 
 TopologyLookup = Callable[[str, Mapping[str, Any], str], tuple[Layout, Mapping[str, Any]]]
 
+# The real daemons a scenario can run instead of halab's balancer, with how each
+# halab algorithm is spelled there. An algorithm missing here has no faithful
+# equivalent in that daemon, and the scenario is refused rather than approximated.
+REAL_BALANCERS = {
+    "haproxy": {"roundrobin": "balance static-rr", "weighted_roundrobin": "balance roundrobin", "leastconn": "balance leastconn",
+                "source": "balance source", "hash": "balance uri", "consistent": "balance uri\n    hash-type consistent",
+                "random": "balance random(1)", "p2c": "balance random(2)"},
+    "nginx": {"roundrobin": "", "weighted_roundrobin": "", "weighted_leastconn": "least_conn;", "source": "ip_hash;",
+              "hash": "hash $request_uri;", "consistent": "hash $request_uri consistent;", "p2c": "random two least_conn;",
+              "random": "random;"},
+}
 LINK_ACTIONS = ("link_down", "link_up")
 REVERTS = {"link_up": "link_down", "restart": "crash", "resume": "pause"}  # repair -> the fault it undoes
 NODE_ACTIONS = ("crash", "restart", "pause", "resume")
@@ -59,6 +70,7 @@ TOPOLOGY = {
     "switch": Field(str, default="lxbr", choices=("lxbr", "ovsbr")),
 }
 BALANCER = {
+    "impl": Field(str, default="halab", choices=("halab", "haproxy", "nginx"), help="whose balancer runs on the balancer nodes"),
     "algorithm": Field(str, default="roundrobin", choices=tuple(sorted(ALGORITHMS))),
     "port": Field(int, default=80, minimum=1, maximum=65535),
     "timeout_connect": Field(float, default=1.0, minimum=0.01, help="seconds (HAProxy 'timeout connect')"),
@@ -167,6 +179,7 @@ class BalancerSettings:
     health_path: str = "/health"
     health_expect_status: int = 0
     health_expect_body: str = ""
+    impl: str = "halab"
     health: HealthSettings = field(default_factory=HealthSettings)
 
 
@@ -232,9 +245,16 @@ def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup,
     passive = check_table(bal["passive"], PASSIVE, source, "balancer.passive")
     if bal["algorithm"] in ("hash", "consistent", "maglev") and not (bal["hash_key"] in ("uri", "path", "source") or bal["hash_key"].startswith("header:")):
         raise ConfigError(source, "balancer.hash_key", f"got {bal['hash_key']!r}, expected uri, path, source or header:NAME")
+    if bal["impl"] != "halab":
+        known = REAL_BALANCERS[bal["impl"]]
+        if bal["algorithm"] not in known:
+            raise ConfigError(source, "balancer.algorithm", f"{bal['algorithm']!r} has no {bal['impl']} equivalent; with impl = "
+                              f"{bal['impl']!r} use one of: {', '.join(known)}")
+        if bal["algorithm"] in ("hash", "consistent") and bal["hash_key"] != "uri":
+            raise ConfigError(source, "balancer.hash_key", f"only 'uri' is rendered for {bal['impl']} so far")
     balancer = BalancerSettings(bal["algorithm"], bal["port"], bal["timeout_connect"], bal["timeout_server"], bal["log_requests"],
                                 bal["hash_key"], bal["slowstart"], bal["retries"], passive, hc["kind"], hc["path"],
-                                hc["expect_status"], hc["expect_body"], health)
+                                hc["expect_status"], hc["expect_body"], bal["impl"], health)
 
     origins = _origins(top["origins"], layout, source)
     load = _load(top["load"], layout, source)

@@ -2,17 +2,21 @@
 
 The same ``BalancerSettings`` and server list become a config for the real
 thing, so a student can diff what halab does against HAProxy or nginx on the
-same network, and benchmarks compare like with like. Only round robin and
-weighted round robin have a one-to-one mapping so far.
+same network, and benchmarks compare like with like. Which algorithms map
+onto which directive is ``lab.core.scenario.REAL_BALANCERS``.
 """
 from __future__ import annotations
 
 from typing import Any, Sequence
 
-from lab.core.scenario import BalancerSettings
+from lab.core.scenario import REAL_BALANCERS, BalancerSettings
 
-HAPROXY_BALANCE = {"roundrobin": "static-rr", "weighted_roundrobin": "roundrobin", "leastconn": "leastconn", "source": "source"}
-NGINX_BALANCE = {"roundrobin": "", "weighted_roundrobin": "", "weighted_leastconn": "least_conn;", "source": "ip_hash;"}
+
+def directive(impl: str, algorithm: str) -> str:
+    table = REAL_BALANCERS[impl]
+    if algorithm not in table:
+        raise ValueError(f"algorithm {algorithm!r} has no {impl} rendering (have: {', '.join(table)})")
+    return table[algorithm]
 
 
 def _ms(seconds: float) -> str:
@@ -20,8 +24,7 @@ def _ms(seconds: float) -> str:
 
 
 def haproxy_config(b: BalancerSettings, servers: Sequence[dict[str, Any]], name: str, pidfile: str) -> str:
-    if b.algorithm not in HAPROXY_BALANCE:
-        raise ValueError(f"algorithm {b.algorithm!r} has no HAProxy rendering yet (have: {', '.join(HAPROXY_BALANCE)})")
+    balance = directive("haproxy", b.algorithm)
     h = b.health
     check = f"inter {_ms(h.inter)} rise {h.rise} fall {h.fall}"
     if h.fastinter:
@@ -29,12 +32,16 @@ def haproxy_config(b: BalancerSettings, servers: Sequence[dict[str, Any]], name:
     if h.downinter:
         check += f" downinter {_ms(h.downinter)}"
     lines = [
-        "global", f"    pidfile {pidfile}", "    maxconn 4096", "",
+        # Logs go to stderr, where lab.services.realbalancer turns them into halab events:
+        # health changes, and one ROUTED line per request (accept time, id, server, status).
+        "global", f"    pidfile {pidfile}", "    maxconn 4096", "    log stderr format raw local0 info", "",
         "defaults", "    mode http", f"    timeout connect {_ms(b.timeout_connect)}", f"    timeout server {_ms(b.timeout_server)}",
         "    timeout client 30s", f"    timeout check {_ms(h.check_timeout)}", "    option http-keep-alive", "",
         "frontend web", f"    bind *:{b.port}", f"    http-request set-header Via \"1.1 {name}\"", "    option forwardfor",
-        "    default_backend origins", "",
-        "backend origins", f"    balance {HAPROXY_BALANCE[b.algorithm]}", f"    option httpchk GET {b.health_path}",
+        "    log global", "    unique-id-format %[req.hdr(x-request-id)]", "    log-format \"ROUTED %Ts.%ms %ID %s %ST\"",
+        "    http-after-response set-header X-Upstream %s", "    default_backend origins", "",
+        "backend origins", f"    {balance}", f"    option httpchk GET {b.health_path}",
+        "    option log-health-checks",
         "    http-reuse always", f"    retries {b.retries}",
     ]
     if b.retries:
@@ -45,14 +52,20 @@ def haproxy_config(b: BalancerSettings, servers: Sequence[dict[str, Any]], name:
 
 
 def nginx_config(b: BalancerSettings, servers: Sequence[dict[str, Any]], name: str, pidfile: str, workdir: str) -> str:
-    if b.algorithm not in NGINX_BALANCE:
-        raise ValueError(f"algorithm {b.algorithm!r} has no nginx rendering yet (have: {', '.join(NGINX_BALANCE)})")
-    upstream = [f"        server {s['address']}:{s['port']} weight={s.get('weight', 1)}" + (" backup" if s.get("backup") else "") + ";" for s in servers]
+    balance = directive("nginx", b.algorithm)
+    passive = b.passive.get("max_fails", 0)
+    fails = f" max_fails={passive} fail_timeout={_ms(b.passive.get('fail_timeout', 10.0))}" if passive else " max_fails=0"
+    upstream = [f"        server {s['address']}:{s['port']} weight={s.get('weight', 1)}{fails}" + (" backup" if s.get("backup") else "") + ";" for s in servers]
+    names = [f"        {s['address']}:{s['port']} {s['name']};" for s in servers]
     # nginx has no active checks in open source: passive max_fails/fail_timeout stand in for them.
     return "\n".join([
         "worker_processes 1;", f"pid {pidfile};", "error_log stderr warn;", "events { worker_connections 4096; }",
-        "http {", "    access_log off;", f"    client_body_temp_path {workdir};", f"    proxy_temp_path {workdir};",
-        "    upstream origins {", *(f"        {NGINX_BALANCE[b.algorithm]}" for _ in [0] if NGINX_BALANCE[b.algorithm]), *upstream,
+        "http {", f"    client_body_temp_path {workdir};", f"    proxy_temp_path {workdir};",
+        # request start = end ($msec) - $request_time; halab turns these lines into request_routed events
+        "    log_format routed 'ROUTED $msec $request_time $http_x_request_id $upstream_name $status';",
+        "    access_log /dev/stderr routed;",
+        "    map $upstream_addr $upstream_name {", "        default $upstream_addr;", *names, "    }",
+        "    upstream origins {", *([f"        {balance}"] if balance else []), *upstream,
         "        keepalive 64;", "    }",
         "    server {", f"        listen {b.port};",
         "        location / {", "            proxy_pass http://origins;", "            proxy_http_version 1.1;",
@@ -60,4 +73,6 @@ def nginx_config(b: BalancerSettings, servers: Sequence[dict[str, Any]], name: s
         f"            proxy_set_header Via \"1.1 {name}\";", f"            proxy_connect_timeout {_ms(b.timeout_connect)};",
         f"            proxy_read_timeout {_ms(b.timeout_server)};",
         "            proxy_next_upstream " + ("error timeout;" if b.retries else "off;"),
+        f"            proxy_next_upstream_tries {b.retries + 1};",
+        "            add_header X-Upstream $upstream_name always;",
         "        }", "    }", "}", ""])

@@ -18,6 +18,7 @@ from lab.events import event_path
 CONTROL_DIR = "/run/halab/ctl"  # short, fixed: a Unix socket path must stay under 108 bytes
 
 MODULES = {"origin": "lab.services.origin", "balancer": "lab.services.balancer", "loadgen": "lab.services.loadgen"}
+REAL_MODULE = "lab.services.realbalancer"  # HAProxy or nginx behind halab's event log
 
 
 @dataclass
@@ -40,6 +41,8 @@ class ServiceSpec:
 
     @property
     def module(self) -> str:
+        if self.config.get("impl", "halab") != "halab":
+            return REAL_MODULE
         return MODULES[self.service]
 
 
@@ -68,8 +71,24 @@ def plan_services(scenario: Scenario, addresses: Mapping[str, str], run_dir: Pat
                    health={"kind": b.health_kind, "path": b.health_path, "expect_status": b.health_expect_status,
                            "expect_body": b.health_expect_body, "inter": h.inter, "fastinter": h.fastinter,
                            "downinter": h.downinter, "timeout": h.timeout, "rise": h.rise, "fall": h.fall})
+        if b.impl != "halab":
+            cfg.update(_real_balancer(scenario, servers, node, run_dir))
         specs.append(ServiceSpec(node, "balancer", cfg))
     return specs
+
+
+def _real_balancer(scenario: Scenario, servers: list[dict[str, Any]], node: str, run_dir: Path) -> dict[str, Any]:
+    from lab.net.render import haproxy_config, nginx_config
+
+    b = scenario.balancer
+    conf_dir = run_dir / "conf"
+    if b.impl == "haproxy":
+        text = haproxy_config(b, servers, node, str(conf_dir / f"{node}-haproxy.pid"))
+        path = conf_dir / f"{node}-haproxy.cfg"
+    else:
+        text = nginx_config(b, servers, node, str(conf_dir / f"{node}-nginx.pid"), str(conf_dir))
+        path = conf_dir / f"{node}-nginx.conf"
+    return {"impl": b.impl, "conf_text": text, "conf_path": str(path)}
 
 
 def plan_load(scenario: Scenario, addresses: Mapping[str, str], run_dir: Path, start_at: float) -> list[ServiceSpec]:

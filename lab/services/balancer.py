@@ -132,7 +132,7 @@ class Balancer:
                               reason=transition.reason, label=counter.label())
                 if not server.up:
                     self.drop_idle(server.name)
-            await asyncio.sleep(max(0.0, started + counter.next_interval() - loop.time()))
+            await asyncio.sleep(counter.next_interval())  # counted from the end of the probe, like HAProxy
 
     def drop_idle(self, name: str) -> None:
         while self.idle[name]:

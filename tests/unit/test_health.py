@@ -80,8 +80,10 @@ def test_defaults_follow_haproxy():
     assert (s.inter, s.rise, s.fall, s.check_timeout) == (2.0, 2, 3, 2.0)
 
 
-def test_worst_detection_is_fall_times_inter_plus_timeout():
-    assert HealthSettings(rise=2, fall=3, inter=0.5, timeout=0.4).worst_detection() == pytest.approx(1.9)
+def test_worst_detection_counts_every_probe_timeout():
+    # inter + fall x timeout + (fall - 1) x fastinter: 0.5 + 3 x 0.4 + 2 x 0.5
+    assert HealthSettings(rise=2, fall=3, inter=0.5, timeout=0.4).worst_detection() == pytest.approx(2.7)
+    assert HealthSettings(rise=2, fall=3, inter=2.0, fastinter=0.5, timeout=0.4).worst_detection() == pytest.approx(4.2)
 
 
 def test_illegal_state_names_state_and_event():

@@ -12,7 +12,8 @@ SERVERS = [{"name": "o1", "address": "10.0.0.11", "port": 80, "weight": 5}, {"na
 def test_haproxy_config_carries_the_same_health_settings():
     b = load_scenario("exercises/01-health-checks-and-failover/scenario.toml").balancer
     text = haproxy_config(b, SERVERS, "lb1", "/tmp/p")
-    assert "balance static-rr" in text and "option httpchk GET /health" in text
+    assert "balance static-rr" in text and "option httpchk GET /health" in text and "option log-health-checks" in text
+    assert 'log-format "ROUTED %Ts.%ms %ID %s %ST"' in text
     assert "server o1 10.0.0.11:80 check inter 500ms rise 2 fall 3 weight 5" in text
     assert "server o2 10.0.0.12:80 check inter 500ms rise 2 fall 3 weight 1 backup" in text
     assert "timeout check 400ms" in text and "timeout connect 500ms" in text
@@ -21,7 +22,8 @@ def test_haproxy_config_carries_the_same_health_settings():
 def test_nginx_config_weights_backup_and_keepalive():
     b = load_scenario("exercises/02-balancing-algorithms/weighted.toml").balancer
     text = nginx_config(b, SERVERS, "lb1", "/tmp/p", "/tmp")
-    assert "server 10.0.0.11:80 weight=5;" in text and "server 10.0.0.12:80 weight=1 backup;" in text
+    assert "server 10.0.0.11:80 weight=5 max_fails=0;" in text and "server 10.0.0.12:80 weight=1 max_fails=0 backup;" in text
+    assert "10.0.0.11:80 o1;" in text and "add_header X-Upstream $upstream_name always;" in text
     assert "keepalive 64;" in text and 'proxy_set_header Connection "";' in text
 
 
@@ -29,7 +31,7 @@ def test_unmapped_algorithm_is_refused_clearly():
     import dataclasses
 
     b = dataclasses.replace(load_scenario("exercises/02-balancing-algorithms/weighted.toml").balancer, algorithm="maglev")
-    with pytest.raises(ValueError, match="'maglev' has no HAProxy rendering yet"):
+    with pytest.raises(ValueError, match="'maglev' has no haproxy rendering"):
         haproxy_config(b, SERVERS, "lb1", "/tmp/p")
 
 
@@ -51,3 +53,38 @@ def test_parse_wrk():
     assert r["rps"] == pytest.approx(35166.12) and r["p50"] == pytest.approx(0.000812) and r["p99"] == pytest.approx(0.0024)
     assert r["non2xx"] == 0
     assert math.isnan(parse_wrk("Requests/sec: 5\n")["p50"])
+
+
+def test_real_balancer_log_lines_become_events():
+    from lab.services.realbalancer import parse_line
+
+    names = {"10.0.0.11:80": "o1"}
+    kind, f = parse_line("haproxy", "[WARNING]  (7) : Server origins/o1 is DOWN, reason: Layer4 timeout, check duration: 401ms. 2 active", names)
+    assert kind == "health_changed" and (f["server"], f["after"], f["reason"]) == ("o1", "DOWN", "Layer4 timeout")
+    assert parse_line("haproxy", "Server origins/o1 is UP, reason: Layer7 check passed, code: 200", names)[1]["after"] == "UP"
+    kind, f = parse_line("haproxy", "ROUTED 1700000000.123 c1-5 o2 200", names)
+    assert kind == "request_routed" and f == {"t": 1700000000.123, "id": "c1-5", "server": "o2"}
+    kind, f = parse_line("nginx", "ROUTED 1700000001.500 0.500 c1-6 10.0.0.11:80 504", names)
+    assert kind == "request_failed" and f["server"] == "o1" and f["t"] == 1700000001.0 and f["status"] == 504
+    assert parse_line("haproxy", "ROUTED 1700000000.123 c1-7 <NOSRV> 503", names)[1]["error"] == "no_server"
+    assert parse_line("haproxy", "some other line", names) is None
+
+
+def test_scenario_refuses_an_algorithm_the_daemon_lacks():
+    import textwrap
+    import tomllib
+
+    import topologies
+    from lab.core.scenario import parse_scenario
+    from lab.core.schema import ConfigError
+
+    text = textwrap.dedent("""
+        duration = 5
+        [topology]
+        name = "single_lb"
+        [balancer]
+        impl = "nginx"
+        algorithm = "maglev"
+    """)
+    with pytest.raises(ConfigError, match="'maglev' has no nginx equivalent"):
+        parse_scenario(tomllib.loads(text), "s.toml", topologies.lookup)

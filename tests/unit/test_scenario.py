@@ -35,7 +35,7 @@ def test_demo_scenario_loads():
     assert s.name == "failover-basics"
     assert [f.action for f in s.faults] == ["link_down", "link_up", "crash", "restart", "pause", "restore"]
     assert s.faults[0].target == "o1-s1"
-    assert s.balancer.health.worst_detection() == pytest.approx(1.9)
+    assert s.balancer.health.worst_detection() == pytest.approx(2.7)
 
 
 def test_defaults():
