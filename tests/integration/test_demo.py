@@ -63,7 +63,8 @@ def test_failures_stop_at_detection_and_detection_is_within_the_bound(demo, acti
     f = fault(events, action)
     down = first_down(events, origin, f["t"])
     bound = scenario.balancer.health.worst_detection()  # inter + fall x timeout + (fall-1) x fastinter = 2.7 s
-    assert 0 < down - f["t"] <= bound, f"{action} {origin} detected after {down - f['t']:.2f} s, bound {bound} s"
+    slack = 0.1  # event-loop and process scheduling on a loaded 2-core VM
+    assert 0 < down - f["t"] <= bound + slack, f"{action} {origin} detected after {down - f['t']:.2f} s, bound {bound} s"
     blamed = [r for r in requests(events) if not r["ok"] and r.get("upstream") == origin]
     assert blamed, f"no request failed on {origin}: the fault did not bite"
     assert all(f["t"] - 1 <= r["t"] < down for r in blamed), "a request failed on the origin outside fault..detection"
