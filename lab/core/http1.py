@@ -8,10 +8,11 @@ message raises ``HttpError`` carrying the status a server should answer
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
+TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 5.6.2 token
 MAX_HEAD = 64 * 1024  # nginx large_client_header_buffers is 4 x 8k; HAProxy tune.bufsize 16k
-TOKEN_CHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 # RFC 9110 7.6.1: meaningful for one connection only; a proxy must not forward them.
 HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"}
@@ -40,17 +41,20 @@ class Head:
 
     start: tuple[str, str, str]
     headers: list[tuple[str, str]] = field(default_factory=list)
+    # lower-case name -> values, built once: every request asks for Host,
+    # Connection, Content-Length, Transfer-Encoding... on the proxy's hot path
+    index: dict[str, list[str]] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for key, value in self.headers:
+            self.index.setdefault(key.lower(), []).append(value)
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        lname = name.lower()
-        for key, value in self.headers:
-            if key.lower() == lname:
-                return value
-        return default
+        values = self.index.get(name.lower())
+        return values[0] if values else default
 
     def get_all(self, name: str) -> list[str]:
-        lname = name.lower()
-        return [v for k, v in self.headers if k.lower() == lname]
+        return self.index.get(name.lower(), [])
 
     def tokens(self, name: str) -> set[str]:
         """Comma-separated tokens of every ``name`` header, lower-cased (Connection, TE...)."""
@@ -107,7 +111,7 @@ def _parse_headers(lines: list[str]) -> list[tuple[str, str]]:
         name, sep, value = line.partition(":")
         if not sep:
             raise HttpError(400, f"line {number}: header line {line[:60]!r} has no colon")
-        if not name or not all(b in TOKEN_CHARS for b in name.encode("latin-1")):
+        if not TOKEN.fullmatch(name):
             raise HttpError(400, f"line {number}: {name[:60]!r} is not a valid header name")
         headers.append((name, value.strip(" \t")))
     return headers
@@ -120,7 +124,7 @@ def parse_request_head(data: bytes, max_head: int = MAX_HEAD) -> Head:
     if len(parts) != 3:
         raise HttpError(400, f"request line {lines[0][:80]!r} must be 'METHOD target HTTP/1.1'")
     method, target, version = parts
-    if not method or not all(b in TOKEN_CHARS for b in method.encode("latin-1")):
+    if not TOKEN.fullmatch(method):
         raise HttpError(400, f"{method[:30]!r} is not a valid method")
     if not target:
         raise HttpError(400, "empty request target")
