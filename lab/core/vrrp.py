@@ -1,0 +1,226 @@
+"""VRRPv3 (RFC 5798): which router of a group owns the virtual IP, as a state table.
+
+Routers of one group (one ``vrid``) share a virtual IP address (VIP) that
+clients use as their gateway or service address. The MASTER owns it and
+multicasts an ADVERTISEMENT every ``Advertisement_Interval``; BACKUPs listen.
+If a BACKUP hears nothing for
+
+    Master_Down_Interval = 3 x Master_Adver_Interval + Skew_Time
+    Skew_Time            = (256 - Priority) x Master_Adver_Interval / 256
+
+it takes over: it adds the VIP and sends a gratuitous ARP so the switch and
+the clients learn the VIP's new MAC. Skew_Time makes the highest-priority
+backup go first. A master that stops gracefully sends priority 0, so backups
+take over after only Skew_Time. Priority 255 is the address owner.
+A backup with ``preempt`` takes over from a lower-priority master at once;
+with ``nopreempt`` it waits until the master fails.
+
+The machine is sans-IO: events go in (``start``, ``advert``, ``tick``,
+``shutdown``, ``set_priority``) with the time, and a list of ``Action``s
+comes out (send an advert, take the VIP, send GARP, drop the VIP). The
+driver (``lab.services.vrrp``) does the sockets. Times are seconds here;
+on the wire they are centiseconds.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar
+
+INIT, BACKUP, MASTER = "INIT", "BACKUP", "MASTER"
+
+# Actions the driver must carry out, in order.
+SEND_ADVERT = "send_advert"  # with the current priority (0 when stopping)
+TAKE_VIP = "take_vip"  # add the VIP to the interface
+SEND_GARP = "send_garp"  # gratuitous ARP for the VIP
+DROP_VIP = "drop_vip"
+
+
+class IllegalTransition(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class VrrpSettings:
+    vrid: int = 51
+    priority: int = 100  # keepalived default
+    advert_interval: float = 1.0  # seconds; RFC 5798 default 100 cs
+    preempt: bool = True  # RFC 5798 default
+    address: str = ""  # this router's primary IPv4 address (breaks priority ties)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.vrid <= 255:
+            raise ValueError(f"vrid must be 1..255 (got {self.vrid})")
+        if not 1 <= self.priority <= 255:
+            raise ValueError(f"priority must be 1..255 (got {self.priority}); 0 is reserved for 'master stopping'")
+        if not 0.01 <= self.advert_interval <= 40.95:
+            raise ValueError(f"advert_interval must be 0.01..40.95 s (12 bits of centiseconds), got {self.advert_interval}")
+
+
+def skew_time(priority: int, interval: float) -> float:
+    return (256 - priority) * interval / 256
+
+
+def master_down_interval(priority: int, interval: float) -> float:
+    return 3 * interval + skew_time(priority, interval)
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: str
+    priority: int = 0
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Change:
+    before: str
+    after: str
+    at: float
+    reason: str
+
+
+def _ip_key(address: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in address.split(".")) if address else (0,)
+
+
+@dataclass
+class Vrrp:
+    settings: VrrpSettings
+    state: str = INIT
+    priority: int = field(init=False)
+    master_adver_interval: float = field(init=False)
+    advert_at: float | None = None  # next advertisement due (MASTER)
+    master_down_at: float | None = None  # takeover due (BACKUP)
+    master: str = ""  # who we believe is master (its address)
+    last_advert: float | None = None
+    changes: list[Change] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.priority = self.settings.priority
+        self.master_adver_interval = self.settings.advert_interval
+
+    # ---- derived times ---------------------------------------------------------------
+    @property
+    def skew(self) -> float:
+        return skew_time(self.priority, self.master_adver_interval)
+
+    @property
+    def down_interval(self) -> float:
+        return master_down_interval(self.priority, self.master_adver_interval)
+
+    def next_deadline(self) -> float | None:
+        times = [t for t in (self.advert_at, self.master_down_at) if t is not None]
+        return min(times) if times else None
+
+    # ---- transitions -----------------------------------------------------------------
+    def _become(self, state: str, now: float, reason: str) -> None:
+        self.changes.append(Change(self.state, state, now, reason))
+        self.state = state
+
+    def _to_master(self, now: float, reason: str) -> list[Action]:
+        self._become(MASTER, now, reason)
+        self.master = self.settings.address
+        self.master_down_at = None
+        self.advert_at = now + self.settings.advert_interval
+        return [Action(SEND_ADVERT, self.priority), Action(TAKE_VIP, reason=reason), Action(SEND_GARP, reason=reason)]
+
+    def _to_backup(self, now: float, reason: str) -> list[Action]:
+        was_master = self.state == MASTER
+        self._become(BACKUP, now, reason)
+        self.advert_at = None
+        self.master_down_at = now + self.down_interval
+        return [Action(DROP_VIP, reason=reason)] if was_master else []
+
+    def _start(self, now: float) -> list[Action]:
+        # RFC 5798 6.4.1: the address owner (255) becomes master at once, others start as backup.
+        if self.priority == 255:
+            return self._to_master(now, "address owner (priority 255)")
+        return self._to_backup(now, "startup")
+
+    def _advert_backup(self, now: float, priority: int, source: str, interval: float) -> list[Action]:
+        self.last_advert = now
+        if priority == 0:  # the master is stopping: take over after only Skew_Time
+            self.master_down_at = now + self.skew
+            return []
+        if not self.settings.preempt or priority >= self.priority:
+            self.master = source
+            self.master_adver_interval = interval
+            self.master_down_at = now + self.down_interval
+        return []  # a lower-priority master with preempt on: ignore it, our timer will fire
+
+    def _advert_master(self, now: float, priority: int, source: str, interval: float) -> list[Action]:
+        self.last_advert = now
+        if priority == 0:  # another master stopping: assert ourselves at once
+            self.advert_at = now + self.settings.advert_interval
+            return [Action(SEND_ADVERT, self.priority)]
+        if priority > self.priority or (priority == self.priority and _ip_key(source) > _ip_key(self.settings.address)):
+            self.master = source
+            self.master_adver_interval = interval
+            return self._to_backup(now, f"advert from {source} with priority {priority} > ours {self.priority}")
+        return []  # we win: keep advertising, the other side will yield
+
+    def _tick_master(self, now: float) -> list[Action]:
+        if self.advert_at is not None and now >= self.advert_at:
+            self.advert_at = now + self.settings.advert_interval
+            return [Action(SEND_ADVERT, self.priority)]
+        return []
+
+    def _tick_backup(self, now: float) -> list[Action]:
+        if self.master_down_at is not None and now >= self.master_down_at:
+            return self._to_master(now, f"no advert for {now - (self.last_advert or now):.3f} s (Master_Down_Interval {self.down_interval:.3f} s)")
+        return []
+
+    def _shutdown_master(self, now: float) -> list[Action]:
+        self._become(INIT, now, "shutdown")
+        self.advert_at = None
+        return [Action(SEND_ADVERT, 0, "stopping: priority 0 lets a backup take over after Skew_Time"), Action(DROP_VIP, reason="shutdown")]
+
+    def _shutdown_backup(self, now: float) -> list[Action]:
+        self._become(INIT, now, "shutdown")
+        self.master_down_at = None
+        return []
+
+    TABLE: ClassVar[dict[tuple[str, str], Callable[..., list[Action]]]] = {
+        (INIT, "start"): _start,
+        (BACKUP, "advert"): _advert_backup,
+        (MASTER, "advert"): _advert_master,
+        (BACKUP, "tick"): _tick_backup,
+        (MASTER, "tick"): _tick_master,
+        (INIT, "tick"): lambda self, now: [],
+        (INIT, "advert"): lambda self, now, *a: [],
+        (MASTER, "shutdown"): _shutdown_master,
+        (BACKUP, "shutdown"): _shutdown_backup,
+    }
+
+    def _dispatch(self, event: str, now: float, *args: object) -> list[Action]:
+        step = self.TABLE.get((self.state, event))
+        if step is None:
+            raise IllegalTransition(f"VRRP vrid {self.settings.vrid}: no transition from {self.state} on {event!r}")
+        return step(self, now, *args)
+
+    def start(self, now: float) -> list[Action]:
+        return self._dispatch("start", now)
+
+    def advert(self, now: float, priority: int, source: str, interval: float) -> list[Action]:
+        return self._dispatch("advert", now, priority, source, interval)
+
+    def tick(self, now: float) -> list[Action]:
+        return self._dispatch("tick", now)
+
+    def shutdown(self, now: float) -> list[Action]:
+        return self._dispatch("shutdown", now)
+
+    def set_priority(self, priority: int, now: float) -> list[Action]:
+        """Tracking changed our priority (keepalived track_script weight)."""
+        if not 1 <= priority <= 254:
+            raise ValueError(f"a tracked priority must stay in 1..254 (got {priority})")
+        self.priority = priority
+        if self.state == MASTER:  # tell the backups now, so a better one can preempt
+            self.advert_at = now + self.settings.advert_interval
+            return [Action(SEND_ADVERT, priority)]
+        return []
+
+
+def diagram() -> str:
+    return "\n".join(f"{state:<6} on {event:<8} -> {fn.__name__ if hasattr(fn, '__name__') else 'ignore'}"
+                     for (state, event), fn in Vrrp.TABLE.items())
