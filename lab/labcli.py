@@ -64,6 +64,14 @@ class LabCLI(CLI):
         """resume NODE: SIGCONT a paused node's services."""
         self._fault("resume", line)
 
+    def do_poweroff(self, line: str) -> None:
+        """poweroff NODE: the whole machine dies: services killed, every interface down."""
+        self._fault("poweroff", line)
+
+    def do_poweron(self, line: str) -> None:
+        """poweron NODE: boot a powered-off node again (interfaces up, services started)."""
+        self._fault("poweron", line)
+
     def do_restore(self, line: str) -> None:
         """restore: undo every fault in force."""
         self._fault("restore", "")

@@ -16,10 +16,11 @@ from mininet.topo import Topo
 
 from lab.core.scenario import Layout
 from lab.core.schema import ConfigError, check_table, suggest
-from topologies import single_lb
+from topologies import active_standby, single_lb
 
 MODULES: dict[str, tuple[ModuleType, type[Topo]]] = {
     "single_lb": (single_lb, single_lb.SingleLB),
+    "active_standby": (active_standby, active_standby.ActiveStandby),
 }
 
 
@@ -44,7 +45,11 @@ def make(name: str, params: Mapping[str, Any] | None = None, source: str = "<top
 def layout_of(topo: Topo) -> Layout:
     nodes = {n: topo.nodeInfo(n).get("role", "switch" if topo.isSwitch(n) else "host") for n in topo.nodes(sort=True)}
     links = tuple((a, b) for a, b in topo.links(sort=True))
-    return Layout(nodes, links)
+    info = {n: topo.nodeInfo(n) for n in nodes}
+    addresses = {n: i["ip"].split("/")[0] for n, i in info.items() if "ip" in i}
+    vrrp = {n: tuple(i["vrrp"]) for n, i in info.items() if i.get("vrrp")}
+    targets = {n: i["target"] for n, i in info.items() if i.get("target")}
+    return Layout(nodes, links, addresses, vrrp, targets)
 
 
 def lookup(name: str, params: Mapping[str, Any], source: str) -> tuple[Layout, dict[str, Any]]:

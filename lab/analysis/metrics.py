@@ -73,6 +73,18 @@ class FaultOutcome:
 
 
 @dataclass(frozen=True)
+class Failover:
+    """A VIP changed hands after a fault: how long until a new MASTER, and who."""
+
+    fault: str
+    at: float
+    vip: str
+    new_master: str | None
+    took: float | None
+    master_down_interval: float | None
+
+
+@dataclass(frozen=True)
 class Slot:
     start: float
     total: int
@@ -108,6 +120,9 @@ class Metrics:
     saved_by_retry: int
     health_changes: tuple[Mapping[str, Any], ...]
     worst_detection: float | None = None  # inter + fall x timeout + (fall-1) x fastinter, from the scenario's health settings
+    failovers: tuple[Failover, ...] = ()
+    vip_owners: tuple[Mapping[str, Any], ...] = ()  # every VRRP state change: t, node, vip, after
+    split_brain: tuple[tuple[str, float, float], ...] = ()  # (vip, from, to): two MASTERs at once
     checks: tuple[Check, ...] = field(default=())
 
     @property
@@ -207,7 +222,61 @@ def compute(events: Sequence[Mapping[str, Any]], settings: Settings = Settings()
         health_changes=tuple({"t": e["t"], "node": e["node"], "server": e["server"], "after": e["after"], "reason": e.get("reason", "")}
                              for e in events if e["kind"] == "health_changed"),
         worst_detection=settings.worst_detection,
+        failovers=tuple(_failovers(events, periods)),
+        vip_owners=tuple({"t": e["t"], "node": e["node"], "vip": e.get("vip"), "before": e["before"], "after": e["after"],
+                          "reason": e.get("reason", "")} for e in events if e["kind"] == "vrrp_state_changed"),
+        split_brain=tuple(_split_brain(events, load_end)),
     )
+
+
+def _masters_over_time(events: Sequence[Mapping[str, Any]]) -> Iterable[tuple[float, str, set[str]]]:
+    """After each VRRP state change: (time, vip, nodes that are MASTER of it)."""
+    masters: dict[str, set[str]] = {}
+    for e in events:
+        if e["kind"] == "vrrp_state_changed":
+            owners = masters.setdefault(e["vip"], set())
+            (owners.add if e["after"] == "MASTER" else owners.discard)(e["node"])
+            yield e["t"], e["vip"], set(owners)
+        elif e["kind"] == "fault_applied" and e["action"] in ("crash", "poweroff"):
+            for owners in masters.values():  # a killed speaker cannot say it stopped being MASTER
+                owners.discard(e["target"])
+
+
+def _failovers(events: Sequence[Mapping[str, Any]], periods: Sequence[tuple[Mapping[str, Any], float | None]]) -> list[Failover]:
+    """For each fault on a VIP holder: the first other node to become MASTER of that VIP, and when."""
+    out = []
+    ready = {e["node"]: e for e in events if e["kind"] == "service_ready" and "master_down_interval" in e}
+    holders: dict[str, str] = {}
+    changes = [e for e in events if e["kind"] in ("vrrp_state_changed", "fault_applied")]
+    for e in changes:
+        if e["kind"] == "vrrp_state_changed" and e["after"] == "MASTER":
+            holders[e["vip"]] = e["node"]
+        elif e["kind"] == "fault_applied":
+            for vip, holder in list(holders.items()):
+                if holder not in e.get("affects", ()):
+                    continue
+                after = next((x for x in events if x["kind"] == "vrrp_state_changed" and x["vip"] == vip and x["after"] == "MASTER"
+                              and x["node"] != holder and x["t"] >= e["t"]), None)
+                mdi = ready[after["node"]]["master_down_interval"] if after is not None and after["node"] in ready else None
+                out.append(Failover(f"{e['action']} {e['target']}", e["t"], vip, after["node"] if after else None,
+                                    after["t"] - e["t"] if after else None, mdi))
+    return out
+
+
+HANDOVER = 0.05  # seconds; a preempting master and the one it replaces overlap for one advert's flight
+
+
+def _split_brain(events: Sequence[Mapping[str, Any]], end: float) -> list[tuple[str, float, float]]:
+    """Spans with two MASTERs for one VIP, longer than a normal handover."""
+    spans: list[tuple[str, float, float]] = []
+    since: dict[str, float] = {}
+    for t, vip, owners in _masters_over_time(events):
+        if len(owners) > 1:
+            since.setdefault(vip, t)
+        elif vip in since:
+            spans.append((vip, since.pop(vip), t))
+    spans += [(vip, t, end) for vip, t in since.items()]
+    return [s for s in spans if s[2] - s[1] > HANDOVER]
 
 
 def _slots(requests: Sequence[Mapping[str, Any]], start: float, bucket: float) -> list[Slot]:

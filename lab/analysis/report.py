@@ -91,6 +91,15 @@ def sections(m: Metrics) -> list[tuple[str, list[str], list[list[str]]]]:
         for f in m.faults]))
     out.append(("Outage windows (failed requests close together)", ["from (s)", "to (s)", "duration", "failed / sent", "cause"], [
         [_clock(o.start, m), _clock(o.end, m), _secs(o.duration), f"{o.failed} / {o.total}", o.cause] for o in m.outages]))
+    if m.failovers or m.vip_owners:
+        out.append(("VIP failover (VRRP)", ["at (s)", "fault", "VIP", "new MASTER", "took", "Master_Down_Interval"], [
+            [_clock(f.at, m), f.fault, f.vip, f.new_master or "nobody", _secs(f.took), _secs(f.master_down_interval)] for f in m.failovers]))
+        out.append(("VRRP state changes", ["at (s)", "node", "VIP", "change", "why"], [
+            [_clock(v["t"], m), v["node"], v["vip"], f"{v['before']} -> {v['after']}", v["reason"][:60]] for v in m.vip_owners]))
+    if m.split_brain:
+        out.append(("Split brain: two MASTERs for one VIP", ["VIP", "from (s)", "to (s)", "what it means"], [
+            [vip, _clock(a, m), _clock(b, m), "both answer ARP for the VIP; clients and the switch flap between them"]
+            for vip, a, b in m.split_brain]))
     total_ok = sum(m.served_by.values()) or 1
     out.append(("Who served the successful requests", ["origin", "requests", "share", "failed requests it was blamed for"], [
         [name, str(n), f"{n / total_ok:.1%}", str(m.blamed.get(name, 0))] for name, n in m.served_by.items()]))

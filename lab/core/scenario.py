@@ -24,6 +24,9 @@ class Layout:
 
     nodes: Mapping[str, str]
     links: tuple[tuple[str, str], ...]
+    addresses: Mapping[str, str] = field(default_factory=dict)
+    vrrp: Mapping[str, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)  # node -> its VRRP groups
+    targets: Mapping[str, str] = field(default_factory=dict)  # client -> the address it sends load to
 
     def by_role(self, role: str) -> list[str]:
         return [n for n, r in self.nodes.items() if r == role]
@@ -46,8 +49,9 @@ REAL_BALANCERS = {
               "random": "random;"},
 }
 LINK_ACTIONS = ("link_down", "link_up")
-REVERTS = {"link_up": "link_down", "restart": "crash", "resume": "pause"}  # repair -> the fault it undoes
-NODE_ACTIONS = ("crash", "restart", "pause", "resume")
+# repair -> the fault it undoes
+REVERTS = {"link_up": "link_down", "restart": "crash", "resume": "pause", "poweron": "poweroff"}
+NODE_ACTIONS = ("crash", "restart", "pause", "resume", "poweroff", "poweron")
 ACTIONS = LINK_ACTIONS + NODE_ACTIONS + ("restore",)
 SERVICE_ROLES = ("origin", "balancer")
 
@@ -62,6 +66,7 @@ TOP = {
     "load": Field(dict, default={}),
     "faults": Field(list, default=[], item=dict),
     "capture": Field(dict, default={}),
+    "vrrp": Field(dict, default={}),
     "report": Field(dict, default={}),
     "expect": Field(dict, default={}),
 }
@@ -124,6 +129,14 @@ FAULT = {
     "action": Field(str, required=True, choices=ACTIONS),
     "target": Field(str, default=None, help="a node (crash, pause...) or a link 'a-b' / a node with one link"),
     "note": Field(str, default="", help="shown in the live view and the report"),
+}
+VRRP = {
+    "impl": Field(str, default="halab", choices=("halab", "keepalived"), help="whose VRRP speaker runs on the gateways"),
+    "advert_interval": Field(float, default=1.0, minimum=0.01, maximum=40.95, help="seconds (RFC 5798 and keepalived default 1 s)"),
+    "preempt": Field(bool, default=True, help="a higher-priority backup takes the VIP back (RFC 5798 default)"),
+    "track": Field(bool, default=True, help="lower the priority when the local balancer stops answering"),
+    "track_weight": Field(int, default=60, minimum=1, maximum=254, help="how much the priority drops (keepalived weight)"),
+    "priorities": Field(dict, default={}, help="per-node priority overrides, e.g. gw2 = 200"),
 }
 CAPTURE = {"interfaces": Field(list, default=[], item=str, help="interfaces to record as pcap, e.g. 'lb1-eth0'")}
 REPORT = {
@@ -194,6 +207,16 @@ class LoadSettings:
 
 
 @dataclass(frozen=True)
+class VrrpSettingsSpec:
+    impl: str = "halab"
+    advert_interval: float = 1.0
+    preempt: bool = True
+    track: bool = True
+    track_weight: int = 60
+    priorities: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ReportSettings:
     bucket: float = 1.0
     good_ratio: float = 0.99
@@ -223,6 +246,7 @@ class Scenario:
     load: LoadSettings
     faults: tuple[Fault, ...]
     capture: tuple[str, ...]
+    vrrp: VrrpSettingsSpec
     report: ReportSettings
     expect: Expectations
     source: str = "<scenario>"
@@ -260,6 +284,7 @@ def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup,
     load = _load(top["load"], layout, source)
     faults = _faults(top["faults"], top["duration"], layout, source)
     capture = check_table(top["capture"], CAPTURE, source, "capture")
+    vrrp = _vrrp(top["vrrp"], layout, source)
     report = ReportSettings(**check_table(top["report"], REPORT, source, "report"))
     expect = Expectations(**check_table(top["expect"], EXPECT, source, "expect"))
     return Scenario(
@@ -276,6 +301,7 @@ def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup,
         load=load,
         faults=faults,
         capture=tuple(capture["interfaces"]),
+        vrrp=vrrp,
         report=report,
         expect=expect,
         source=source,
@@ -294,6 +320,18 @@ def _origins(table: Mapping[str, Any], layout: Layout, source: str) -> dict[str,
         values = check_table(override, {k: Field(f.kind, per_node[k], False, f.minimum, f.maximum) for k, f in fields.items()}, source, f"origins.nodes.{node}")
         out[node] = OriginSettings(**values)
     return out
+
+
+def _vrrp(table: Mapping[str, Any], layout: Layout, source: str) -> VrrpSettingsSpec:
+    values = check_table(table, VRRP, source, "vrrp")
+    if table and not layout.vrrp:
+        raise ConfigError(source, "vrrp", "this topology has no VRRP gateways (try active_standby)")
+    for node, priority in values["priorities"].items():
+        if node not in layout.vrrp:
+            raise ConfigError(source, f"vrrp.priorities.{node}", f"no VRRP node named {node!r}{suggest(node, list(layout.vrrp))}")
+        if not isinstance(priority, int) or isinstance(priority, bool) or not 1 <= priority <= 255:
+            raise ConfigError(source, f"vrrp.priorities.{node}", f"got {priority!r}, expected a whole number from 1 to 255")
+    return VrrpSettingsSpec(**values)
 
 
 def _load(table: Mapping[str, Any], layout: Layout, source: str) -> LoadSettings:
@@ -363,12 +401,14 @@ TIMELINE_RULES = {
     "restart": ("crashed", True, "{t} is not crashed at {at} s (nothing to restart)"),
     "pause": ("paused", False, "{t} is already paused at {at} s"),
     "resume": ("paused", True, "{t} is not paused at {at} s (nothing to resume)"),
+    "poweroff": ("off", False, "{t} is already powered off at {at} s"),
+    "poweron": ("off", True, "{t} is not powered off at {at} s (nothing to power on)"),
 }
 
 
 def _check_timeline(faults: tuple[Fault, ...], source: str) -> None:
     """Replay the timeline on sets of broken things; reject moves that cannot happen."""
-    broken: dict[str, set[str]] = {"down": set(), "crashed": set(), "paused": set()}
+    broken: dict[str, set[str]] = {"down": set(), "crashed": set(), "paused": set(), "off": set()}
     for f in faults:
         if f.action == "restore":
             for items in broken.values():
@@ -378,8 +418,9 @@ def _check_timeline(faults: tuple[Fault, ...], source: str) -> None:
         target = f.target or ""
         if (target in broken[kind]) != must_be_broken:
             raise ConfigError(source, f"faults[{f.index}]", complaint.format(t=target, at=f.at))
-        if f.action in ("pause", "resume") and target in broken["crashed"]:
-            raise ConfigError(source, f"faults[{f.index}]", f"{target} is crashed at {f.at} s; restart it before you {f.action} it")
+        gone = broken["off"] if f.action == "crash" else broken["crashed"] | broken["off"]
+        if f.action in ("pause", "resume", "crash") and target in gone:
+            raise ConfigError(source, f"faults[{f.index}]", f"{target} is crashed or powered off at {f.at} s; bring it back before you {f.action} it")
         if must_be_broken:
             broken[kind].discard(target)
         else:

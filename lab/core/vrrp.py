@@ -167,7 +167,10 @@ class Vrrp:
 
     def _tick_backup(self, now: float) -> list[Action]:
         if self.master_down_at is not None and now >= self.master_down_at:
-            return self._to_master(now, f"no advert for {now - (self.last_advert or now):.3f} s (Master_Down_Interval {self.down_interval:.3f} s)")
+            heard = "no advert since startup" if self.last_advert is None else f"no advert for {now - self.last_advert:.3f} s"
+            if self.last_advert is not None and self.master_adver_interval and now - self.last_advert < self.down_interval:
+                heard = "only adverts of lower priority (preempt)"
+            return self._to_master(now, f"{heard} (Master_Down_Interval {self.down_interval:.3f} s)")
         return []
 
     def _shutdown_master(self, now: float) -> list[Action]:

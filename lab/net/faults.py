@@ -10,6 +10,9 @@ that and nothing else (IPMininet's ``runFailurePlan``/``restoreIntfs`` idea).
   if the cable were pulled); the kernel keeps TCP state, so nothing is reset.
 - crash / restart: SIGKILL every halab service on the node; restart starts
   the same processes again with the same config.
+- poweroff / poweron: the whole node dies (services killed, every interface
+  down) and boots again (interfaces up without any VIP it held, services
+  started afresh). Unlike ``crash``, nothing of it answers ARP meanwhile.
 - pause / resume: SIGSTOP / SIGCONT. The kernel still answers ping and even
   completes TCP handshakes for a frozen process: the gray failure.
 """
@@ -42,6 +45,7 @@ class Faults:
         self.down: dict[str, tuple[str, str]] = {}  # "a-b" -> link
         self.crashed: set[str] = set()
         self.paused: set[str] = set()
+        self.off: set[str] = set()
 
     # ---- helpers ---------------------------------------------------------------------
     def _link(self, target: str) -> tuple[str, str]:
@@ -134,6 +138,42 @@ class Faults:
         self.crashed.discard(node)
         return Change("restart", node, (node,), {"started": [s.pid for s in services]})
 
+    def poweroff(self, target: str) -> Change:
+        node = self._node(target)
+        if node in self.off:
+            raise LabError(f"{node} is already powered off")
+        killed = []
+        for service in self.lab.services_on(node):
+            if service.state != CRASHED:
+                killed.append(service.pid)
+                self.lab.kill(service)
+        host = self.lab.net[node]
+        intfs = [i.name for i in host.intfList() if i.name != "lo"]
+        for intf in host.intfList():
+            if intf.name != "lo":
+                intf.ifconfig("down")
+        self.off.add(node)
+        self.crashed.discard(node)
+        self.paused.discard(node)
+        return Change("poweroff", node, (node,), {"killed": killed, "interfaces": intfs})
+
+    def poweron(self, target: str) -> Change:
+        node = self._node(target)
+        if node not in self.off:
+            raise LabError(f"{node} is not powered off")
+        host = self.lab.net[node]
+        for group in self.lab.scenario.layout.vrrp.get(node, ()):  # a rebooted machine holds no VIP
+            host.cmd(f"ip -4 addr del {group['vip']}/24 dev {node}-eth0 2>/dev/null")
+        for intf in host.intfList():
+            if intf.name != "lo":
+                intf.ifconfig("up")
+        services = self.lab.services_on(node)
+        for service in services:
+            self.lab.restart(service)
+        self.lab.wait_ready(services)
+        self.off.discard(node)
+        return Change("poweron", node, (node,), {"started": [s.pid for s in services]})
+
     def pause(self, target: str) -> Change:
         node = self._node(target)
         if node in self.paused or node in self.crashed:
@@ -162,7 +202,7 @@ class Faults:
     def restore(self, note: str = "") -> list[Change]:
         """Undo every fault still in force: heal links, resume, restart."""
         steps = ([(self.link_up, name) for name in list(self.down)] + [(self.resume, node) for node in sorted(self.paused)]
-                 + [(self.restart, node) for node in sorted(self.crashed)])
+                 + [(self.restart, node) for node in sorted(self.crashed)] + [(self.poweron, node) for node in sorted(self.off)])
         changes = []
         for verb, target in steps:
             began = time.time()
@@ -171,4 +211,4 @@ class Faults:
 
     def broken(self) -> list[str]:
         return ([f"link {n} down" for n in self.down] + [f"{n} crashed" for n in sorted(self.crashed)]
-                + [f"{n} paused" for n in sorted(self.paused)])
+                + [f"{n} paused" for n in sorted(self.paused)] + [f"{n} powered off" for n in sorted(self.off)])

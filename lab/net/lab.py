@@ -22,7 +22,7 @@ from typing import Any
 from lab.core.scenario import Scenario
 from lab.events import EventLog, event_path, parse_lines
 from lab.net import features
-from lab.net.roles import CONTROL_DIR, ServiceSpec
+from lab.net.roles import CONTROL_DIR, TIERS, ServiceSpec
 from lab.net.state import LabLock, ifindex
 
 RUNNING, CRASHED, PAUSED, STOPPED = "running", "crashed", "paused", "stopped"
@@ -177,7 +177,7 @@ class Lab:
         """Start services tier by tier, each tier ready before the next: a balancer
         started before its origins listen would see refused probes and mark them DOWN."""
         started: list[Service] = []
-        for tier in ("origin", "balancer", "loadgen"):
+        for tier in TIERS:
             batch = [self.start(spec) for spec in specs if spec.service == tier]
             self.wait_ready(batch)
             started += batch

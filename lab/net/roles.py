@@ -17,7 +17,9 @@ from lab.events import event_path
 
 CONTROL_DIR = "/run/halab/ctl"  # short, fixed: a Unix socket path must stay under 108 bytes
 
-MODULES = {"origin": "lab.services.origin", "balancer": "lab.services.balancer", "loadgen": "lab.services.loadgen"}
+MODULES = {"origin": "lab.services.origin", "balancer": "lab.services.balancer", "loadgen": "lab.services.loadgen",
+           "vrrp": "lab.services.vrrp"}
+TIERS = ("origin", "balancer", "vrrp", "loadgen")  # start order: each tier ready before the next
 REAL_MODULE = "lab.services.realbalancer"  # HAProxy or nginx behind halab's event log
 
 
@@ -74,6 +76,25 @@ def plan_services(scenario: Scenario, addresses: Mapping[str, str], run_dir: Pat
         if b.impl != "halab":
             cfg.update(_real_balancer(scenario, servers, node, run_dir))
         specs.append(ServiceSpec(node, "balancer", cfg))
+    specs += plan_vrrp(scenario, run_dir)
+    return specs
+
+
+def plan_vrrp(scenario: Scenario, run_dir: Path) -> list[ServiceSpec]:
+    """One speaker per VRRP group a node takes part in (active/active: two per gateway)."""
+    layout, v = scenario.layout, scenario.vrrp
+    specs = []
+    for node, groups in layout.vrrp.items():
+        for group in groups:
+            instance = str(group["vrid"]) if len(groups) > 1 else ""
+            spec = ServiceSpec(node, "vrrp", _base(node, "vrrp", run_dir), instance)
+            if instance:
+                spec = spec.another(instance)
+            spec.config.update(interface=f"{node}-eth0", address=layout.addresses[node], vip=group["vip"], prefix=24,
+                               vrid=group["vrid"], priority=v.priorities.get(node, group["priority"]),
+                               advert_interval=v.advert_interval, preempt=v.preempt,
+                               track_port=scenario.balancer.port if v.track else 0, track_weight=v.track_weight)
+            specs.append(spec)
     return specs
 
 
@@ -95,12 +116,11 @@ def plan_load(scenario: Scenario, addresses: Mapping[str, str], run_dir: Path, s
     balancers = scenario.layout.by_role("balancer")
     if not balancers:
         raise ValueError(f"topology {scenario.topology!r} has no balancer for the clients to aim at")
-    target = addresses[balancers[0]]
     load = scenario.load
     specs = []
     for node in load.clients:
         cfg = _base(node, "loadgen", run_dir)
-        cfg.update(target=target, port=scenario.balancer.port, rate=load.rate, duration=scenario.duration,
+        cfg.update(target=scenario.layout.targets.get(node, addresses[balancers[0]]), port=scenario.balancer.port, rate=load.rate, duration=scenario.duration,
                    start_at=start_at, timeout=load.timeout, path=load.path, keys=load.keys, max_in_flight=load.max_in_flight,
                    seed=f"{scenario.seed}-{node}")
         specs.append(ServiceSpec(node, "loadgen", cfg))

@@ -20,6 +20,7 @@ from typing import Any, Awaitable, Callable
 from lab.events import EventLog
 
 Command = Callable[[dict[str, Any]], Any]
+STOP_GRACE = 1.0  # seconds a service may take to wind down after SIGTERM
 
 
 @dataclass
@@ -89,6 +90,10 @@ async def _run(main: Callable[[Context], Awaitable[None]], ctx: Context, loop_na
     task = asyncio.create_task(main(ctx))
     stop = asyncio.create_task(ctx.stopping.wait())
     done, _ = await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+    if task not in done:
+        # A service that watches ``stopping`` gets to finish its goodbye (a VRRP
+        # master's priority-0 advert and VIP removal) before it is cancelled.
+        done, _ = await asyncio.wait({task}, timeout=STOP_GRACE)
     if task not in done:
         task.cancel()
     try:

@@ -111,3 +111,27 @@ def test_undetected_fault_fails_max_detection():
     events = [e for e in synthetic() if e["kind"] != "health_changed"]
     (check,) = check_expectations(compute(events), {"max_detection": 5})
     assert not check.passed and "never detected: link_down o1-s1" in check.detail
+
+
+def vrrp_events():
+    ev = [{"t": T0, "kind": "load_started", "node": "c1", "duration": 20},
+          {"t": T0 - 1, "kind": "service_ready", "node": "gw2", "master_down_interval": 0.361},
+          {"t": T0 - 0.5, "kind": "vrrp_state_changed", "node": "gw1", "vip": "10.0.0.1", "before": "BACKUP", "after": "MASTER"},
+          {"t": T0 + 5, "kind": "fault_applied", "node": "lab", "action": "poweroff", "target": "gw1", "affects": ["gw1"]},
+          {"t": T0 + 5.35, "kind": "vrrp_state_changed", "node": "gw2", "vip": "10.0.0.1", "before": "BACKUP", "after": "MASTER"},
+          {"t": T0 + 8, "kind": "fault_applied", "node": "lab", "action": "link_down", "target": "gw1-gw2", "affects": ["gw1", "gw2"]},
+          {"t": T0 + 9, "kind": "vrrp_state_changed", "node": "gw3", "vip": "10.0.0.1", "before": "BACKUP", "after": "MASTER"},
+          {"t": T0 + 12, "kind": "vrrp_state_changed", "node": "gw3", "vip": "10.0.0.1", "before": "MASTER", "after": "BACKUP"}]
+    ev += [{"t": T0 + i / 10, "kind": "request_finished", "node": "c1", "id": f"c1-{i}", "latency": 0.001, "ok": True,
+            "status": 200, "error": None, "served_by": "o1", "upstream": "o1"} for i in range(200)]
+    return ev
+
+
+def test_failover_time_and_split_brain_from_vrrp_events():
+    m = compute(vrrp_events())
+    first = m.failovers[0]
+    assert (first.fault, first.new_master, first.vip) == ("poweroff gw1", "gw2", "10.0.0.1")
+    assert first.took == pytest.approx(0.35) and first.master_down_interval == 0.361
+    # gw2 held the VIP when the second fault hit it; gw3 took over after 1 s
+    assert m.failovers[1].new_master == "gw3" and m.failovers[1].took == pytest.approx(1.0)
+    assert m.split_brain == (("10.0.0.1", T0 + 9, T0 + 12),)  # gw2 and gw3 both MASTER for 3 s

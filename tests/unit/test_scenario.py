@@ -96,7 +96,7 @@ def test_links_resolve_from_a_node_or_a_pair():
     ([("crash", "o1"), ("crash", "o1")], "already crashed"),
     ([("resume", "o1")], "not paused"),
     ([("restart", "o2")], "not crashed"),
-    ([("crash", "o1"), ("pause", "o1")], "restart it before you pause it"),
+    ([("crash", "o1"), ("pause", "o1")], "bring it back before you pause it"),
 ])
 def test_impossible_timelines(faults, complaint):
     text = BASE + "".join(f'[[faults]]\nat = {i + 1}\naction = "{a}"\ntarget = "{t}"\n' for i, (a, t) in enumerate(faults))

@@ -143,3 +143,15 @@ def test_garp_frame():
     frame = Ether(wire.garp("00:00:00:00:00:02", "10.0.0.1"))
     assert frame.dst == "ff:ff:ff:ff:ff:ff" and frame[ARP].op == 2
     assert frame[ARP].psrc == frame[ARP].pdst == "10.0.0.1" and frame[ARP].hwsrc == "00:00:00:00:00:02"
+
+
+def test_takeover_reasons_say_what_was_heard():
+    r = router(priority=100, interval=0.1)
+    r.start(0.0)
+    r.tick(1.0)
+    assert r.changes[-1].reason.startswith("no advert since startup")
+    b = router(priority=200, interval=0.1)
+    b.start(0.0)
+    b.advert(0.2, 100, "10.0.0.3", 0.1)
+    b.tick(master_down_interval(200, 0.1))
+    assert b.changes[-1].reason.startswith("only adverts of lower priority (preempt)")

@@ -1,0 +1,194 @@
+"""VRRPv3 speaker: holds the virtual IP while this node is MASTER.
+
+Drives the election state table (``lab.core.vrrp``) with real packets: IP
+protocol 112 to 224.0.0.18 with TTL 255 on the node's LAN interface. On
+becoming MASTER it adds the VIP to the interface and sends five gratuitous
+ARPs (keepalived's ``garp_master_repeat`` default), so clients and the
+switch learn the VIP's new MAC at once; on becoming BACKUP or stopping it
+removes the VIP. SIGTERM is a graceful stop: one advert with priority 0.
+
+Tracking (keepalived ``track_script``): every ``track_interval`` seconds it
+opens a TCP connection to the local service (the balancer); after
+``track_fall`` failures in a row the priority drops by ``track_weight``, so a
+node whose balancer died hands the VIP over even though its VRRP is alive.
+
+Every state change, VIP move, GARP and priority change is an event; the
+first advert from each new master is one too (``vrrp_master_seen``).
+
+Config keys: node, interface, address, vip, prefix, vrid, priority,
+advert_interval, preempt, track_port, track_interval, track_fall,
+track_weight, events, control.
+"""
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+import time
+from pathlib import Path
+from typing import Any
+
+from lab.core import vrrp_packet as wire
+from lab.core.vrrp import DROP_VIP, MASTER, SEND_ADVERT, SEND_GARP, TAKE_VIP, Action, Vrrp, VrrpSettings
+from lab.services.runtime import Context, serve
+
+GARP_REPEAT = 5  # keepalived vrrp_garp_master_repeat default
+
+
+class Speaker:
+    def __init__(self, ctx: Context) -> None:
+        cfg = ctx.config
+        self.ctx = ctx
+        self.iface = cfg["interface"]
+        self.address = cfg["address"]
+        self.vip = cfg["vip"]
+        self.prefix = int(cfg.get("prefix", 24))
+        self.base_priority = int(cfg["priority"])
+        self.machine = Vrrp(VrrpSettings(int(cfg.get("vrid", 51)), self.base_priority, float(cfg.get("advert_interval", 1.0)),
+                                         bool(cfg.get("preempt", True)), self.address))
+        self.track_port = int(cfg.get("track_port") or 0)
+        self.track_interval = float(cfg.get("track_interval", 0.5))
+        self.track_fall = int(cfg.get("track_fall", 2))
+        self.track_weight = int(cfg.get("track_weight", 50))
+        self.wake = asyncio.Event()
+        self.adverts_sent = self.adverts_seen = self.bad_adverts = 0
+        self.sock = self._multicast_socket()
+        self.mac = Path(f"/sys/class/net/{self.iface}/address").read_text().strip()
+        ctx.commands["stats"] = lambda req: self.statistics()
+
+    def statistics(self) -> dict[str, Any]:
+        m = self.machine
+        age = None if m.last_advert is None else round(time.time() - m.last_advert, 3)
+        return {"state": m.state, "priority": m.priority, "master": m.master, "vip": self.vip, "holds_vip": m.state == MASTER,
+                "last_advert_age": age, "adverts_sent": self.adverts_sent, "adverts_seen": self.adverts_seen,
+                "bad_adverts": self.bad_adverts, "master_down_interval": round(m.down_interval, 4)}
+
+    def _multicast_socket(self) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, wire.PROTO)
+        ifindex = socket.if_nametoindex(self.iface)
+        group = socket.inet_aton(wire.GROUP)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, group + socket.inet_aton(self.address) + struct.pack("i", ifindex))
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(self.address))
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 255)  # RFC 5798: receivers drop TTL != 255
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.iface.encode())
+        sock.setblocking(False)
+        return sock
+
+    # ---- doing what the state machine says -------------------------------------------------
+    async def perform(self, actions: list[Action]) -> None:
+        for action in actions:
+            if action.kind == SEND_ADVERT:
+                self.send_advert(action.priority)
+            elif action.kind == TAKE_VIP:
+                await self.ip("add")
+                self.ctx.log.emit("vip_taken", vip=self.vip, reason=action.reason)
+            elif action.kind == SEND_GARP:
+                self.send_garp()
+            elif action.kind == DROP_VIP:
+                await self.ip("del")
+                self.ctx.log.emit("vip_released", vip=self.vip, reason=action.reason)
+        self.report_changes()
+
+    def send_advert(self, priority: int) -> None:
+        advert = wire.Advert(self.machine.settings.vrid, priority, self.machine.settings.advert_interval, (self.vip,))
+        self.sock.sendto(wire.encode(advert, self.address), (wire.GROUP, 0))
+        self.adverts_sent += 1
+
+    def send_garp(self) -> None:
+        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as raw:
+            raw.bind((self.iface, 0))
+            frame = wire.garp(self.mac, self.vip)
+            for _ in range(GARP_REPEAT):
+                raw.send(frame)
+        self.ctx.log.emit("garp_sent", vip=self.vip, mac=self.mac, count=GARP_REPEAT)
+
+    async def ip(self, verb: str) -> None:
+        proc = await asyncio.create_subprocess_exec("ip", "-4", "addr", verb, f"{self.vip}/{self.prefix}", "dev", self.iface,
+                                                    stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        _, err = await proc.communicate()
+        if proc.returncode and b"File exists" not in err and b"Cannot assign" not in err:
+            self.ctx.log.emit("vip_error", verb=verb, error=err.decode(errors="replace").strip())
+
+    def report_changes(self) -> None:
+        while self.machine.changes:
+            c = self.machine.changes.pop(0)
+            self.ctx.log.emit("vrrp_state_changed", t=c.at, vrid=self.machine.settings.vrid, before=c.before, after=c.after,
+                              reason=c.reason, priority=self.machine.priority, vip=self.vip)
+
+    # ---- the three loops ---------------------------------------------------------------
+    async def receive(self) -> None:
+        loop = asyncio.get_running_loop()
+        master = None
+        while True:
+            packet = await loop.sock_recv(self.sock, 2048)
+            now = time.time()
+            try:
+                src, ttl, advert = wire.decode_ip(packet)
+            except wire.BadAdvert as e:
+                self.bad_adverts += 1
+                self.ctx.log.emit("vrrp_bad_advert", error=str(e))
+                continue
+            if src == self.address or advert.vrid != self.machine.settings.vrid:
+                continue
+            if ttl != 255:
+                self.bad_adverts += 1
+                self.ctx.log.emit("vrrp_bad_advert", error=f"TTL {ttl} from {src} (must be 255: sent from another link?)")
+                continue
+            self.adverts_seen += 1
+            if src != master and advert.priority > 0:
+                master = src
+                self.ctx.log.emit("vrrp_master_seen", source=src, priority=advert.priority, interval=advert.interval)
+            await self.perform(self.machine.advert(now, advert.priority, src, advert.interval))
+            self.wake.set()
+
+    async def timers(self) -> None:
+        while True:
+            deadline = self.machine.next_deadline()
+            timeout = None if deadline is None else max(0.0, deadline - time.time())
+            self.wake.clear()
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+            await self.perform(self.machine.tick(time.time()))
+
+    async def track(self) -> None:
+        failures = 0
+        while True:
+            await asyncio.sleep(self.track_interval)
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", self.track_port), self.track_interval)
+                writer.close()
+                failures = 0
+            except (OSError, asyncio.TimeoutError):
+                failures += 1
+            lowered = failures >= self.track_fall
+            wanted = max(1, self.base_priority - self.track_weight) if lowered else self.base_priority
+            if wanted != self.machine.priority and self.base_priority != 255:
+                self.ctx.log.emit("priority_changed", priority=wanted, reason=f"local service on port {self.track_port} "
+                                  + ("failed" if lowered else "recovered"))
+                await self.perform(self.machine.set_priority(wanted, time.time()))
+                self.wake.set()
+
+
+async def main(ctx: Context) -> None:
+    speaker = Speaker(ctx)
+    tasks = [asyncio.create_task(speaker.receive())]
+    await speaker.perform(speaker.machine.start(time.time()))
+    ctx.ready(vip=speaker.vip, priority=speaker.machine.priority, interface=speaker.iface,
+              master_down_interval=round(speaker.machine.down_interval, 4))
+    tasks.append(asyncio.create_task(speaker.timers()))
+    if speaker.track_port:
+        tasks.append(asyncio.create_task(speaker.track()))
+    try:
+        await ctx.stopping.wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+        if speaker.machine.state != "INIT":
+            await speaker.perform(speaker.machine.shutdown(time.time()))
+
+
+if __name__ == "__main__":
+    serve(main)

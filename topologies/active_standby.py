@@ -1,0 +1,37 @@
+"""active_standby: two gateways share one virtual IP with VRRP; one works, one waits.
+
+Clients only know the VIP 10.0.0.1. gw1 (priority 150) is MASTER and holds
+it; gw2 (priority 100) is BACKUP and takes it over when gw1's adverts stop.
+Both gateways are L7 balancers over the same origins, so whichever holds the
+VIP can serve. The seed's trade-off: safe, but gw2's capacity sits idle.
+
+    c1 ─┐             gw1 10.0.0.2  (VRRP MASTER, priority 150) ─┐
+    c2 ─┼──── s1 ─────                  VIP 10.0.0.1              ├─ o1 o2 o3
+        │             gw2 10.0.0.3  (VRRP BACKUP, priority 100) ─┘
+
+Address plan: one /24. VIP 10.0.0.1, gateways 10.0.0.2-3, origins
+10.0.0.(10+K), clients 10.0.0.(100+N). Everything shares switch s1, so the
+VRRP adverts, the GARPs and the client traffic all cross the same LAN.
+"""
+from mininet.topo import Topo
+
+from lab.core.schema import Field
+
+VIP = "10.0.0.1"
+PARAMS = {
+    "clients": Field(int, default=2, minimum=1, maximum=50),
+    "origins": Field(int, default=3, minimum=1, maximum=50),
+}
+
+
+class ActiveStandby(Topo):
+    def build(self, clients: int = 2, origins: int = 3) -> None:
+        switch = self.addSwitch("s1")
+        for n, priority in ((1, 150), (2, 100)):
+            gw = self.addHost(f"gw{n}", ip=f"10.0.0.{1 + n}/24", role="balancer",
+                              vrrp=[{"vrid": 51, "vip": VIP, "priority": priority}])
+            self.addLink(gw, switch)
+        for k in range(1, origins + 1):
+            self.addLink(self.addHost(f"o{k}", ip=f"10.0.0.{10 + k}/24", role="origin"), switch)
+        for n in range(1, clients + 1):
+            self.addLink(self.addHost(f"c{n}", ip=f"10.0.0.{100 + n}/24", role="client", target=VIP), switch)
