@@ -104,3 +104,78 @@ def summary(results: dict[str, dict[str, float]]) -> list[str]:
         ratio_lat = added / ha_added if name != "direct to o1" and ha_added > 0 else float("nan")
         lines.append(f"{name:<14}{r['rps']:>10.0f}{r['p50'] * 1000:>8.2f}ms{r['p99'] * 1000:>8.2f}ms{added * 1000:>9.2f}ms{ratio_rps:>18.2f}{ratio_lat:>22.2f}")
     return lines
+
+
+def client_outage(requests: list[dict[str, Any]], fault_at: float) -> float:
+    """Seconds from the first failed request after ``fault_at`` to the next one that succeeded (by due time)."""
+    after = sorted((r for r in requests if r["t"] >= fault_at - 1.0), key=lambda r: r["t"])
+    first_fail = next((r["t"] for r in after if not r["ok"]), None)
+    if first_fail is None:
+        return 0.0
+    recovered = next((r["t"] for r in after if r["ok"] and r["t"] > first_fail), None)
+    return (recovered if recovered is not None else after[-1]["t"]) - first_fail
+
+
+def run_failover_bench(run_dir: Path, trials: int = 5, interval: float = 0.1, rate: float = 200.0,
+                       say: Any = print) -> dict[str, list[dict[str, float]]]:
+    """Power off the VRRP master under load, ``trials`` times per speaker; outage as the clients saw it."""
+    import dataclasses
+
+    from lab.events import read_events
+    from lab.net.faults import Faults
+    from lab.net.roles import plan_load
+    from lab.runner import load_scenario
+
+    base = load_scenario("exercises/03-active-standby/scenario.toml")
+    per_trial = 4.0
+    results: dict[str, list[dict[str, float]]] = {}
+    for impl in ("halab", "keepalived"):
+        scenario = dataclasses.replace(
+            base, name=f"bench-failover-{impl}", duration=trials * per_trial + 1, faults=(),
+            vrrp=dataclasses.replace(base.vrrp, impl=impl, advert_interval=interval, track=False),
+            load=dataclasses.replace(base.load, rate=rate / len(base.load.clients), timeout=1.0))
+        sub = run_dir / impl
+        with Lab(scenario, sub, say=say) as lab:
+            lab.start_all(plan_services(scenario, lab.addresses, sub))
+            faults = Faults(lab)
+            time.sleep(1.0)
+            start = time.time() + 0.5
+            lab.start_all(plan_load(scenario, lab.addresses, sub, start))
+            cuts = []
+            for trial in range(trials):
+                time.sleep(max(0.0, start + 1.0 + trial * per_trial - time.time()))
+                cuts.append(time.time())
+                faults.apply("poweroff", "gw1")
+                time.sleep(1.5)
+                faults.apply("poweron", "gw1")  # preempt: gw1 takes the VIP back before the next trial
+            lab.wait_exit([s for s in lab.services.values() if s.spec.service == "loadgen"], timeout=per_trial * trials + 5)
+            events = read_events(sub)
+        requests = [e for e in events if e["kind"] == "request_finished"]
+        masters = [e for e in events if e["kind"] == "vrrp_state_changed" and e["node"] == "gw2" and e["after"] == "MASTER"]
+        results[impl] = []
+        for cut in cuts:
+            takeover = next((e["t"] - cut for e in masters if e["t"] >= cut), float("nan"))
+            failed = sum(1 for r in requests if cut - 1 <= r["t"] <= cut + 1.5 and not r["ok"])
+            results[impl].append({"outage": client_outage([r for r in requests if r["t"] <= cut + 1.5], cut),
+                                  "takeover": takeover, "failed": failed})
+        say(f"{impl:<11} outages: " + ", ".join(f"{r['outage']:.3f}" for r in results[impl]))
+    return results
+
+
+def failover_summary(results: dict[str, list[dict[str, float]]], interval: float) -> list[str]:
+    import statistics
+
+    from lab.core.vrrp import master_down_interval
+
+    mdi = master_down_interval(100, interval)
+    lines = [f"advert interval {interval:g} s; gw2 (priority 100) Master_Down_Interval {mdi:.3f} s",
+             f"{'speaker':<12}{'median outage':>15}{'worst outage':>14}{'median takeover':>17}{'failed requests':>17}"]
+    med = {}
+    for impl, rows in results.items():
+        outages = [r["outage"] for r in rows]
+        med[impl] = statistics.median(outages)
+        lines.append(f"{impl:<12}{med[impl]:>13.3f} s{max(outages):>12.3f} s{statistics.median(r['takeover'] for r in rows):>15.3f} s"
+                     f"{sum(r['failed'] for r in rows) / len(rows):>17.1f}")
+    if med.get("keepalived"):
+        lines.append(f"halab / keepalived median outage: {med['halab'] / med['keepalived']:.2f}")
+    return lines

@@ -145,14 +145,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from lab.bench import run_bench, summary
 
+    from lab.bench import failover_summary, run_failover_bench
+
     need_root("bench")
-    if args.what != "balancer":
-        print(f"unknown benchmark {args.what!r}; available: balancer", file=sys.stderr)
-        return EXIT_USAGE
-    run_dir = Path(args.runs).resolve() / f"{time.strftime('%Y%m%d-%H%M%S')}-bench-balancer"
+    run_dir = Path(args.runs).resolve() / f"{time.strftime('%Y%m%d-%H%M%S')}-bench-{args.what}"
     run_dir.mkdir(parents=True)
-    results = run_bench(run_dir, args.seconds, args.connections)
-    lines = summary(results)
+    if args.what == "balancer":
+        lines = summary(run_bench(run_dir, args.seconds, args.connections))
+    else:
+        lines = failover_summary(run_failover_bench(run_dir, args.trials, args.interval), args.interval)
     print("\n".join(lines))
     (run_dir / "bench.txt").write_text("\n".join(lines) + "\n")
     return EXIT_OK
@@ -190,7 +191,9 @@ def parser() -> argparse.ArgumentParser:
     sn.set_defaults(func=cmd_sniff)
     sub.add_parser("doctor", help="what this machine's kernel can do").set_defaults(func=cmd_doctor)
     b = sub.add_parser("bench", help="benchmarks against the real systems (wrk vs HAProxy, nginx)")
-    b.add_argument("what", choices=["balancer"])
+    b.add_argument("what", choices=["balancer", "failover"])
+    b.add_argument("--trials", type=int, default=5, help="failover: master power cuts per speaker")
+    b.add_argument("--interval", type=float, default=0.1, help="failover: VRRP advert interval, seconds")
     b.add_argument("--seconds", type=float, default=5.0)
     b.add_argument("--connections", type=int, default=32)
     b.add_argument("--runs", default="runs")

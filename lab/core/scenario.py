@@ -137,6 +137,7 @@ VRRP = {
     "track": Field(bool, default=True, help="lower the priority when the local balancer stops answering"),
     "track_weight": Field(int, default=60, minimum=1, maximum=254, help="how much the priority drops (keepalived weight)"),
     "priorities": Field(dict, default={}, help="per-node priority overrides, e.g. gw2 = 200"),
+    "impls": Field(dict, default={}, help="per-node speaker, e.g. gw2 = \"keepalived\" for a mixed pair"),
 }
 CAPTURE = {"interfaces": Field(list, default=[], item=str, help="interfaces to record as pcap, e.g. 'lb1-eth0'")}
 REPORT = {
@@ -214,6 +215,7 @@ class VrrpSettingsSpec:
     track: bool = True
     track_weight: int = 60
     priorities: Mapping[str, int] = field(default_factory=dict)
+    impls: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -331,6 +333,11 @@ def _vrrp(table: Mapping[str, Any], layout: Layout, source: str) -> VrrpSettings
             raise ConfigError(source, f"vrrp.priorities.{node}", f"no VRRP node named {node!r}{suggest(node, list(layout.vrrp))}")
         if not isinstance(priority, int) or isinstance(priority, bool) or not 1 <= priority <= 255:
             raise ConfigError(source, f"vrrp.priorities.{node}", f"got {priority!r}, expected a whole number from 1 to 255")
+    for node, impl in values["impls"].items():
+        if node not in layout.vrrp:
+            raise ConfigError(source, f"vrrp.impls.{node}", f"no VRRP node named {node!r}{suggest(node, list(layout.vrrp))}")
+        if impl not in ("halab", "keepalived"):
+            raise ConfigError(source, f"vrrp.impls.{node}", f"got {impl!r}, expected 'halab' or 'keepalived'{suggest(str(impl), ['halab', 'keepalived'])}")
     return VrrpSettingsSpec(**values)
 
 

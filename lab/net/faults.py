@@ -142,16 +142,18 @@ class Faults:
         node = self._node(target)
         if node in self.off:
             raise LabError(f"{node} is already powered off")
+        host = self.lab.net[node]
+        intfs = [i.name for i in host.intfList() if i.name != "lo"]
+        # The network goes first, as in a power cut: a daemon dying more slowly
+        # (keepalived's VRRP child on SIGTERM) must not get a goodbye advert out.
+        for intf in host.intfList():
+            if intf.name != "lo":
+                intf.ifconfig("down")
         killed = []
         for service in self.lab.services_on(node):
             if service.state != CRASHED:
                 killed.append(service.pid)
                 self.lab.kill(service)
-        host = self.lab.net[node]
-        intfs = [i.name for i in host.intfList() if i.name != "lo"]
-        for intf in host.intfList():
-            if intf.name != "lo":
-                intf.ifconfig("down")
         self.off.add(node)
         self.crashed.discard(node)
         self.paused.discard(node)

@@ -131,7 +131,7 @@ class Lab:
             for proc in self.captures:  # SIGTERM lets tcpdump write its last packets
                 proc.terminate()
                 proc.wait(timeout=5)
-            for service in self.services.values():
+            for service in reversed(list(self.services.values())):  # clients first, origins last
                 self._stop(service)
             if self.net is not None:
                 self.net.stop()

@@ -51,6 +51,26 @@ def haproxy_config(b: BalancerSettings, servers: Sequence[dict[str, Any]], name:
     return "\n".join(lines) + "\n"
 
 
+def keepalived_config(node: str, iface: str, vip: str, vrid: int, priority: int, interval: float, preempt: bool,
+                      track_port: int, track_weight: int) -> str:
+    """keepalived speaking VRRPv3 with the same group, priority, interval and tracking as halab's speaker."""
+    lines = ["global_defs {", f"    router_id {node}", "    vrrp_version 3", "    script_user root", "    enable_script_security",
+             "    vrrp_garp_master_repeat 5", "}", ""]
+    if track_port:
+        lines += ["vrrp_script local_balancer {",
+                  f"    script \"/usr/bin/timeout 1 /bin/bash -c '</dev/tcp/127.0.0.1/{track_port}'\"",
+                  "    interval 1", f"    weight -{track_weight}", "    fall 2", "    rise 1", "}", ""]
+    lines += [f"vrrp_instance VI_{vrid} {{", "    state BACKUP", f"    interface {iface}", f"    virtual_router_id {vrid}",
+              f"    priority {priority}", f"    advert_int {interval:g}"]
+    if not preempt:
+        lines.append("    nopreempt")
+    lines += ["    virtual_ipaddress {", f"        {vip}/24 dev {iface}", "    }"]
+    if track_port:
+        lines += ["    track_script {", "        local_balancer", "    }"]
+    lines += ["}", ""]
+    return "\n".join(lines)
+
+
 def nginx_config(b: BalancerSettings, servers: Sequence[dict[str, Any]], name: str, pidfile: str, workdir: str) -> str:
     balance = directive("nginx", b.algorithm)
     passive = b.passive.get("max_fails", 0)

@@ -43,7 +43,10 @@ class ServiceSpec:
 
     @property
     def module(self) -> str:
-        if self.config.get("impl", "halab") != "halab":
+        impl = self.config.get("impl", "halab")
+        if impl == "keepalived":
+            return "lab.services.keepalived"
+        if impl != "halab":
             return REAL_MODULE
         return MODULES[self.service]
 
@@ -94,6 +97,14 @@ def plan_vrrp(scenario: Scenario, run_dir: Path) -> list[ServiceSpec]:
                                vrid=group["vrid"], priority=v.priorities.get(node, group["priority"]),
                                advert_interval=v.advert_interval, preempt=v.preempt,
                                track_port=scenario.balancer.port if v.track else 0, track_weight=v.track_weight)
+            impl = v.impls.get(node, v.impl)
+            if impl == "keepalived":
+                from lab.net.render import keepalived_config
+
+                c = spec.config
+                spec.config.update(impl="keepalived", conf_path=str(run_dir / "conf" / f"{spec.key}-keepalived.conf"),
+                                   conf_text=keepalived_config(node, c["interface"], c["vip"], c["vrid"], c["priority"],
+                                                               c["advert_interval"], c["preempt"], c["track_port"], c["track_weight"]))
             specs.append(spec)
     return specs
 

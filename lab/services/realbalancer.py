@@ -11,8 +11,7 @@ HAProxy, nginx and halab the same way:
   (and ``request_failed`` for a 5xx or when no server was available)
 - nginx ``upstream server temporarily disabled`` -> ``server_ejected``
 
-The child gets PR_SET_PDEATHSIG, so a ``crash`` fault (SIGKILL to this
-wrapper) takes the daemon down too, as it would a real machine.
+The daemon is started by ``lab.services.daemon`` (it dies with this wrapper).
 
 Config keys: node, impl ('haproxy' or 'nginx'), conf_text, conf_path, port,
 servers, events, control.
@@ -20,15 +19,13 @@ servers, events, control.
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import os
 import re
-import signal
 import socket
 import time
 from pathlib import Path
 from typing import Any
 
+from lab.services import daemon
 from lab.services.runtime import Context, serve
 
 HAPROXY_STATE = re.compile(r"Server \S+/(\S+) is (UP|DOWN)(?:, reason: ([^,]+))?")
@@ -36,11 +33,6 @@ HAPROXY_STATE = re.compile(r"Server \S+/(\S+) is (UP|DOWN)(?:, reason: ([^,]+))?
 HAPROXY_CHECK = re.compile(r"Health check for server \S+/(\S+) (succeeded|failed), reason: ([^,]+).*status: (\d+)/(\d+) (UP|DOWN)")
 ROUTED = re.compile(r"ROUTED (\S+) (?:(\S+) )?(\S+) (\S+) (\d{3})$")
 NGINX_DISABLED = re.compile(r"upstream server temporarily disabled.*upstream: \"http://([\d.]+:\d+)")
-
-
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def command(impl: str, conf: str) -> list[str]:
@@ -99,21 +91,13 @@ async def main(ctx: Context) -> None:
     conf.parent.mkdir(parents=True, exist_ok=True)
     conf.write_text(cfg["conf_text"])
     names = {f"{s['address']}:{s['port']}": s["name"] for s in cfg["servers"]}
-    # A real pipe, not asyncio's socketpair: nginx opens /dev/stderr for its access log,
-    # and open() on a socket's /proc/self/fd entry fails with ENXIO.
-    read_end, write_end = os.pipe()
-    proc = await asyncio.create_subprocess_exec(*command(impl, str(conf)), stdout=asyncio.subprocess.DEVNULL,
-                                                stderr=write_end, preexec_fn=_die_with_parent)
-    os.close(write_end)
-    stderr = asyncio.StreamReader()
-    await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stderr), os.fdopen(read_end, "rb"))
+    proc, output = await daemon.spawn(command(impl, str(conf)))
     ctx.commands["stats"] = lambda req: {"impl": impl, "pid": proc.pid, "running": proc.returncode is None}
 
     last_check: dict[str, dict[str, Any]] = {}
 
     async def pump() -> None:
-        while line := await stderr.readline():
-            text = line.decode("utf-8", "replace").rstrip()
+        async for text in daemon.lines(output):
             parsed = parse_line(impl, text, names)
             if parsed is not None:
                 kind, fields = parsed
@@ -124,19 +108,17 @@ async def main(ctx: Context) -> None:
                     check = last_check[fields["server"]]
                     fields.update(reason=fields["reason"] or check["detail"], label=check["label"])
                 ctx.log.emit(kind, **fields)
-            elif "ROUTED" not in text and text:
+            elif "ROUTED" not in text:
                 ctx.log.emit("daemon_said", line=text[:300])
 
     reader = asyncio.create_task(pump())
     try:
         await wait_listening(int(cfg.get("port", 80)))
         ctx.ready(port=int(cfg.get("port", 80)), servers=[s["name"] for s in cfg["servers"]], algorithm=impl, impl=impl, daemon_pid=proc.pid)
-        await proc.wait()
-        ctx.log.emit("daemon_exited", code=proc.returncode)
+        if await daemon.until_exit_or_stop(proc, ctx.stopping):
+            ctx.log.emit("daemon_exited", code=proc.returncode)
     finally:
-        if proc.returncode is None:
-            proc.terminate()
-            await proc.wait()
+        await daemon.stop(proc)
         await asyncio.wait_for(reader, 2)
 
 
