@@ -23,7 +23,7 @@ from lab.core.scenario import Scenario
 from lab.events import EventLog, event_path, parse_lines
 from lab.net import features
 from lab.net.roles import CONTROL_DIR, TIERS, ServiceSpec
-from lab.net.state import LabLock, ifindex
+from lab.net.state import LabLock, ifindex, kill_session
 
 RUNNING, CRASHED, PAUSED, STOPPED = "running", "crashed", "paused", "stopped"
 
@@ -193,7 +193,7 @@ class Lab:
                                                  stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         out.close()
         service.state = RUNNING
-        self.ledger.add_process(service.proc.pid, spec.key)
+        self.ledger.add_process(service.proc.pid, spec.key, session=True)
 
     def wait_ready(self, services: list[Service], timeout: float = 15.0) -> None:
         """Block until each service's current process has said ``service_ready``."""
@@ -218,8 +218,9 @@ class Lab:
             service.proc.send_signal(sig)
 
     def kill(self, service: Service) -> None:
-        self.signal(service, signal.SIGKILL)
+        """SIGKILL the service and everything it started (a daemon's children too)."""
         if service.proc is not None:
+            kill_session(service.proc.pid)
             service.proc.wait(timeout=5)
         service.state = CRASHED
 
@@ -228,6 +229,8 @@ class Lab:
 
     def _stop(self, service: Service, grace: float = 3.0) -> None:
         if service.proc is None or service.proc.poll() is not None:
+            if service.proc is not None:
+                kill_session(service.proc.pid)
             service.state = STOPPED
             return
         self.signal(service, signal.SIGCONT)
@@ -237,6 +240,7 @@ class Lab:
         except subprocess.TimeoutExpired:
             self.signal(service, signal.SIGKILL)
             service.proc.wait(timeout=5)
+        kill_session(service.proc.pid)  # anything it left running
         service.state = STOPPED
 
     def wait_exit(self, services: list[Service], timeout: float) -> list[Service]:

@@ -44,6 +44,36 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19])  # field 22 of stat(5), counted after "pid (comm)"
 
 
+def session_members(sid: int) -> list[int]:
+    """Every live process in session ``sid``.
+
+    Services start through ``mnexec -d``, which calls setsid(), so each one
+    leads a session of its own and whatever it forks (HAProxy, keepalived's
+    VRRP child) stays in it. Linux never hands out a pid that is still some
+    process's session id, so while any member lives, ``sid`` still means
+    "ours": killing by session is exact, even after the leader died.
+    """
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            members.append(int(entry))
+    return members
+
+
+def kill_session(sid: int, sig: int = signal.SIGKILL) -> list[int]:
+    killed = session_members(sid)
+    for pid in killed:
+        _signal(pid, sig)
+    return killed
+
+
 def ifindex(name: str) -> int | None:
     try:
         return int(Path(f"/sys/class/net/{name}/ifindex").read_text())
@@ -75,8 +105,9 @@ class Ledger:
         self.data["interfaces"] = [i for i in self.data["interfaces"] if i["name"] != name] + [entry]
         self.save()
 
-    def add_process(self, pid: int, what: str) -> None:
-        self.data["processes"].append({"pid": pid, "start": process_start_time(pid), "what": what})
+    def add_process(self, pid: int, what: str, session: bool = False) -> None:
+        """Record a process; ``session``: it leads a session whose members are ours too."""
+        self.data["processes"].append({"pid": pid, "start": process_start_time(pid), "what": what, "session": session})
         self.save()
 
     def add_path(self, path: str | os.PathLike[str]) -> None:
@@ -101,6 +132,9 @@ class Ledger:
             if process_start_time(p["pid"]) == p["start"]:
                 _signal(p["pid"], signal.SIGKILL)
             done.append(f"process {p['pid']} ({p['what']})")
+        for p in self.data["processes"]:  # children a killed leader left behind (a daemon's workers)
+            if p.get("session"):
+                done += [f"process {pid} (left by {p['what']})" for pid in kill_session(p["pid"])]
         for entry in reversed(self.data["interfaces"]):
             current = ifindex(entry["name"])
             if current is None or (entry["ifindex"] is not None and current != entry["ifindex"]):
@@ -121,6 +155,7 @@ class Ledger:
     def leftovers(self) -> list[str]:
         """What is recorded and still exists (empty after a good cleanup)."""
         left = [f"process {p['pid']} ({p['what']})" for p in self.data["processes"] if p["start"] is not None and process_start_time(p["pid"]) == p["start"]]
+        left += [f"process {pid} (session of {p['what']})" for p in self.data["processes"] if p.get("session") for pid in session_members(p["pid"])]
         left += [f"interface {i['name']}" for i in self.data["interfaces"] if ifindex(i["name"]) is not None]
         return left
 

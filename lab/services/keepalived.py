@@ -43,6 +43,10 @@ async def main(ctx: Context) -> None:
     conf.parent.mkdir(parents=True, exist_ok=True)
     conf.write_text(cfg["conf_text"])
     stem = conf.with_suffix("")
+    for pidfile in (Path(f"{stem}.pid"), Path(f"{stem}-vrrp.pid")):
+        # Left by a killed predecessor (poweroff); keepalived refuses to start while the
+        # pid in it exists, and a zombie nobody reaped counts as existing.
+        pidfile.unlink(missing_ok=True)
     cmd = ["keepalived", "--dont-fork", "--log-console", "--log-detail", "--vrrp", "--no-syslog", "-f", str(conf),
            "-p", f"{stem}.pid", "-r", f"{stem}-vrrp.pid"]
     proc, output = await daemon.spawn(cmd)

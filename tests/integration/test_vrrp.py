@@ -84,3 +84,37 @@ def test_graceful_stop_hands_over_after_skew_time_and_tracking_moves_the_vip(tmp
     assert last["after"] == "MASTER"
     assert last["t"] - stopped <= skew_time(100, 0.1) + SLACK, "priority 0 must cut the wait to Skew_Time"
     assert any(e["kind"] == "vip_released" and e["node"] == "gw1" and e["t"] >= stopped for e in events)
+
+
+@pytest.mark.parametrize("impls", [{"gw2": "keepalived"}, {"gw1": "keepalived"}], ids=["ours-master", "keepalived-master"])
+def test_our_speaker_and_keepalived_interoperate(tmp_path, impls):
+    import dataclasses
+
+    from lab.net.faults import Faults
+
+    base = load_scenario(SCENARIO)
+    scenario = dataclasses.replace(base, vrrp=dataclasses.replace(base.vrrp, impls=impls, track=False))
+    with Lab(scenario, tmp_path / "run", say=lambda *a: None) as lab:
+        lab.start_all(plan_services(scenario, lab.addresses, lab.run_dir))
+        time.sleep(1.5)
+        faults = Faults(lab)
+        cut = time.time()
+        faults.apply("poweroff", "gw1")
+        time.sleep(1.0)
+        back = time.time()
+        faults.apply("poweron", "gw1")
+        time.sleep(1.5)
+        served = lab.net["c1"].cmd("curl -s -m 2 http://10.0.0.1/")
+        settled = time.time()
+        events = read_events(lab.run_dir)
+
+    def last_state(node, before):
+        states = [e["after"] for e in changes(events, node) if e["t"] < before]
+        return states[-1] if states else None
+
+    assert last_state("gw1", cut) == "MASTER" and last_state("gw2", cut) == "BACKUP", "priority 150 must win the election"
+    took = next(e["t"] for e in changes(events, "gw2") if e["after"] == "MASTER" and e["t"] > cut) - cut
+    assert took <= master_down_interval(100, 0.1) + SLACK
+    assert last_state("gw2", back) == "MASTER"
+    assert last_state("gw1", settled) == "MASTER" and last_state("gw2", settled) == "BACKUP", "gw1 must preempt"
+    assert "served by o" in served
