@@ -126,7 +126,7 @@ def run_failover_bench(run_dir: Path, trials: int = 5, interval: float = 0.1, ra
     from lab.net.roles import plan_load
     from lab.runner import load_scenario
 
-    base = load_scenario("exercises/03-active-standby/scenario.toml")
+    base = load_scenario("exercises/03-vrrp-redundancy/scenario.toml")
     per_trial = 4.0
     results: dict[str, list[dict[str, float]]] = {}
     for impl in ("halab", "keepalived"):

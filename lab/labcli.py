@@ -72,6 +72,14 @@ class LabCLI(CLI):
         """poweron NODE: boot a powered-off node again (interfaces up, services started)."""
         self._fault("poweron", line)
 
+    def do_partition(self, line: str) -> None:
+        """partition A/B: A and B drop each other's packets; both still reach everyone else."""
+        self._fault("partition", line)
+
+    def do_unpartition(self, line: str) -> None:
+        """unpartition A/B: let A and B talk again."""
+        self._fault("unpartition", line)
+
     def do_restore(self, line: str) -> None:
         """restore: undo every fault in force."""
         self._fault("restore", "")

@@ -53,7 +53,8 @@ class LiveView:
         success = "—" if f["success"] is None else f"{f['success']:.0%}"
         p50 = "—" if f["p50"] is None else f"{f['p50'] * 1000:.1f} ms"
         health = " ".join(f"{name}:{v.label}" for name, v in sorted(self.state.servers.items()))
-        return f"{self.state.clock(now)}  success(last 2s) {success}  p50 {p50}  sent {self.state.sent}  {health}"
+        vips = " ".join(f"{vip}@{'+'.join(nodes) or 'nobody'}" for vip, nodes in self.state.vip_holders().items())
+        return f"{self.state.clock(now)}  success(last 2s) {success}  p50 {p50}  sent {self.state.sent}  {health}  {vips}".rstrip()
 
     def render(self) -> Any:
         from rich.console import Group
@@ -77,6 +78,16 @@ class LiveView:
         clients = (f"clients: [{colour}]{success}[/] of the last {f['requests']} requests succeeded, {lat}   "
                    f"total {st.sent} sent, {st.sent - st.ok} failed")
         broken = "broken now: " + (", ".join(self.broken) if self.broken else "nothing")
+        parts = []
+        for vip, nodes in st.vip_holders().items():
+            if len(nodes) > 1:
+                parts.append(f"[red]{vip}: SPLIT BRAIN, {' and '.join(nodes)} are both MASTER[/]")
+            else:
+                parts.append(f"{vip} held by [bold]{nodes[0] if nodes else 'nobody'}[/]")
+        states = "  ".join(f"{node}:{state}" for (node, vip), (state, _) in sorted(st.vrrp.items()))
+        load = "  ".join(f"{node} {rps:.0f} req/s" for node, rps in sorted(st.gateway_rps.items()))
+        vrrp_line = (f"VRRP: {'; '.join(parts)}   ({states})" if parts else "") + (f"\ngateways: {load}" if load and parts else "")
         ticker = "\n".join(st.ticker) or "(no events yet)"
         header = f"[bold]{self.title}[/]   t = {elapsed:5.1f} / {self.duration:g} s   {broken}"
-        return Panel(Group(header, servers, clients, Panel(ticker, title="events", title_align="left")), title="halab live")
+        rows = [header, servers, clients] + ([vrrp_line] if vrrp_line else []) + [Panel(ticker, title="events", title_align="left")]
+        return Panel(Group(*rows), title="halab live")

@@ -16,11 +16,12 @@ from mininet.topo import Topo
 
 from lab.core.scenario import Layout
 from lab.core.schema import ConfigError, check_table, suggest
-from topologies import active_standby, single_lb
+from topologies import active_active, active_standby, single_lb
 
 MODULES: dict[str, tuple[ModuleType, type[Topo]]] = {
     "single_lb": (single_lb, single_lb.SingleLB),
     "active_standby": (active_standby, active_standby.ActiveStandby),
+    "active_active": (active_active, active_active.ActiveActive),
 }
 
 

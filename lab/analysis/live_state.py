@@ -7,7 +7,8 @@ from typing import Any, Mapping
 
 from lab.analysis.metrics import percentile
 
-NOTABLE = {"fault_applied", "fault_reverted", "health_changed", "service_started", "service_stopped", "request_rejected"}
+NOTABLE = {"fault_applied", "fault_reverted", "health_changed", "service_started", "service_stopped", "request_rejected",
+           "vrrp_state_changed", "priority_changed", "server_ejected", "server_returned"}
 
 
 @dataclass
@@ -27,6 +28,8 @@ class LiveState:
     servers: dict[str, ServerView] = field(default_factory=dict)
     recent: deque[tuple[float, bool, float]] = field(default_factory=deque)
     ticker: deque[str] = field(default_factory=lambda: deque(maxlen=8))
+    vrrp: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)  # (node, vip) -> (state, since)
+    gateway_rps: dict[str, float] = field(default_factory=dict)
 
     def server(self, name: str) -> ServerView:
         return self.servers.setdefault(name, ServerView())
@@ -48,6 +51,10 @@ class LiveState:
             self.server(e["server"]).routed += 1
         elif kind in ("health_checked", "health_changed"):
             self.server(e["server"]).label = e["label"]
+        elif kind == "vrrp_state_changed":
+            self.vrrp[(e["node"], e.get("vip", "?"))] = (e["after"], e["t"])
+        elif kind == "balancer_load":
+            self.gateway_rps[e["node"]] = e["rps"]
         elif kind == "service_ready" and "servers" in e:
             for name in e["servers"]:
                 self.server(name).label = "UP"
@@ -59,6 +66,15 @@ class LiveState:
 
     def clock(self, t: float) -> str:
         return f"{t - self.load_start:7.2f}s" if self.load_start is not None else "   (setup)"
+
+    def vip_holders(self) -> dict[str, list[str]]:
+        """VIP -> nodes that say they are MASTER of it (two or more: split brain)."""
+        holders: dict[str, list[str]] = {}
+        for (node, vip), (state, _) in sorted(self.vrrp.items()):
+            holders.setdefault(vip, [])
+            if state == "MASTER":
+                holders[vip].append(node)
+        return holders
 
     def now_figures(self, now: float) -> dict[str, float | None]:
         while self.recent and self.recent[0][0] < now - self.window - 5:
@@ -83,6 +99,12 @@ def describe(e: Mapping[str, Any]) -> str:
         return f"{who}: request {e.get('id')} failed on {e.get('server') or 'no server'}: {e.get('status')} {e.get('error')}"
     if kind == "health_checked":
         return f"{who}: probe of {e['server']} {e['result']}ed ({e.get('detail', '')}), now {e['label']}"
+    if kind == "vrrp_state_changed":
+        return f"{who}: VRRP {e['before']} -> {e['after']} for {e.get('vip')} ({e.get('reason', '')[:50]})"
+    if kind == "priority_changed":
+        return f"{who}: VRRP priority now {e.get('priority')} ({e.get('reason', '')})"
+    if kind == "server_ejected":
+        return f"{who}: {e['server']} ejected by passive check ({e.get('rule', '')})"
     if kind == "request_rejected":
         return f"{who}: rejected a request from {e.get('client')}: {e.get('status')} {e.get('error')}"
     return f"{who}: {kind.replace('_', ' ')}"

@@ -123,6 +123,7 @@ class Metrics:
     failovers: tuple[Failover, ...] = ()
     vip_owners: tuple[Mapping[str, Any], ...] = ()  # every VRRP state change: t, node, vip, after
     split_brain: tuple[tuple[str, float, float], ...] = ()  # (vip, from, to): two MASTERs at once
+    gateway_load: Mapping[str, Mapping[str, Mapping[str, float]]] = field(default_factory=dict)  # node -> before/during -> rps, cpu
     checks: tuple[Check, ...] = field(default=())
 
     @property
@@ -226,7 +227,25 @@ def compute(events: Sequence[Mapping[str, Any]], settings: Settings = Settings()
         vip_owners=tuple({"t": e["t"], "node": e["node"], "vip": e.get("vip"), "before": e["before"], "after": e["after"],
                           "reason": e.get("reason", "")} for e in events if e["kind"] == "vrrp_state_changed"),
         split_brain=tuple(_split_brain(events, load_end)),
+        gateway_load=_gateway_load(events, periods, load_start, load_end),
     )
+
+
+def _gateway_load(events: Sequence[Mapping[str, Any]], periods: Sequence[tuple[Mapping[str, Any], float | None]],
+                  start: float, end: float) -> dict[str, dict[str, dict[str, float]]]:
+    """Mean requests/s and CPU% of each balancer before the first fault and while it is in force."""
+    samples = [e for e in events if e["kind"] == "balancer_load"]
+    if not samples or not periods:
+        return {}
+    first, reverted = periods[0]
+    windows = {"before": (start + 1, first["t"]), "during": (first["t"] + 1, reverted if reverted is not None else end)}
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for node in sorted({e["node"] for e in samples}):
+        for name, (a, b) in windows.items():
+            mine = [e for e in samples if e["node"] == node and a <= e["t"] <= b]
+            if mine:
+                out.setdefault(node, {})[name] = {"rps": sum(e["rps"] for e in mine) / len(mine), "cpu": sum(e["cpu"] for e in mine) / len(mine)}
+    return out
 
 
 def _masters_over_time(events: Sequence[Mapping[str, Any]]) -> Iterable[tuple[float, str, set[str]]]:

@@ -96,6 +96,11 @@ def sections(m: Metrics) -> list[tuple[str, list[str], list[list[str]]]]:
             [_clock(f.at, m), f.fault, f.vip, f.new_master or "nobody", _secs(f.took), _secs(f.master_down_interval)] for f in m.failovers]))
         out.append(("VRRP state changes", ["at (s)", "node", "VIP", "change", "why"], [
             [_clock(v["t"], m), v["node"], v["vip"], f"{v['before']} -> {v['after']}", v["reason"][:60]] for v in m.vip_owners]))
+    if m.gateway_load:
+        out.append(("Gateway load before and during the first fault", ["gateway", "req/s before", "req/s during", "CPU before", "CPU during"], [
+            [node, *(f"{w[k]['rps']:.0f}" if k in w else "—" for k in ("before", "during")),
+             *(f"{w[k]['cpu']:.0f}%" if k in w else "—" for k in ("before", "during"))]
+            for node, w in m.gateway_load.items()]))
     if m.split_brain:
         out.append(("Split brain: two MASTERs for one VIP", ["VIP", "from (s)", "to (s)", "what it means"], [
             [vip, _clock(a, m), _clock(b, m), "both answer ARP for the VIP; clients and the switch flap between them"]

@@ -50,9 +50,10 @@ REAL_BALANCERS = {
 }
 LINK_ACTIONS = ("link_down", "link_up")
 # repair -> the fault it undoes
-REVERTS = {"link_up": "link_down", "restart": "crash", "resume": "pause", "poweron": "poweroff"}
+REVERTS = {"link_up": "link_down", "restart": "crash", "resume": "pause", "poweron": "poweroff", "unpartition": "partition"}
 NODE_ACTIONS = ("crash", "restart", "pause", "resume", "poweroff", "poweron")
-ACTIONS = LINK_ACTIONS + NODE_ACTIONS + ("restore",)
+PAIR_ACTIONS = ("partition", "unpartition")  # target "a/b": all traffic between a and b dropped, both still reach the rest
+ACTIONS = LINK_ACTIONS + NODE_ACTIONS + PAIR_ACTIONS + ("restore",)
 SERVICE_ROLES = ("origin", "balancer")
 
 TOP = {
@@ -371,6 +372,20 @@ def resolve_link(target: str, layout: Layout) -> tuple[str, str] | str:
     return f"no node or link named {target!r}{suggest(target, list(layout.nodes))}"
 
 
+def resolve_pair(target: str, layout: Layout) -> tuple[str, str] | str:
+    """'a/b' -> (a, b) in name order, or an error sentence."""
+    a, sep, b = target.partition("/")
+    if not sep:
+        return f"{target!r} is not a pair of nodes; write 'a/b', e.g. 'gw1/gw2'"
+    for name in (a, b):
+        if name not in layout.nodes or layout.nodes[name] == "switch":
+            return f"no host named {name!r}{suggest(name, [n for n, r in layout.nodes.items() if r != 'switch'])}"
+    if a == b:
+        return f"a node cannot be cut off from itself ({target!r})"
+    first, second = sorted((a, b))
+    return (first, second)
+
+
 def _faults(items: list[dict[str, Any]], duration: float, layout: Layout, source: str) -> tuple[Fault, ...]:
     faults = []
     for i, item in enumerate(items):
@@ -384,6 +399,11 @@ def _faults(items: list[dict[str, Any]], duration: float, layout: Layout, source
                 raise ConfigError(source, f"{where}.target", "'restore' undoes every fault and takes no target")
         elif target is None:
             raise ConfigError(source, f"{where}.target", f"action {action!r} needs a target")
+        elif action in PAIR_ACTIONS:
+            pair = resolve_pair(target, layout)
+            if isinstance(pair, str):
+                raise ConfigError(source, f"{where}.target", pair)
+            target = f"{pair[0]}/{pair[1]}"
         elif action in LINK_ACTIONS:
             link = resolve_link(target, layout)
             if isinstance(link, str):
@@ -410,12 +430,14 @@ TIMELINE_RULES = {
     "resume": ("paused", True, "{t} is not paused at {at} s (nothing to resume)"),
     "poweroff": ("off", False, "{t} is already powered off at {at} s"),
     "poweron": ("off", True, "{t} is not powered off at {at} s (nothing to power on)"),
+    "partition": ("cut", False, "{t} are already partitioned at {at} s"),
+    "unpartition": ("cut", True, "{t} are not partitioned at {at} s (nothing to heal)"),
 }
 
 
 def _check_timeline(faults: tuple[Fault, ...], source: str) -> None:
     """Replay the timeline on sets of broken things; reject moves that cannot happen."""
-    broken: dict[str, set[str]] = {"down": set(), "crashed": set(), "paused": set(), "off": set()}
+    broken: dict[str, set[str]] = {"down": set(), "crashed": set(), "paused": set(), "off": set(), "cut": set()}
     for f in faults:
         if f.action == "restore":
             for items in broken.values():

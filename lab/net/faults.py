@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from lab.core.scenario import REVERTS, SERVICE_ROLES, resolve_link
+from lab.core.scenario import REVERTS, SERVICE_ROLES, resolve_link, resolve_pair
 from lab.net.lab import CRASHED, PAUSED, RUNNING, Lab, LabError
 
 
@@ -46,6 +46,7 @@ class Faults:
         self.crashed: set[str] = set()
         self.paused: set[str] = set()
         self.off: set[str] = set()
+        self.cut: set[str] = set()  # "a/b" pairs that cannot reach each other
 
     # ---- helpers ---------------------------------------------------------------------
     def _link(self, target: str) -> tuple[str, str]:
@@ -176,6 +177,42 @@ class Faults:
         self.off.discard(node)
         return Change("poweron", node, (node,), {"started": [s.pid for s in services]})
 
+    def _pair(self, target: str) -> tuple[str, str]:
+        pair = resolve_pair(target, self.lab.scenario.layout)
+        if isinstance(pair, str):
+            raise LabError(pair)
+        return pair
+
+    def partition(self, target: str) -> Change:
+        """Each of the two drops every packet from and to the other (nftables, in its own namespace)."""
+        a, b = self._pair(target)
+        name = f"{a}/{b}"
+        if name in self.cut:
+            raise LabError(f"{name} are already partitioned")
+        for here, there in ((a, b), (b, a)):
+            ip = self.lab.addresses[there]
+            table = f"halab_cut_{there}"
+            out = self.lab.net[here].cmd(
+                f"nft add table inet {table} && "
+                f"nft add chain inet {table} input '{{ type filter hook input priority 0; }}' && "
+                f"nft add chain inet {table} output '{{ type filter hook output priority 0; }}' && "
+                f"nft add rule inet {table} input ip saddr {ip} drop && "
+                f"nft add rule inet {table} output ip daddr {ip} drop && echo OK")
+            if "OK" not in out:
+                raise LabError(f"could not cut {here} off from {there}: {out.strip()}")
+        self.cut.add(name)
+        return Change("partition", name, self._affects((a, b)), {"rule": "nftables drop both ways"})
+
+    def unpartition(self, target: str) -> Change:
+        a, b = self._pair(target)
+        name = f"{a}/{b}"
+        if name not in self.cut:
+            raise LabError(f"{name} are not partitioned")
+        for here, there in ((a, b), (b, a)):
+            self.lab.net[here].cmd(f"nft delete table inet halab_cut_{there}")
+        self.cut.discard(name)
+        return Change("unpartition", name, self._affects((a, b)))
+
     def pause(self, target: str) -> Change:
         node = self._node(target)
         if node in self.paused or node in self.crashed:
@@ -204,7 +241,8 @@ class Faults:
     def restore(self, note: str = "") -> list[Change]:
         """Undo every fault still in force: heal links, resume, restart."""
         steps = ([(self.link_up, name) for name in list(self.down)] + [(self.resume, node) for node in sorted(self.paused)]
-                 + [(self.restart, node) for node in sorted(self.crashed)] + [(self.poweron, node) for node in sorted(self.off)])
+                 + [(self.restart, node) for node in sorted(self.crashed)] + [(self.poweron, node) for node in sorted(self.off)]
+                 + [(self.unpartition, pair) for pair in sorted(self.cut)])
         changes = []
         for verb, target in steps:
             began = time.time()
@@ -213,4 +251,5 @@ class Faults:
 
     def broken(self) -> list[str]:
         return ([f"link {n} down" for n in self.down] + [f"{n} crashed" for n in sorted(self.crashed)]
-                + [f"{n} paused" for n in sorted(self.paused)] + [f"{n} powered off" for n in sorted(self.off)])
+                + [f"{n} paused" for n in sorted(self.paused)] + [f"{n} powered off" for n in sorted(self.off)]
+                + [f"{p} partitioned" for p in sorted(self.cut)])

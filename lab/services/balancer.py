@@ -18,6 +18,7 @@ Errors follow nginx: 502 when the server refuses or breaks the connection,
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from collections import deque
@@ -316,6 +317,18 @@ class Balancer:
             self.log.emit("server_ejected", server=server.name, until=ejection.until, rule=ejection.rule)
 
 
+async def report_load(balancer: Balancer, every: float = 1.0) -> None:
+    """Requests/s and CPU share of this process, once a second: the cost of active/active shows here."""
+    loop = asyncio.get_running_loop()
+    last_requests, last_cpu, last_t = balancer.requests, sum(os.times()[:2]), loop.time()
+    while True:
+        await asyncio.sleep(every)
+        now, cpu = loop.time(), sum(os.times()[:2])
+        balancer.log.emit("balancer_load", rps=round((balancer.requests - last_requests) / (now - last_t), 1),
+                          cpu=round(100 * (cpu - last_cpu) / (now - last_t), 1))
+        last_requests, last_cpu, last_t = balancer.requests, cpu, now
+
+
 async def main(ctx: Context) -> None:
     balancer = Balancer(ctx)
     port = int(ctx.config.get("port", 80))
@@ -323,6 +336,7 @@ async def main(ctx: Context) -> None:
     servers = balancer.pool.servers
     inter = balancer.health[servers[0].name].settings.inter if servers else 1.0
     checks = [asyncio.create_task(balancer.check_loop(s, i * inter / max(1, len(servers)))) for i, s in enumerate(servers)]
+    checks.append(asyncio.create_task(report_load(balancer)))
     ctx.ready(port=port, servers=[s.name for s in servers], algorithm=balancer.pool.algorithm.name)
     try:
         async with server:

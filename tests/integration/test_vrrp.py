@@ -10,7 +10,7 @@ from lab.net.lab import Lab
 from lab.net.roles import plan_services
 from lab.runner import load_scenario, run
 
-SCENARIO = "exercises/03-active-standby/scenario.toml"
+SCENARIO = "exercises/03-vrrp-redundancy/scenario.toml"
 SLACK = 0.1  # scheduling on a loaded 2-core VM
 
 

@@ -132,3 +132,32 @@ def test_file_errors(tmp_path):
         load_scenario(bad)
     with pytest.raises(ConfigError, match="cannot read"):
         load_scenario(tmp_path / "missing.toml")
+
+
+def test_partition_targets_are_pairs():
+    s = parse(BASE + '[[faults]]\nat = 1\naction = "partition"\ntarget = "o2/lb1"\n[[faults]]\nat = 2\naction = "unpartition"\ntarget = "lb1/o2"\n')
+    assert [f.target for f in s.faults] == ["lb1/o2", "lb1/o2"]
+    assert "write 'a/b'" in error(BASE + '[[faults]]\nat = 1\naction = "partition"\ntarget = "lb1"\n')
+    assert "no host named 's1'" in error(BASE + '[[faults]]\nat = 1\naction = "partition"\ntarget = "lb1/s1"\n')
+    assert "cut off from itself" in error(BASE + '[[faults]]\nat = 1\naction = "partition"\ntarget = "o1/o1"\n')
+    assert "not partitioned at 1.0 s" in error(BASE + '[[faults]]\nat = 1\naction = "unpartition"\ntarget = "o1/o2"\n')
+
+
+def test_vrrp_section_needs_vrrp_gateways_and_known_nodes():
+    assert "has no VRRP gateways" in error(BASE + "[vrrp]\nadvert_interval = 0.1\n")
+    vrrp = """
+duration = 10
+[topology]
+name = "active_standby"
+"""
+    s = parse(vrrp + '[vrrp]\nadvert_interval = 0.1\n[vrrp.impls]\ngw2 = "keepalived"\n[vrrp.priorities]\ngw2 = 200\n')
+    assert s.vrrp.impls == {"gw2": "keepalived"} and s.vrrp.priorities == {"gw2": 200}
+    assert "did you mean 'keepalived'" in error(vrrp + '[vrrp.impls]\ngw2 = "keepalive"\n')
+    assert "no VRRP node named 'gw3'" in error(vrrp + "[vrrp.priorities]\ngw3 = 10\n")
+    assert "from 1 to 255" in error(vrrp + "[vrrp.priorities]\ngw1 = 300\n")
+    assert "advert_interval: got 0.001" in error(vrrp + "[vrrp]\nadvert_interval = 0.001\n")
+
+
+def test_poweroff_timeline():
+    assert "already powered off" in error(BASE + '[[faults]]\nat = 1\naction = "poweroff"\ntarget = "o1"\n[[faults]]\nat = 2\naction = "poweroff"\ntarget = "o1"\n')
+    assert "bring it back before you crash it" in error(BASE + '[[faults]]\nat = 1\naction = "poweroff"\ntarget = "o1"\n[[faults]]\nat = 2\naction = "crash"\ntarget = "o1"\n')

@@ -1,0 +1,54 @@
+"""Active/active, N-way and split brain on the wire (exercises/03), judged from events."""
+from lab.analysis import report
+from lab.events import read_events
+from lab.runner import load_scenario, run
+
+EX = "exercises/03-vrrp-redundancy"
+
+
+def run_named(tmp_path, name):
+    run_dir = run(load_scenario(f"{EX}/{name}.toml"), tmp_path / name, live=False, say=lambda *a: None)
+    return read_events(run_dir), report.build(run_dir)
+
+
+def masters(events, vip, before):
+    """Nodes MASTER of ``vip`` at ``before`` (a powered-off speaker cannot say it stopped)."""
+    state = {}
+    for e in events:
+        if e["t"] >= before:
+            break
+        if e["kind"] == "vrrp_state_changed" and e["vip"] == vip:
+            state[e["node"]] = e["after"]
+        elif e["kind"] == "fault_applied" and e["action"] == "poweroff":
+            state[e["target"]] = "OFF"
+    return sorted(n for n, s in state.items() if s == "MASTER")
+
+
+def test_active_active_survivor_takes_both_vips_and_double_the_load(tmp_path):
+    events, metrics = run_named(tmp_path, "active-active")
+    off = next(e["t"] for e in events if e["kind"] == "fault_applied")
+    assert masters(events, "10.0.0.1", off) == ["gw1"] and masters(events, "10.0.0.4", off) == ["gw2"]
+    assert masters(events, "10.0.0.4", off + 1.5) == ["gw1"], "gw1 must carry both VIPs"
+    load = metrics.gateway_load
+    assert load["gw1"]["during"]["rps"] > 1.8 * load["gw1"]["before"]["rps"], load
+    assert abs(load["gw1"]["before"]["rps"] - load["gw2"]["before"]["rps"]) < 0.2 * load["gw1"]["before"]["rps"], "both worked before"
+    assert all(c.passed for c in metrics.checks), metrics.checks
+
+
+def test_nway_walks_down_the_priority_list(tmp_path):
+    events, metrics = run_named(tmp_path, "nway")
+    assert [(f.fault, f.new_master) for f in metrics.failovers] == [("poweroff gw1", "gw2"), ("poweroff gw2", "gw3")]
+    assert all(f.took is not None and f.took <= f.master_down_interval + 0.1 for f in metrics.failovers)
+    restored = [e["t"] for e in events if e["kind"] == "fault_reverted"]
+    assert masters(events, "10.0.0.1", max(restored) + 1.5) == ["gw1"], "after restore the highest priority preempts"
+
+
+def test_split_brain_is_detected_and_heals(tmp_path):
+    events, metrics = run_named(tmp_path, "split-brain")
+    cut = next(e["t"] for e in events if e["kind"] == "fault_applied")
+    healed = next(e["t"] for e in events if e["kind"] == "fault_reverted")
+    ((vip, start, end),) = metrics.split_brain
+    assert vip == "10.0.0.1" and cut < start < cut + 0.5 and healed <= end < healed + 0.5
+    assert masters(events, vip, healed + 1.0) == ["gw1"]
+    routed = {e["node"] for e in events if e["kind"] == "request_routed" and start < e["t"] < end}
+    assert routed, "clients kept being served during the split brain"

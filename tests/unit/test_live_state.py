@@ -1,0 +1,25 @@
+from lab.analysis.live_state import LiveState
+
+
+def ev(t, kind, **kw):
+    return {"t": t, "kind": kind, "node": kw.pop("node", "lb1"), **kw}
+
+
+def test_vip_holders_and_split_brain():
+    st = LiveState()
+    st.feed(ev(1, "vrrp_state_changed", node="gw1", vip="10.0.0.1", before="BACKUP", after="MASTER"))
+    st.feed(ev(1, "vrrp_state_changed", node="gw2", vip="10.0.0.1", before="INIT", after="BACKUP"))
+    assert st.vip_holders() == {"10.0.0.1": ["gw1"]}
+    line = st.feed(ev(2, "vrrp_state_changed", node="gw2", vip="10.0.0.1", before="BACKUP", after="MASTER", reason="no advert"))
+    assert st.vip_holders() == {"10.0.0.1": ["gw1", "gw2"]}
+    assert "gw2: VRRP BACKUP -> MASTER for 10.0.0.1" in line
+
+
+def test_health_labels_and_recent_success():
+    st = LiveState()
+    st.feed(ev(0, "load_started"))
+    st.feed(ev(0.5, "health_checked", server="o1", label="UP 2/3", result="fail", detail="timeout"))
+    for i in range(10):
+        st.feed(ev(1 + i / 10, "request_finished", ok=i % 2 == 0, latency=0.01, served_by="o2" if i % 2 == 0 else None, upstream="o1"))
+    assert st.servers["o1"].label == "UP 2/3" and st.servers["o1"].failed == 5 and st.servers["o2"].served == 5
+    assert st.now_figures(2.0)["success"] == 0.5
