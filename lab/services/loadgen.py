@@ -84,7 +84,11 @@ class LoadGenerator:
             except (PeerClosed, ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError) as e:
                 writer.close()
                 if reused and attempt == 1:
-                    continue  # the balancer had closed this idle connection; the request never left
+                    # The kept-alive connection is gone: the server closed it, or (after a VIP
+                    # failover) the new owner of the address knows nothing of it and reset it.
+                    # Like any HTTP client, open a fresh one; say so, it is part of the story.
+                    self.ctx.log.emit("connection_lost", id=rid, error=type(e).__name__)
+                    continue
                 raise RequestFailed("reset", f"connection closed before a full answer: {type(e).__name__}") from None
             except HttpError as e:
                 writer.close()

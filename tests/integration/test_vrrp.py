@@ -47,6 +47,17 @@ def test_clients_lose_requests_only_during_the_takeover(failover):
     assert all(c.passed for c in metrics.checks), metrics.checks
 
 
+def test_connections_to_the_dead_master_are_lost_new_ones_succeed(failover):
+    _, events, _ = failover
+    master = next(e["t"] for e in changes(events, "gw2") if e["after"] == "MASTER")
+    lost = [e for e in events if e["kind"] == "connection_lost" and master <= e["t"] <= master + 2]
+    assert lost, "kept-alive client connections to gw1 cannot survive on gw2"
+    # every request that found its connection gone was retried on a new one, through gw2, and succeeded
+    ids = {e["id"] for e in lost}
+    retried = [e for e in events if e["kind"] == "request_finished" and e["id"] in ids]
+    assert retried and all(e["ok"] for e in retried)
+
+
 def test_preempt_gives_the_vip_back_and_one_master_remains(failover):
     _, events, metrics = failover
     on = next(e["t"] for e in events if e["kind"] == "fault_reverted")
