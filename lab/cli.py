@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -35,6 +36,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     scenario = load_scenario(args.scenario)
     need_root("run")
+    if args.bond_impl:
+        scenario = dataclasses.replace(scenario, bond=dataclasses.replace(scenario.bond, impl=args.bond_impl))
     run_dir = Path(args.run_dir).resolve() if args.run_dir else new_run_dir(scenario, Path(args.runs))
     print(f"halab: running {scenario.name!r} ({scenario.duration:g} s of load); run directory {run_dir}")
     run(scenario, run_dir, live=not args.quiet)
@@ -73,6 +76,11 @@ def cmd_cli(args: argparse.Namespace) -> int:
     scenario = parse_scenario({"name": f"cli-{args.topology}", "duration": 3600, "topology": {"name": args.topology, "switch": args.switch, **params}},
                               "halab cli", topologies.lookup)
     need_root("cli")
+    from lab.net import features
+
+    if args.bond_impl:
+        scenario = dataclasses.replace(scenario, bond=dataclasses.replace(scenario.bond, impl=args.bond_impl))
+    scenario = features.resolve(scenario)
     run_dir = new_run_dir(scenario, Path(args.runs))
     run_dir.mkdir(parents=True)
     write_meta(scenario, run_dir)
@@ -168,6 +176,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--run-dir", help="exact run directory to use")
     r.add_argument("--quiet", action="store_true", help="no live view")
     r.add_argument("--no-plot", action="store_true", help="skip the PNG timeline")
+    r.add_argument("--bond-impl", choices=("auto", "kernel", "userspace"), help="override [bond] impl")
     r.set_defaults(func=cmd_run)
     c = sub.add_parser("check", help="validate a scenario file without building anything")
     c.add_argument("scenario")
@@ -176,6 +185,7 @@ def parser() -> argparse.ArgumentParser:
     cl.add_argument("topology")
     cl.add_argument("--param", action="append", default=[], help="topology parameter, e.g. --param origins=4")
     cl.add_argument("--switch", default="lxbr", choices=("lxbr", "ovsbr"))
+    cl.add_argument("--bond-impl", choices=("auto", "kernel", "userspace"), help="bonding topologies: which bond")
     cl.add_argument("--runs", default="runs")
     cl.set_defaults(func=cmd_cli)
     sub.add_parser("clean", help="remove what a crashed lab left behind").set_defaults(func=cmd_clean)

@@ -76,6 +76,9 @@ def run(scenario: Scenario, run_dir: Path, live: bool = True, say: Any = print) 
     from lab.net.faults import Faults
     from lab.net.lab import Lab
 
+    from lab.net import features
+
+    scenario = features.resolve(scenario, say)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_meta(scenario, run_dir)
     with Lab(scenario, run_dir, say=say) as lab:

@@ -16,12 +16,13 @@ from mininet.topo import Topo
 
 from lab.core.scenario import Layout
 from lab.core.schema import ConfigError, check_table, suggest
-from topologies import active_active, active_standby, single_lb
+from topologies import active_active, active_standby, bonding, single_lb
 
 MODULES: dict[str, tuple[ModuleType, type[Topo]]] = {
     "single_lb": (single_lb, single_lb.SingleLB),
     "active_standby": (active_standby, active_standby.ActiveStandby),
     "active_active": (active_active, active_active.ActiveActive),
+    "bonding": (bonding, bonding.Bonding),
 }
 
 
@@ -50,7 +51,8 @@ def layout_of(topo: Topo) -> Layout:
     addresses = {n: i["ip"].split("/")[0] for n, i in info.items() if "ip" in i}
     vrrp = {n: tuple(i["vrrp"]) for n, i in info.items() if i.get("vrrp")}
     targets = {n: i["target"] for n, i in info.items() if i.get("target")}
-    return Layout(nodes, links, addresses, vrrp, targets)
+    bonds = {n: i["bond"] for n, i in info.items() if i.get("bond")}
+    return Layout(nodes, links, addresses, vrrp, targets, bonds)
 
 
 def lookup(name: str, params: Mapping[str, Any], source: str) -> tuple[Layout, dict[str, Any]]:

@@ -27,6 +27,7 @@ class Layout:
     addresses: Mapping[str, str] = field(default_factory=dict)
     vrrp: Mapping[str, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)  # node -> its VRRP groups
     targets: Mapping[str, str] = field(default_factory=dict)  # client -> the address it sends load to
+    bonds: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # node -> {"members": [...], "address": ...}
 
     def by_role(self, role: str) -> list[str]:
         return [n for n, r in self.nodes.items() if r == role]
@@ -68,6 +69,7 @@ TOP = {
     "faults": Field(list, default=[], item=dict),
     "capture": Field(dict, default={}),
     "vrrp": Field(dict, default={}),
+    "bond": Field(dict, default={}),
     "report": Field(dict, default={}),
     "expect": Field(dict, default={}),
 }
@@ -139,6 +141,12 @@ VRRP = {
     "track_weight": Field(int, default=60, minimum=1, maximum=254, help="how much the priority drops (keepalived weight)"),
     "priorities": Field(dict, default={}, help="per-node priority overrides, e.g. gw2 = 200"),
     "impls": Field(dict, default={}, help="per-node speaker, e.g. gw2 = \"keepalived\" for a mixed pair"),
+}
+BOND = {
+    "impl": Field(str, default="auto", choices=("auto", "kernel", "userspace"), help="kernel bonding where the kernel has it"),
+    "mode": Field(str, default="active-backup", choices=("active-backup", "balance-rr", "balance-xor", "broadcast")),
+    "miimon": Field(float, default=0.1, minimum=0.01, maximum=10, help="seconds between link checks (100 ms typical)"),
+    "xmit_hash_policy": Field(str, default="layer2", choices=("layer2", "layer3+4"), help="for balance-xor"),
 }
 CAPTURE = {"interfaces": Field(list, default=[], item=str, help="interfaces to record as pcap, e.g. 'lb1-eth0'")}
 REPORT = {
@@ -220,6 +228,14 @@ class VrrpSettingsSpec:
 
 
 @dataclass(frozen=True)
+class BondSettings:
+    impl: str = "auto"
+    mode: str = "active-backup"
+    miimon: float = 0.1
+    xmit_hash_policy: str = "layer2"
+
+
+@dataclass(frozen=True)
 class ReportSettings:
     bucket: float = 1.0
     good_ratio: float = 0.99
@@ -250,6 +266,7 @@ class Scenario:
     faults: tuple[Fault, ...]
     capture: tuple[str, ...]
     vrrp: VrrpSettingsSpec
+    bond: BondSettings
     report: ReportSettings
     expect: Expectations
     source: str = "<scenario>"
@@ -288,6 +305,9 @@ def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup,
     faults = _faults(top["faults"], top["duration"], layout, source)
     capture = check_table(top["capture"], CAPTURE, source, "capture")
     vrrp = _vrrp(top["vrrp"], layout, source)
+    if top["bond"] and not layout.bonds:
+        raise ConfigError(source, "bond", "this topology has no bonded interface (try bonding)")
+    bond = BondSettings(**check_table(top["bond"], BOND, source, "bond"))
     report = ReportSettings(**check_table(top["report"], REPORT, source, "report"))
     expect = Expectations(**check_table(top["expect"], EXPECT, source, "expect"))
     return Scenario(
@@ -305,6 +325,7 @@ def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup,
         faults=faults,
         capture=tuple(capture["interfaces"]),
         vrrp=vrrp,
+        bond=bond,
         report=report,
         expect=expect,
         source=source,

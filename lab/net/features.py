@@ -9,11 +9,13 @@ machine lacks.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,29 @@ def probe(name: str) -> Feature:
     else:
         raise ValueError(f"unknown feature {name!r}")
     return Feature(name, ok, why if not ok else "available")
+
+
+def resolve_bond_impl(asked: str) -> tuple[str, str]:
+    """'auto' -> kernel where the kernel can bond, else userspace; 'kernel' without it is an error."""
+    bonding = probe("bonding")
+    if asked == "kernel" and not bonding.available:
+        from lab.net.lab import LabError
+
+        raise LabError(f"kernel bonding was asked for (bond.impl = \"kernel\") but this kernel cannot make a bond: {bonding.detail}. "
+                       "Use impl = \"userspace\" (halab's team agent) or \"auto\".")
+    if asked == "auto":
+        return ("kernel", "the kernel has bonding") if bonding.available else ("userspace", f"no kernel bonding here ({bonding.detail})")
+    return asked, "asked for"
+
+
+def resolve(scenario: Any, say: Any = print) -> Any:
+    """The scenario with every 'auto' choice made for this machine, saying what was chosen and why."""
+    if not scenario.layout.bonds:
+        return scenario
+    impl, why = resolve_bond_impl(scenario.bond.impl)
+    if scenario.bond.impl == "auto":
+        say(f"bonding: using the {impl} implementation ({why})")
+    return dataclasses.replace(scenario, bond=dataclasses.replace(scenario.bond, impl=impl))
 
 
 FEATURES = ("netem", "htb", "nftables", "bonding", "ovs", "ovs_kernel_datapath")

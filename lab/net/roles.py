@@ -18,9 +18,11 @@ from lab.events import event_path
 CONTROL_DIR = "/run/halab/ctl"  # short, fixed: a Unix socket path must stay under 108 bytes
 
 MODULES = {"origin": "lab.services.origin", "balancer": "lab.services.balancer", "loadgen": "lab.services.loadgen",
-           "vrrp": "lab.services.vrrp"}
-TIERS = ("origin", "balancer", "vrrp", "loadgen")  # start order: each tier ready before the next
-REAL_MODULE = "lab.services.realbalancer"  # HAProxy or nginx behind halab's event log
+           "vrrp": "lab.services.vrrp", "team": "lab.services.team"}
+TIERS = ("team", "origin", "balancer", "vrrp", "loadgen")  # start order: each tier ready before the next
+# (service, impl) -> the wrapper that runs the real daemon behind halab's event log
+REAL_DAEMONS = {("balancer", "haproxy"): "lab.services.realbalancer", ("balancer", "nginx"): "lab.services.realbalancer",
+                ("vrrp", "keepalived"): "lab.services.keepalived"}
 
 
 @dataclass
@@ -43,12 +45,7 @@ class ServiceSpec:
 
     @property
     def module(self) -> str:
-        impl = self.config.get("impl", "halab")
-        if impl == "keepalived":
-            return "lab.services.keepalived"
-        if impl != "halab":
-            return REAL_MODULE
-        return MODULES[self.service]
+        return REAL_DAEMONS.get((self.service, self.config.get("impl", "halab")), MODULES[self.service])
 
 
 def _base(node: str, service: str, run_dir: Path) -> dict[str, Any]:
@@ -80,6 +77,19 @@ def plan_services(scenario: Scenario, addresses: Mapping[str, str], run_dir: Pat
             cfg.update(_real_balancer(scenario, servers, node, run_dir))
         specs.append(ServiceSpec(node, "balancer", cfg))
     specs += plan_vrrp(scenario, run_dir)
+    specs += plan_bonds(scenario, run_dir)
+    return specs
+
+
+def plan_bonds(scenario: Scenario, run_dir: Path) -> list[ServiceSpec]:
+    """The bond agent of each multi-homed node (``bond.impl`` must be resolved: kernel or userspace)."""
+    b = scenario.bond
+    specs = []
+    for node, bond in scenario.layout.bonds.items():
+        cfg = _base(node, "team", run_dir)
+        cfg.update(impl=b.impl, name="bond0", members=list(bond["members"]), address=bond["address"], mode=b.mode,
+                   miimon=b.miimon, hash_policy=b.xmit_hash_policy)
+        specs.append(ServiceSpec(node, "team", cfg))
     return specs
 
 
@@ -125,13 +135,14 @@ def _real_balancer(scenario: Scenario, servers: list[dict[str, Any]], node: str,
 
 def plan_load(scenario: Scenario, addresses: Mapping[str, str], run_dir: Path, start_at: float) -> list[ServiceSpec]:
     balancers = scenario.layout.by_role("balancer")
-    if not balancers:
-        raise ValueError(f"topology {scenario.topology!r} has no balancer for the clients to aim at")
+    aimless = [n for n in scenario.load.clients if n not in scenario.layout.targets]
+    if aimless and not balancers:
+        raise ValueError(f"topology {scenario.topology!r} has no balancer for {', '.join(aimless)} to aim at")
     load = scenario.load
     specs = []
     for node in load.clients:
         cfg = _base(node, "loadgen", run_dir)
-        cfg.update(target=scenario.layout.targets.get(node, addresses[balancers[0]]), port=scenario.balancer.port, rate=load.rate, duration=scenario.duration,
+        cfg.update(target=scenario.layout.targets.get(node) or addresses[balancers[0]], port=scenario.balancer.port, rate=load.rate, duration=scenario.duration,
                    start_at=start_at, timeout=load.timeout, path=load.path, keys=load.keys, max_in_flight=load.max_in_flight,
                    seed=f"{scenario.seed}-{node}")
         specs.append(ServiceSpec(node, "loadgen", cfg))
