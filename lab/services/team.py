@@ -139,6 +139,7 @@ class UserspaceTeam:
                 self.socks[member].send(vrrp_packet.garp(self.mac, ip))
             except OSError:
                 return
+        self.ctx.log.emit("garp_sent", member=member, mac=self.mac, address=ip, count=GARP_REPEAT)
 
     async def monitor(self) -> None:
         while True:
