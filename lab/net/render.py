@@ -33,12 +33,13 @@ def haproxy_config(b: BalancerSettings, servers: Sequence[dict[str, Any]], name:
         check += f" downinter {_ms(h.downinter)}"
     lines = [
         # Logs go to stderr, where lab.services.realbalancer turns them into halab events:
-        # health changes, and one ROUTED line per request (accept time, id, server, status).
-        "global", f"    pidfile {pidfile}", "    maxconn 4096", "    log stderr format raw local0 info", "",
-        "defaults", "    mode http", f"    timeout connect {_ms(b.timeout_connect)}", f"    timeout server {_ms(b.timeout_server)}",
+        # health changes, and one ROUTED line per request (its accept date plus the
+        # handshake, idle, receive and queue timers = when a server was chosen).
+        "global", f"    pidfile {pidfile}", "    maxconn 4096", "    log stderr format rfc5424 local0 info", "",
+        "defaults", "    mode http", "    log global", f"    timeout connect {_ms(b.timeout_connect)}", f"    timeout server {_ms(b.timeout_server)}",
         "    timeout client 30s", f"    timeout check {_ms(h.check_timeout)}", "    option http-keep-alive", "",
         "frontend web", f"    bind *:{b.port}", f"    http-request set-header Via \"1.1 {name}\"", "    option forwardfor",
-        "    log global", "    unique-id-format %[req.hdr(x-request-id)]", "    log-format \"ROUTED %Ts.%ms %ID %s %ST\"",
+        "    unique-id-format %[req.hdr(x-request-id)]", "    log-format \"ROUTED %Ts.%ms %Th %Ti %TR %Tw %ID %s %ST\"",
         "    http-after-response set-header X-Upstream %s", "    default_backend origins", "",
         "backend origins", f"    {balance}", f"    option httpchk GET {b.health_path}",
         "    option log-health-checks",

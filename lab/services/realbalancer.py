@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import datetime
 import socket
 import time
 from pathlib import Path
@@ -31,7 +32,12 @@ from lab.services.runtime import Context, serve
 HAPROXY_STATE = re.compile(r"Server \S+/(\S+) is (UP|DOWN)(?:, reason: ([^,]+))?")
 # option log-health-checks: "Health check for server origins/o1 failed, reason: Layer4 timeout, ..., status: 2/3 UP."
 HAPROXY_CHECK = re.compile(r"Health check for server \S+/(\S+) (succeeded|failed), reason: ([^,]+).*status: (\d+)/(\d+) (UP|DOWN)")
-ROUTED = re.compile(r"ROUTED (\S+) (?:(\S+) )?(\S+) (\S+) (\d{3})$")
+# nginx: ROUTED $msec $request_time id server status   (start = end - request_time)
+ROUTED = re.compile(r"ROUTED (\S+) (\S+) (\S+) (\S+) (\d{3})$")
+# HAProxy: ROUTED %Ts.%ms %Th %Ti %TR %Tw id server status. %Ts is the accept date (for a
+# kept-alive connection, when it started waiting); adding the handshake, idle, receive and
+# queue timers gives the moment the request was dispatched to a server.
+HAPROXY_ROUTED = re.compile(r"ROUTED (\S+) (-?\d+) (-?\d+) (-?\d+) (-?\d+) (\S+) (\S+) (\d{3})$")
 NGINX_DISABLED = re.compile(r"upstream server temporarily disabled.*upstream: \"http://([\d.]+:\d+)")
 
 
@@ -43,8 +49,32 @@ def command(impl: str, conf: str) -> list[str]:
     raise ValueError(f"unknown balancer implementation {impl!r}; expected halab, haproxy or nginx")
 
 
+SYSLOG = re.compile(r"<\d+>1 (\S+) \S+ \S+ \S+ \S+ \S+ (.*)$")  # RFC 5424: <pri>1 time host app pid msgid sd msg
+
+
 def parse_line(impl: str, line: str, names: dict[str, str]) -> tuple[str, dict[str, Any]] | None:
-    """One stderr line of the daemon -> (event kind, fields), or None if it is not news."""
+    """One stderr line of the daemon -> (event kind, fields), or None if it is not news.
+
+    HAProxy logs in RFC 5424 format, whose timestamps carry microseconds:
+    the health change is stamped when HAProxy made it, not when this wrapper
+    got round to reading the line (tens of ms later under load, enough to
+    make a request routed just before an UP look routed to a DOWN server).
+    Its "[WARNING] ..." stderr copies of the same messages are skipped.
+    """
+    stamp: dict[str, Any] = {}
+    if impl == "haproxy":
+        framed = SYSLOG.match(line)
+        if framed is None:
+            return None if HAPROXY_CHECK.search(line) or HAPROXY_STATE.search(line) else _parse_message(impl, line, names)
+        stamp = {"t": datetime.fromisoformat(framed.group(1)).timestamp()}
+        line = framed.group(2)
+    parsed = _parse_message(impl, line, names)
+    if parsed is not None and stamp and "t" not in parsed[1]:
+        parsed[1].update(stamp)
+    return parsed
+
+
+def _parse_message(impl: str, line: str, names: dict[str, str]) -> tuple[str, dict[str, Any]] | None:
     m = HAPROXY_CHECK.search(line)
     if impl == "haproxy" and m:
         server, result, reason, n, of, state = m.groups()
@@ -56,10 +86,14 @@ def parse_line(impl: str, line: str, names: dict[str, str]) -> tuple[str, dict[s
         after = m.group(2)
         return "health_changed", {"server": m.group(1), "before": "DOWN" if after == "UP" else "UP", "after": after,
                                   "reason": (m.group(3) or "").strip(), "label": after}
-    m = ROUTED.search(line.strip())
+    m = HAPROXY_ROUTED.search(line.strip()) if impl == "haproxy" else None
     if m:
+        stamp, *timers, rid, server, status = m.groups()
+        t = float(stamp) + sum(max(0, int(x)) for x in timers) / 1000
+    elif (m := ROUTED.search(line.strip())) is not None:
         stamp, duration, rid, server, status = m.groups()
-        t = float(stamp) - (float(duration) if impl == "nginx" and duration not in (None, "-") else 0.0)
+        t = float(stamp) - (float(duration) if duration != "-" else 0.0)
+    if m:
         server = names.get(server.split(",")[-1].strip(), server)
         if server in ("<NOSRV>", "-"):
             return "request_failed", {"t": t, "id": rid, "server": None, "status": int(status), "error": "no_server"}
@@ -108,7 +142,7 @@ async def main(ctx: Context) -> None:
                     check = last_check[fields["server"]]
                     fields.update(reason=fields["reason"] or check["detail"], label=check["label"])
                 ctx.log.emit(kind, **fields)
-            elif "ROUTED" not in text:
+            elif "ROUTED" not in text and not (HAPROXY_CHECK.search(text) or HAPROXY_STATE.search(text)):
                 ctx.log.emit("daemon_said", line=text[:300])
 
     reader = asyncio.create_task(pump())

@@ -13,7 +13,7 @@ def test_haproxy_config_carries_the_same_health_settings():
     b = load_scenario("exercises/01-health-checks-and-failover/scenario.toml").balancer
     text = haproxy_config(b, SERVERS, "lb1", "/tmp/p")
     assert "balance static-rr" in text and "option httpchk GET /health" in text and "option log-health-checks" in text
-    assert 'log-format "ROUTED %Ts.%ms %ID %s %ST"' in text
+    assert 'log-format "ROUTED %Ts.%ms %Th %Ti %TR %Tw %ID %s %ST"' in text
     assert "server o1 10.0.0.11:80 check inter 500ms rise 2 fall 3 weight 5" in text
     assert "server o2 10.0.0.12:80 check inter 500ms rise 2 fall 3 weight 1 backup" in text
     assert "timeout check 400ms" in text and "timeout connect 500ms" in text
@@ -59,14 +59,19 @@ def test_real_balancer_log_lines_become_events():
     from lab.services.realbalancer import parse_line
 
     names = {"10.0.0.11:80": "o1"}
-    kind, f = parse_line("haproxy", "[WARNING]  (7) : Server origins/o1 is DOWN, reason: Layer4 timeout, check duration: 401ms. 2 active", names)
+    syslog = "<129>1 2026-11-26T13:07:27.644791+00:00 - haproxy 1756 - - "
+    kind, f = parse_line("haproxy", syslog + "Server origins/o1 is DOWN, reason: Layer4 timeout, check duration: 401ms. 2 active", names)
     assert kind == "health_changed" and (f["server"], f["after"], f["reason"]) == ("o1", "DOWN", "Layer4 timeout")
-    assert parse_line("haproxy", "Server origins/o1 is UP, reason: Layer7 check passed, code: 200", names)[1]["after"] == "UP"
-    kind, f = parse_line("haproxy", "ROUTED 1700000000.123 c1-5 o2 200", names)
-    assert kind == "request_routed" and f == {"t": 1700000000.123, "id": "c1-5", "server": "o2"}
+    assert f["t"] == pytest.approx(1795698447.644791, abs=1e-6)  # HAProxy's own clock, microseconds
+    assert parse_line("haproxy", "[WARNING]  (7) : Server origins/o1 is UP, reason: Layer7 check passed", names) is None  # the stderr copy
+    kind, f = parse_line("haproxy", syslog + "Health check for server origins/o1 failed, reason: Layer4 timeout, check duration: 301ms, status: 2/3 UP.", names)
+    assert kind == "health_checked" and f["label"] == "UP 2/3" and f["result"] == "fail"
+    kind, f = parse_line("haproxy", syslog + "ROUTED 1700000000.123 0 5 1 -1 c1-5 o2 200", names)
+    assert kind == "request_routed" and f["id"] == "c1-5" and f["server"] == "o2"
+    assert f["t"] == pytest.approx(1700000000.129)  # accept + idle 5 ms + receive 1 ms (queue -1: not queued)
     kind, f = parse_line("nginx", "ROUTED 1700000001.500 0.500 c1-6 10.0.0.11:80 504", names)
     assert kind == "request_failed" and f["server"] == "o1" and f["t"] == 1700000001.0 and f["status"] == 504
-    assert parse_line("haproxy", "ROUTED 1700000000.123 c1-7 <NOSRV> 503", names)[1]["error"] == "no_server"
+    assert parse_line("haproxy", syslog + "ROUTED 1700000000.123 0 0 0 0 c1-7 <NOSRV> 503", names)[1]["error"] == "no_server"
     assert parse_line("haproxy", "some other line", names) is None
 
 
