@@ -68,8 +68,9 @@ class Pool:
         candidates = [s for s in self.candidates() if s.name not in exclude]
         if not candidates:
             return None
-        for s in candidates:
-            s.eweight = slowstart_weight(s.weight, s.up_since, now, self.slowstart)
+        if self.slowstart > 0:  # otherwise every effective weight is the configured one (eweight -1)
+            for s in candidates:
+                s.eweight = slowstart_weight(s.weight, s.up_since, now, self.slowstart)
         server = self.algorithm.choose(candidates, request or RequestInfo(), self.rng)
         server.picked += 1
         return server

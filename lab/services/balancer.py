@@ -21,23 +21,16 @@ import asyncio
 import os
 import random
 import time
-from collections import deque
 from typing import Any, Iterator, Mapping
 
 from lab.core.balancing import Pool, RequestInfo, Server, make_algorithm
 from lab.core.health import FAIL, PASS, HealthCounter, HealthSettings
+from lab.core.http1 import IDEMPOTENT, Head, HttpError, error_response
 from lab.core.passive import PassiveHealth, PassiveSettings
-from lab.core.http1 import (
-    IDEMPOTENT, HttpError, Head, error_response, forward_headers, parse_request_head,
-    parse_response_head, render_head, request_framing, response_framing,
-)
-from lab.services.httpio import Conn, PeerClosed, read_body, read_head, relay_body, take_idle, within
+from lab.services.httpio import PeerClosed, within
 from lab.services.probes import http_probe, icmp_probe, tcp_probe
+from lab.services.proxy import ClientSide, Exchange, UpstreamError, UpstreamSide, forwarded, idle_connection
 from lab.services.runtime import Context, serve
-
-
-
-SMALL_BODY = 64 * 1024
 
 
 class HeaderView(Mapping[str, str]):
@@ -57,15 +50,6 @@ class HeaderView(Mapping[str, str]):
 
     def __len__(self) -> int:
         return len(self.head.index)
-
-
-class UpstreamError(Exception):
-    def __init__(self, status: int, kind: str, message: str, sent: bool) -> None:
-        super().__init__(message)
-        self.status = status
-        self.kind = kind
-        self.message = message
-        self.sent = sent  # the request reached the server: not safe to replay a POST
 
 
 class Balancer:
@@ -90,7 +74,7 @@ class Balancer:
         settings = HealthSettings(int(hc.get("rise", 2)), int(hc.get("fall", 3)), float(hc.get("inter", 2.0)),
                                   hc.get("fastinter"), hc.get("downinter"), hc.get("timeout"))
         self.health = {s.name: HealthCounter(s.name, settings) for s in servers}
-        self.idle: dict[str, deque[Conn]] = {s.name: deque() for s in servers}
+        self.idle: dict[str, list[UpstreamSide]] = {s.name: [] for s in servers}
         self.errors = {s.name: 0 for s in servers}
         self.last_check: dict[str, tuple[int, str]] = {s.name: (0, "not probed yet") for s in servers}  # (count, result)
         self.retried = 0
@@ -159,149 +143,98 @@ class Balancer:
 
     def drop_idle(self, name: str) -> None:
         while self.idle[name]:
-            self.idle[name].pop()[1].close()
+            self.idle[name].pop().close()
 
-    # ---- proxying --------------------------------------------------------------------
-    async def connect(self, server: Server) -> tuple[Conn, bool]:
-        conn = take_idle(self.idle[server.name])
-        if conn is not None:
-            return conn, True
-        try:
-            conn = await within(self.timeout_connect, asyncio.open_connection(server.address, server.port))
-        except asyncio.TimeoutError:
-            raise UpstreamError(504, "connect_timeout", f"no TCP connection to {server.name} within {self.timeout_connect:g} s", False) from None
-        except OSError as e:
-            raise UpstreamError(502, "connect_refused" if isinstance(e, ConnectionRefusedError) else "connect_error",
-                                f"cannot connect to {server.name}: {e.strerror or e}", False) from None
-        return conn, False
-
-    async def exchange(self, server: Server, head: bytes, body: bytes, method: str,
-                       client: asyncio.StreamWriter, retries: int) -> int:
-        """Send one request to ``server`` and relay its answer; return the status."""
-        for attempt in (1, 2):
-            (reader, writer), reused = await self.connect(server)
-            try:
-                writer.write(head + body)
-                raw = await within(self.timeout_server, read_head(reader))
-                break
-            except (PeerClosed, ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError) as e:
-                writer.close()
-                # A kept-alive connection the server had closed: the request never
-                # reached it, so trying once on a fresh connection is safe (HAProxy http-reuse).
-                if reused and attempt == 1 and method in IDEMPOTENT:
-                    continue
-                raise UpstreamError(502, "reset", f"{server.name} closed the connection: {type(e).__name__}", True) from None
-            except asyncio.TimeoutError:
-                writer.close()
-                raise UpstreamError(504, "timeout", f"{server.name} sent no answer within {self.timeout_server:g} s", True) from None
-        try:
-            rhead = parse_response_head(raw)
-            framing, length = response_framing(rhead, method)
-        except HttpError as e:
-            writer.close()
-            raise UpstreamError(502, "bad_response", f"{server.name}: {e.message}", True) from None
-        headers = forward_headers(rhead) + [("Via", f"1.1 {self.name}"), ("X-Upstream", server.name)]
-        if retries:
-            headers.append(("X-Retries", str(retries)))  # so the client's records show who was saved by a retry
-        if framing == "chunked":  # hop-by-hop, so dropped above; we relay the chunks as they are
-            headers.append(("Transfer-Encoding", "chunked"))
-        out = render_head(rhead.start, headers)
-        try:
-            if framing == "length" and length <= SMALL_BODY:
-                # Most answers are small: one read and one write instead of a copy loop.
-                client.write(out + await within(self.timeout_server, reader.readexactly(length)))
-            else:
-                client.write(out)
-                await within(self.timeout_server, relay_body(reader, client, framing, length))
-        except (asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError):
-            writer.close()
-            raise  # nothing sensible can follow a half-sent answer: drop the client connection
-        if rhead.keep_alive() and framing != "close":
-            self.idle[server.name].append((reader, writer))
-        else:
-            writer.close()
-        return rhead.status
-
-    def forwarded_head(self, head: Head, client_ip: str) -> bytes:
-        headers = forward_headers(head)
-        xff = head.get("X-Forwarded-For")
-        headers = [(k, v) for k, v in headers if k.lower() != "x-forwarded-for"]
-        headers += [("X-Forwarded-For", f"{xff}, {client_ip}" if xff else client_ip), ("Via", f"1.1 {self.name}"),
-                    ("Connection", "keep-alive")]
-        return render_head((head.method, head.target, "HTTP/1.1"), headers)
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername") or ("?", 0)
-        client_ip = str(peer[0])
-        try:
-            while True:
-                try:
-                    head = parse_request_head(await read_head(reader))
-                    framing, length = request_framing(head)
-                    if framing == "chunked":
-                        raise HttpError(411, "chunked request bodies are not supported here; send Content-Length")
-                    body = await read_body(reader, framing, length)
-                except HttpError as e:
-                    self.bad_requests += 1
-                    self.log.emit("request_rejected", client=client_ip, status=e.status, error=e.message)
-                    writer.write(error_response(e.status, e.message, [("Via", f"1.1 {self.name}")]))
-                    await writer.drain()
-                    return
-                if not await self.route(head, body, client_ip, writer):
-                    return
-        except (PeerClosed, ConnectionError, asyncio.IncompleteReadError, asyncio.TimeoutError):
-            pass
-        finally:
-            writer.close()
-
-    async def route(self, head: Head, body: bytes, client_ip: str, writer: asyncio.StreamWriter) -> bool:
-        """Forward one request, retrying elsewhere when that is safe; return whether the client connection may go on."""
+    # ---- proxying (the data path itself is lab.services.proxy) ------------------------
+    def dispatch(self, client: ClientSide, head: Head, raw: bytes, body: bytes) -> None:
+        """A complete request from a client (``raw``: its head without the blank line)."""
         self.requests += 1
         rid = head.get("X-Request-Id") or f"{self.name}-{self.requests}"
-        keep = head.keep_alive()
-        info = RequestInfo(client_ip, head.method, head.target, HeaderView(head))
-        forwarded = self.forwarded_head(head, client_ip)
-        tried: list[str] = []
-        while True:
-            now = time.time()
+        x = Exchange(client, head, forwarded(head, raw, client.ip, self.name) + body, rid, head.keep_alive())
+        self.attempt(x)
+
+    def attempt(self, x: Exchange) -> None:
+        """Pick a server for ``x`` (avoiding those already tried) and send it there."""
+        now = time.time()
+        if self.passive.settings.enabled:
             for name in self.passive.expire(now):
                 self.pool[name].ejected = False
                 self.log.emit("server_returned", server=name)
-            server = self.pool.pick(info, exclude=tried, now=now)
-            if server is None:
-                self.no_server += 1
-                why = "no server is UP" if not tried else f"no server left to retry on after {', '.join(tried)}"
-                self.log.emit("request_failed", id=rid, server=None, status=503, error="no_server", detail=why)
-                writer.write(error_response(503, why, [("Via", f"1.1 {self.name}")], keep))
-                break
-            if self.log_requests:
-                self.log.emit("request_routed", id=rid, server=server.name, client=client_ip, method=head.method,
-                              path=head.target, attempt=len(tried) + 1)
-            server.active += 1
-            started = time.monotonic()
-            try:
-                status = await self.exchange(server, forwarded, body, head.method, writer, len(tried))
-                self.pool.finished(server, time.monotonic() - started, status < 500)
-                self._passive(server, status < 500)
-                break
-            except UpstreamError as e:
-                self.errors[server.name] += 1
-                self.pool.finished(server, time.monotonic() - started, False)
-                self._passive(server, False)
-                tried.append(server.name)
-                # nginx proxy_next_upstream: a request that may have reached the server is
-                # replayed only if it is idempotent; one that never left is always safe to move.
-                if len(tried) <= self.retries and (not e.sent or head.method in IDEMPOTENT):
-                    self.retried += 1
-                    self.log.emit("request_retried", id=rid, server=server.name, error=e.kind, detail=e.message)
-                    continue
-                self.log.emit("request_failed", id=rid, server=server.name, status=e.status, error=e.kind, detail=e.message)
-                writer.write(error_response(e.status, e.message, [("Via", f"1.1 {self.name}"), ("X-Upstream", server.name)], keep))
-                break
-            finally:
-                server.active -= 1
-        await writer.drain()
-        return keep
+        server = self.pool.pick(RequestInfo(x.client.ip, x.head.method, x.head.target, HeaderView(x.head)), exclude=x.tried, now=now)
+        if server is None:
+            self.no_server += 1
+            why = "no server is UP" if not x.tried else f"no server left to retry on after {', '.join(x.tried)}"
+            self.log.emit("request_failed", id=x.rid, server=None, status=503, error="no_server", detail=why)
+            x.client.write(error_response(503, why, [("Via", f"1.1 {self.name}")], x.keep))
+            x.client.finish(x.keep)
+            return
+        if self.log_requests:
+            self.log.emit("request_routed", id=x.rid, server=server.name, client=x.client.ip, method=x.head.method,
+                          path=x.head.target, attempt=len(x.tried) + 1)
+        server.active += 1
+        x.server = server
+        x.started = time.monotonic()
+        conn = idle_connection(self.idle[server.name])
+        if conn is not None:
+            conn.send(x, reused=True)
+        else:
+            self.connect(x, server)
+
+    def connect(self, x: Exchange, server: Server) -> None:
+        asyncio.get_running_loop().create_task(self._connect(x, server))
+
+    async def _connect(self, x: Exchange, server: Server) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            _, conn = await within(self.timeout_connect, loop.create_connection(lambda: UpstreamSide(self, server), server.address, server.port))
+        except asyncio.TimeoutError:
+            self.upstream_failed(x, UpstreamError(504, "connect_timeout", f"no TCP connection to {server.name} within {self.timeout_connect:g} s", False))
+            return
+        except OSError as e:
+            kind = "connect_refused" if isinstance(e, ConnectionRefusedError) else "connect_error"
+            self.upstream_failed(x, UpstreamError(502, kind, f"cannot connect to {server.name}: {e.strerror or e}", False))
+            return
+        if x.client.closed:  # the client gave up meanwhile
+            conn.close()
+            self.release(x, ok=True)
+            return
+        conn.send(x, reused=False)
+
+    def release(self, x: Exchange, ok: bool) -> None:
+        server = x.server
+        assert server is not None
+        server.active -= 1
+        self.pool.finished(server, time.monotonic() - x.started, ok)
+        self._passive(server, ok)
+
+    def finished(self, x: Exchange, status: int) -> None:
+        self.release(x, status < 500)
+        x.client.finish(x.keep)
+
+    def aborted(self, x: Exchange) -> None:
+        """The answer broke off halfway (headers already out): count it, drop the client."""
+        assert x.server is not None
+        self.errors[x.server.name] += 1
+        self.release(x, ok=False)
+
+    def upstream_failed(self, x: Exchange, e: UpstreamError) -> None:
+        server = x.server
+        assert server is not None
+        self.errors[server.name] += 1
+        self.release(x, ok=False)
+        x.tried.append(server.name)
+        # nginx proxy_next_upstream: a request that may have reached the server is
+        # replayed only if it is idempotent; one that never left is always safe to move.
+        if len(x.tried) <= self.retries and (not e.sent or x.head.method in IDEMPOTENT):
+            self.retried += 1
+            self.log.emit("request_retried", id=x.rid, server=server.name, error=e.kind, detail=e.message)
+            x.fresh_retry = False
+            self.attempt(x)
+            return
+        self.log.emit("request_failed", id=x.rid, server=server.name, status=e.status, error=e.kind, detail=e.message)
+        x.client.write(error_response(e.status, e.message, [("Via", f"1.1 {self.name}"), ("X-Upstream", server.name)], x.keep))
+        x.client.finish(x.keep)
+
 
     def _passive(self, server: Server, ok: bool) -> None:
         if not self.passive.settings.enabled:
@@ -332,7 +265,7 @@ async def report_load(balancer: Balancer, every: float = 1.0) -> None:
 async def main(ctx: Context) -> None:
     balancer = Balancer(ctx)
     port = int(ctx.config.get("port", 80))
-    server = await asyncio.start_server(balancer.handle, host="0.0.0.0", port=port, backlog=4096)
+    server = await asyncio.get_running_loop().create_server(lambda: ClientSide(balancer), host="0.0.0.0", port=port, backlog=4096)
     servers = balancer.pool.servers
     inter = balancer.health[servers[0].name].settings.inter if servers else 1.0
     checks = [asyncio.create_task(balancer.check_loop(s, i * inter / max(1, len(servers)))) for i, s in enumerate(servers)]

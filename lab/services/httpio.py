@@ -5,9 +5,8 @@ import asyncio
 from collections import deque
 from typing import Awaitable, TypeVar
 
-from lab.core.http1 import CHUNKED, LENGTH, MAX_HEAD, NONE, UNTIL_CLOSE, ChunkedScanner, HttpError
+from lab.core.http1 import LENGTH, MAX_HEAD, NONE, UNTIL_CLOSE, ChunkedScanner, HttpError
 
-COPY_CHUNK = 65536
 T = TypeVar("T")
 
 
@@ -59,7 +58,7 @@ async def read_body(reader: asyncio.StreamReader, framing: str, length: int) -> 
     parts = []
     scanner = ChunkedScanner()
     while not scanner.done:
-        data = await reader.read(COPY_CHUNK)
+        data = await reader.read(65536)
         if not data:
             raise asyncio.IncompleteReadError(b"", None)
         used = scanner.feed(data)
@@ -69,30 +68,3 @@ async def read_body(reader: asyncio.StreamReader, framing: str, length: int) -> 
     return b"".join(parts)
 
 
-async def relay_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, framing: str, length: int) -> None:
-    """Copy a body from one stream to another without holding it all."""
-    if framing == NONE:
-        return
-    if framing == LENGTH:
-        remaining = length
-        while remaining:
-            data = await reader.read(min(remaining, COPY_CHUNK))
-            if not data:
-                raise asyncio.IncompleteReadError(b"", remaining)
-            writer.write(data)
-            remaining -= len(data)
-            if writer.transport.get_write_buffer_size() > 4 * COPY_CHUNK:
-                await writer.drain()
-        return
-    scanner = ChunkedScanner() if framing == CHUNKED else None
-    while scanner is None or not scanner.done:
-        data = await reader.read(COPY_CHUNK)
-        if not data:
-            if scanner is None:
-                return  # UNTIL_CLOSE: the end of the connection is the end of the body
-            raise asyncio.IncompleteReadError(b"", None)
-        if scanner is not None:
-            used = scanner.feed(data)
-            data = data[:used]
-        writer.write(data)
-        await writer.drain()

@@ -1,5 +1,3 @@
-import socket
-import struct
 
 from scapy.layers.inet import ICMP, IP
 

@@ -1,0 +1,331 @@
+"""The balancer's data path: HTTP/1.1 relayed between asyncio Protocols.
+
+Streams (``StreamReader``/``StreamWriter``) cost a future, a buffer copy and
+a coroutine switch per read; at tens of thousands of requests a second that
+is most of the time a Python proxy spends. Here both sides are Protocols:
+bytes arrive in ``data_received`` and go straight out on the other side's
+transport, timeouts are ``call_later`` handles, and a request's life is an
+``Exchange`` object passed between two callbacks.
+
+    client --> ClientSide.data_received -> parse head -> Balancer.dispatch
+           -> pick a server -> an idle UpstreamSide (kept alive) or a new one
+           -> UpstreamSide.data_received -> parse the answer's head -> relay
+           -> Balancer.finished / Balancer.upstream_failed (retry, 502/504)
+
+What it does is unchanged from the stream version: the same events, error
+answers, retries and keep-alive rules (see ``lab.services.balancer``).
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from lab.core.http1 import (
+    CHUNKED, HOP_BY_HOP, IDEMPOTENT, LENGTH, MAX_HEAD, NONE, UNTIL_CLOSE, ChunkedScanner, Head, HttpError, error_response,
+    forward_headers, parse_request_head, parse_response_head, render_head, request_framing, response_framing,
+)
+
+if TYPE_CHECKING:
+    from lab.core.algorithms.base import Server
+    from lab.services.balancer import Balancer
+
+HIGH_WATER = 1 << 20  # bytes queued to a slow client before we stop reading its server
+
+
+class UpstreamError(Exception):
+    def __init__(self, status: int, kind: str, message: str, sent: bool) -> None:
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+        self.message = message
+        self.sent = sent  # the request reached the server: not safe to replay a POST
+
+
+@dataclass
+class Exchange:
+    """One client request on its way through the balancer."""
+
+    client: "ClientSide"
+    head: Head
+    request: bytes  # the forwarded head and body, ready to write
+    rid: str
+    keep: bool
+    tried: list[str] = field(default_factory=list)
+    server: "Server | None" = None
+    started: float = 0.0
+    fresh_retry: bool = False  # already re-sent once on a new connection after a stale kept-alive one
+
+
+class ClientSide(asyncio.Protocol):
+    def __init__(self, balancer: "Balancer") -> None:
+        self.balancer = balancer
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.ip = "?"
+        self.busy = False  # one request at a time: pipelined ones wait in the buffer
+        self.closed = False
+        self.upstream: UpstreamSide | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        self.ip = str(peer[0])
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if not self.busy:
+            self.next_request()
+
+    def next_request(self) -> None:
+        while not self.busy and not self.closed and self.buffer:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self.buffer) > MAX_HEAD:
+                    self.reject(HttpError(431, f"message head longer than {MAX_HEAD} bytes"))
+                return
+            raw = bytes(self.buffer[:end + 4])
+            try:
+                head = parse_request_head(raw)
+                framing, length = request_framing(head)
+                if framing == CHUNKED:
+                    raise HttpError(411, "chunked request bodies are not supported here; send Content-Length")
+            except HttpError as e:
+                self.reject(e)
+                return
+            need = end + 4 + length
+            if len(self.buffer) < need:
+                return  # the body is still on its way
+            body = bytes(self.buffer[end + 4:need])
+            del self.buffer[:need]
+            self.busy = True
+            self.balancer.dispatch(self, head, raw[:-2], body)
+
+    def reject(self, e: HttpError) -> None:
+        b = self.balancer
+        b.bad_requests += 1
+        b.log.emit("request_rejected", client=self.ip, status=e.status, error=e.message)
+        self.write(error_response(e.status, e.message, [("Via", f"1.1 {b.name}")]))
+        self.close()
+
+    def write(self, data: bytes) -> None:
+        if not self.closed and self.transport is not None:
+            self.transport.write(data)
+
+    def finish(self, keep: bool) -> None:
+        self.busy = False
+        self.upstream = None
+        if keep:
+            self.next_request()
+        else:
+            self.close()
+
+    def close(self) -> None:
+        if not self.closed and self.transport is not None:
+            self.closed = True
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+
+    def pause_writing(self) -> None:
+        if self.upstream is not None and self.upstream.transport is not None:
+            self.upstream.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.upstream is not None and self.upstream.transport is not None:
+            self.upstream.transport.resume_reading()
+
+
+class UpstreamSide(asyncio.Protocol):
+    """One kept-alive connection to one server; carries one exchange at a time."""
+
+    def __init__(self, balancer: "Balancer", server: "Server") -> None:
+        self.balancer = balancer
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.x: Exchange | None = None
+        self.closed = False
+        self.reset()
+
+    def reset(self) -> None:
+        self.buffer = bytearray()
+        self.got_bytes = False
+        self.head_out = False
+        self.status = 0
+        self.framing = NONE
+        self.remaining = 0
+        self.scanner: ChunkedScanner | None = None
+        self.keep = False
+        self.reused = False
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def send(self, x: Exchange, reused: bool) -> None:
+        self.reset()
+        self.x = x
+        self.reused = reused
+        x.client.upstream = self
+        assert self.transport is not None
+        self.transport.write(x.request)
+        self.timer = asyncio.get_running_loop().call_later(self.balancer.timeout_server, self.timed_out)
+
+    def data_received(self, data: bytes) -> None:
+        x = self.x
+        if x is None:  # nothing asked: a server talking out of turn is not to be trusted
+            self.close()
+            return
+        self.got_bytes = True
+        if not self.head_out:
+            self.buffer += data
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self.buffer) > MAX_HEAD:
+                    self.fail(UpstreamError(502, "bad_response", f"{self.server.name}: answer head longer than {MAX_HEAD} bytes", True))
+                return
+            try:
+                head = parse_response_head(bytes(self.buffer[:end + 4]))
+                self.framing, self.remaining = response_framing(head, x.head.method)
+            except HttpError as e:
+                self.fail(UpstreamError(502, "bad_response", f"{self.server.name}: {e.message}", True))
+                return
+            self.status = head.status
+            self.keep = head.keep_alive() and self.framing != UNTIL_CLOSE
+            added = [("Via", f"1.1 {self.balancer.name}"), ("X-Upstream", self.server.name)]
+            if x.tried:
+                added.append(("X-Retries", str(len(x.tried))))  # so the client's records show who a retry saved
+            if self.framing == CHUNKED:  # hop-by-hop, so dropped by rewrite(); the chunks are relayed as they are
+                added.append(("Transfer-Encoding", "chunked"))
+                self.scanner = ChunkedScanner()
+            x.client.write(rewrite(head, bytes(self.buffer[:end + 2]), added))
+            self.head_out = True
+            data = bytes(self.buffer[end + 4:])
+            self.buffer = bytearray()
+        self.body(data)
+
+    def body(self, data: bytes) -> None:
+        x = self.x
+        assert x is not None
+        if self.framing == NONE:
+            used = 0
+        elif self.framing == LENGTH:
+            used = min(self.remaining, len(data))
+            x.client.write(data[:used])
+            self.remaining -= used
+            if self.remaining:
+                return
+        elif self.framing == CHUNKED:
+            assert self.scanner is not None
+            used = self.scanner.feed(data)
+            x.client.write(data[:used])
+            if not self.scanner.done:
+                return
+        else:  # until close: connection_lost ends it
+            x.client.write(data)
+            return
+        if used < len(data):
+            self.keep = False  # bytes after the answer: the server is confused; do not reuse it
+        self.complete()
+
+    def complete(self) -> None:
+        x = self.x
+        assert x is not None
+        self.cancel_timer()
+        self.x = None
+        if self.keep and not self.closed:
+            self.balancer.idle[self.server.name].append(self)
+        else:
+            self.close()
+        self.balancer.finished(x, self.status)
+
+    def timed_out(self) -> None:
+        x = self.x
+        if x is None:
+            return
+        if self.head_out:  # half an answer is out: nothing sensible can follow
+            self.x = None
+            self.close()
+            self.balancer.aborted(x)
+            x.client.close()
+            return
+        self.fail(UpstreamError(504, "timeout", f"{self.server.name} sent no answer within {self.balancer.timeout_server:g} s", True))
+
+    def fail(self, e: UpstreamError) -> None:
+        x = self.x
+        self.x = None
+        self.close()
+        if x is not None:
+            self.balancer.upstream_failed(x, e)
+
+    def cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def close(self) -> None:
+        self.cancel_timer()
+        if not self.closed:
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.cancel_timer()
+        x = self.x
+        if x is None:
+            return
+        self.x = None
+        if self.head_out and self.framing == UNTIL_CLOSE:
+            self.balancer.finished(x, self.status)
+            return
+        if self.head_out:
+            self.balancer.aborted(x)
+            x.client.close()
+            return
+        if self.reused and not self.got_bytes and x.head.method in IDEMPOTENT and not x.fresh_retry:
+            # A kept-alive connection the server had closed: the request never reached
+            # it, so trying once on a fresh connection is safe (HAProxy http-reuse).
+            x.fresh_retry = True
+            self.balancer.connect(x, self.server)
+            return
+        self.balancer.upstream_failed(x, UpstreamError(502, "reset", f"{self.server.name} closed the connection: "
+                                                       f"{type(exc).__name__ if exc else 'EOF'}", True))
+
+
+def idle_connection(idle: list[UpstreamSide]) -> UpstreamSide | None:
+    """The most recently used kept-alive connection still open."""
+    while idle:
+        conn = idle.pop()
+        if not conn.closed:
+            return conn
+    return None
+
+
+def rewrite(head: Head, raw: bytes, added: list[tuple[str, str]], start: tuple[str, str, str] | None = None,
+            drop: frozenset[str] = frozenset()) -> bytes:
+    """The message head to send on: minus hop-by-hop headers, plus ``added``.
+
+    ``raw`` is the head as received, up to (not including) its blank line.
+    Most heads carry no hop-by-hop header at all; then the received bytes are
+    kept and the new lines appended, which saves rebuilding every header line
+    on the hot path. Otherwise the head is rebuilt from the parsed headers.
+    """
+    if start is None and not (HOP_BY_HOP & head.index.keys()) and not (drop & head.index.keys()):
+        return raw + "".join(f"{k}: {v}\r\n" for k, v in added).encode("latin-1") + b"\r\n"
+    headers = [(k, v) for k, v in forward_headers(head) if k.lower() not in drop] + added
+    return render_head(start or head.start, headers)
+
+
+XFF = frozenset({"x-forwarded-for"})
+
+
+def forwarded(head: Head, raw: bytes, client_ip: str, via: str) -> bytes:
+    """The request as it goes to the server: X-Forwarded-For extended, Via added, kept alive."""
+    xff = head.get("X-Forwarded-For")
+    added = [("X-Forwarded-For", f"{xff}, {client_ip}" if xff else client_ip), ("Via", f"1.1 {via}"), ("Connection", "keep-alive")]
+    start = None if head.version == "HTTP/1.1" else (head.method, head.target, "HTTP/1.1")
+    return rewrite(head, raw, added, start, XFF)
+
