@@ -87,7 +87,9 @@ def cmd_cli(args: argparse.Namespace) -> int:
     with Lab(scenario, run_dir) as lab:
         lab.start_all(plan_services(scenario, lab.addresses, run_dir))
         print(f"halab: {args.topology} is up; services: {', '.join(sorted(lab.services))}. Events go to {run_dir}.")
-        print("Lab verbs: fail, heal, crash, restart, pause, resume, restore, broken, stats, events, load. 'help VERB' explains.")
+        from lab.labcli import FAULT_VERBS
+
+        print(f"Lab verbs: {', '.join(FAULT_VERBS)}, broken, stats, events, load. 'help VERB' explains.")
         LabCLI(lab)
     return EXIT_OK
 

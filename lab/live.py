@@ -84,7 +84,11 @@ class LiveView:
                 parts.append(f"[red]{vip}: SPLIT BRAIN, {' and '.join(nodes)} are both MASTER[/]")
             else:
                 parts.append(f"{vip} held by [bold]{nodes[0] if nodes else 'nobody'}[/]")
-        states = "  ".join(f"{node}:{state}" for (node, vip), (state, _) in sorted(st.vrrp.items()))
+        def age(key: tuple[str, str]) -> str:
+            value = st.advert_age.get(key)
+            return "" if value is None else f" (advert {value * 1000:.0f} ms ago)"
+
+        states = "  ".join(f"{node}:{state}{age((node, vip)) if state != 'MASTER' else ''}" for (node, vip), (state, _) in sorted(st.vrrp.items()))
         load = "  ".join(f"{node} {rps:.0f} req/s" for node, rps in sorted(st.gateway_rps.items()))
         vrrp_line = (f"VRRP: {'; '.join(parts)}   ({states})" if parts else "") + (f"\ngateways: {load}" if load and parts else "")
         ticker = "\n".join(st.ticker) or "(no events yet)"

@@ -30,6 +30,7 @@ class LiveState:
     ticker: deque[str] = field(default_factory=lambda: deque(maxlen=8))
     vrrp: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)  # (node, vip) -> (state, since)
     gateway_rps: dict[str, float] = field(default_factory=dict)
+    advert_age: dict[tuple[str, str], float | None] = field(default_factory=dict)  # seconds since each speaker heard an advert
 
     def server(self, name: str) -> ServerView:
         return self.servers.setdefault(name, ServerView())
@@ -53,6 +54,8 @@ class LiveState:
             self.server(e["server"]).label = e["label"]
         elif kind == "vrrp_state_changed":
             self.vrrp[(e["node"], e.get("vip", "?"))] = (e["after"], e["t"])
+        elif kind == "vrrp_heartbeat":
+            self.advert_age[(e["node"], e.get("vip", "?"))] = e.get("last_advert_age")
         elif kind == "balancer_load":
             self.gateway_rps[e["node"]] = e["rps"]
         elif kind == "service_ready" and "servers" in e:

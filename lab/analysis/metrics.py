@@ -124,6 +124,7 @@ class Metrics:
     vip_owners: tuple[Mapping[str, Any], ...] = ()  # every VRRP state change: t, node, vip, after
     split_brain: tuple[tuple[str, float, float], ...] = ()  # (vip, from, to): two MASTERs at once
     gateway_load: Mapping[str, Mapping[str, Mapping[str, float]]] = field(default_factory=dict)  # node -> before/during -> rps, cpu
+    gateway_flaps: Mapping[str, int] = field(default_factory=dict)  # client -> times its serving gateway changed during split brain
     checks: tuple[Check, ...] = field(default=())
 
     @property
@@ -228,7 +229,28 @@ def compute(events: Sequence[Mapping[str, Any]], settings: Settings = Settings()
                           "reason": e.get("reason", "")} for e in events if e["kind"] == "vrrp_state_changed"),
         split_brain=tuple(_split_brain(events, load_end)),
         gateway_load=_gateway_load(events, periods, load_start, load_end),
+        gateway_flaps=_gateway_flaps(events, _split_brain(events, load_end)),
     )
+
+
+def _gateway_flaps(events: Sequence[Mapping[str, Any]], spans: Sequence[tuple[str, float, float]]) -> dict[str, int]:
+    """During split brain, how often each client's requests moved from one gateway to the other.
+
+    Both MASTERs answer ARP for the VIP and announce it, so a client's ARP
+    entry (and the switch's MAC table) follows whoever spoke last: its
+    requests land on one gateway, then the other. Counted from the
+    gateways' routing events; the client is the first part of a request id.
+    """
+    flaps: dict[str, int] = {}
+    last: dict[str, str] = {}
+    for e in events:
+        if e["kind"] != "request_routed" or not any(a <= e["t"] <= b for _, a, b in spans):
+            continue
+        client = str(e["id"]).rsplit("-", 1)[0]
+        if client in last and last[client] != e["node"]:
+            flaps[client] = flaps.get(client, 0) + 1
+        last[client] = e["node"]
+    return flaps
 
 
 def _gateway_load(events: Sequence[Mapping[str, Any]], periods: Sequence[tuple[Mapping[str, Any], float | None]],

@@ -105,6 +105,8 @@ def sections(m: Metrics) -> list[tuple[str, list[str], list[list[str]]]]:
         out.append(("Split brain: two MASTERs for one VIP", ["VIP", "from (s)", "to (s)", "what it means"], [
             [vip, _clock(a, m), _clock(b, m), "both answer ARP for the VIP; clients and the switch flap between them"]
             for vip, a, b in m.split_brain]))
+        out.append(("Clients moved between gateways during split brain (ARP flapping)", ["client", "times"], [
+            [client, str(n)] for client, n in sorted(m.gateway_flaps.items())] or [["(none)", "0: each client stuck to one side"]]))
     total_ok = sum(m.served_by.values()) or 1
     out.append(("Who served the successful requests", ["origin", "requests", "share", "failed requests it was blamed for"], [
         [name, str(n), f"{n / total_ok:.1%}", str(m.blamed.get(name, 0))] for name, n in m.served_by.items()]))

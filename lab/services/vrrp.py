@@ -153,6 +153,14 @@ class Speaker:
                 pass
             await self.perform(self.machine.tick(time.time()))
 
+    async def heartbeat(self, every: float = 1.0) -> None:
+        """Once a second: what this speaker believes, and how old its latest advert is (the live view's heartbeat line)."""
+        while True:
+            await asyncio.sleep(every)
+            s = self.statistics()
+            self.ctx.log.emit("vrrp_heartbeat", vip=self.vip, state=s["state"], master=s["master"], priority=s["priority"],
+                              last_advert_age=s["last_advert_age"])
+
     async def track(self) -> None:
         failures = 0
         while True:
@@ -179,6 +187,7 @@ async def main(ctx: Context) -> None:
     ctx.ready(vip=speaker.vip, priority=speaker.machine.priority, interface=speaker.iface,
               master_down_interval=round(speaker.machine.down_interval, 4))
     tasks.append(asyncio.create_task(speaker.timers()))
+    tasks.append(asyncio.create_task(speaker.heartbeat()))
     if speaker.track_port:
         tasks.append(asyncio.create_task(speaker.track()))
     try:

@@ -23,3 +23,9 @@ def test_health_labels_and_recent_success():
         st.feed(ev(1 + i / 10, "request_finished", ok=i % 2 == 0, latency=0.01, served_by="o2" if i % 2 == 0 else None, upstream="o1"))
     assert st.servers["o1"].label == "UP 2/3" and st.servers["o1"].failed == 5 and st.servers["o2"].served == 5
     assert st.now_figures(2.0)["success"] == 0.5
+
+
+def test_heartbeat_age_is_kept_per_speaker():
+    st = LiveState()
+    st.feed(ev(1, "vrrp_heartbeat", node="gw2", vip="10.0.0.1", state="BACKUP", master="10.0.0.2", last_advert_age=0.04))
+    assert st.advert_age[("gw2", "10.0.0.1")] == 0.04

@@ -135,3 +135,12 @@ def test_failover_time_and_split_brain_from_vrrp_events():
     # gw2 held the VIP when the second fault hit it; gw3 took over after 1 s
     assert m.failovers[1].new_master == "gw3" and m.failovers[1].took == pytest.approx(1.0)
     assert m.split_brain == (("10.0.0.1", T0 + 9, T0 + 12),)  # gw2 and gw3 both MASTER for 3 s
+
+
+def test_clients_flapping_between_gateways_during_split_brain_are_counted():
+    ev = vrrp_events()
+    # during gw2+gw3's split brain (T0+9 .. T0+12) c1's requests land on gw2, gw3, gw2; c2's stay on gw3
+    for i, (t, node, client) in enumerate([(9.5, "gw2", "c1"), (10.0, "gw3", "c1"), (10.5, "gw2", "c1"),
+                                           (9.6, "gw3", "c2"), (10.6, "gw3", "c2"), (13.0, "gw3", "c1")]):
+        ev.append({"t": T0 + t, "kind": "request_routed", "node": node, "id": f"{client}-x{i}", "server": "o1"})
+    assert compute(ev).gateway_flaps == {"c1": 2}
