@@ -66,7 +66,8 @@ class LabCLI(CLI):
         """events [N]: the last N events (default 15), oldest first."""
         n = int(line) if line.strip().isdigit() else 15
         # Per-request records would drown the story; 'stats' has their counts.
-        events = [e for e in read_events(self.lab.run_dir) if e["kind"] not in ("request_finished", "request_routed", "service_ready")]
+        events = [e for e in read_events(self.lab.run_dir) if e["kind"] not in ("request_finished", "request_routed", "service_ready",
+                                                                                        "vrrp_heartbeat", "balancer_load")]
         t0 = events[0]["t"] if events else 0
         for e in events[-n:]:
             print(f"{e['t'] - t0:8.2f}s  {describe(e)}")

@@ -199,31 +199,34 @@ class UpstreamSide(asyncio.Protocol):
             if self.framing == CHUNKED:  # hop-by-hop, so dropped by rewrite(); the chunks are relayed as they are
                 added.append(("Transfer-Encoding", "chunked"))
                 self.scanner = ChunkedScanner()
-            x.client.write(rewrite(head, bytes(self.buffer[:end + 2]), added))
+            out = rewrite(head, bytes(self.buffer[:end + 2]), added)
             self.head_out = True
             data = bytes(self.buffer[end + 4:])
             self.buffer = bytearray()
+            self.body(data, out)  # head and (usually all of) the body in one write: one syscall, one packet
+            return
         self.body(data)
 
-    def body(self, data: bytes) -> None:
+    def body(self, data: bytes, head: bytes = b"") -> None:
         x = self.x
         assert x is not None
         if self.framing == NONE:
             used = 0
+            x.client.write(head)
         elif self.framing == LENGTH:
             used = min(self.remaining, len(data))
-            x.client.write(data[:used])
+            x.client.write(head + data[:used])
             self.remaining -= used
             if self.remaining:
                 return
         elif self.framing == CHUNKED:
             assert self.scanner is not None
             used = self.scanner.feed(data)
-            x.client.write(data[:used])
+            x.client.write(head + data[:used])
             if not self.scanner.done:
                 return
         else:  # until close: connection_lost ends it
-            x.client.write(data)
+            x.client.write(head + data)
             return
         if used < len(data):
             self.keep = False  # bytes after the answer: the server is confused; do not reuse it
