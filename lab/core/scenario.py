@@ -89,6 +89,7 @@ BALANCER = {
     # halab's default is 0 so that failures stay visible; nginx retries by default
     # (proxy_next_upstream error timeout), HAProxy needs 'option redispatch'.
     "retries": Field(int, default=0, minimum=0, maximum=10, help="other servers to try after a connection error or timeout"),
+    "maxconn": Field(int, default=0, minimum=0, help="requests in flight through one balancer; more wait in a queue (HAProxy maxconn; 0 = no limit)"),
     "health": Field(dict, default={}),
     "passive": Field(dict, default={}),
 }
@@ -198,6 +199,7 @@ class BalancerSettings:
     slowstart: float = 0.0
     retries: int = 0
     passive: Mapping[str, Any] = field(default_factory=dict)
+    maxconn: int = 0
     health_kind: str = "http"
     health_path: str = "/health"
     health_expect_status: int = 0
@@ -297,7 +299,7 @@ def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup,
         if bal["algorithm"] in ("hash", "consistent") and bal["hash_key"] != "uri":
             raise ConfigError(source, "balancer.hash_key", f"only 'uri' is rendered for {bal['impl']} so far")
     balancer = BalancerSettings(bal["algorithm"], bal["port"], bal["timeout_connect"], bal["timeout_server"], bal["log_requests"],
-                                bal["hash_key"], bal["slowstart"], bal["retries"], passive, hc["kind"], hc["path"],
+                                bal["hash_key"], bal["slowstart"], bal["retries"], passive, bal["maxconn"], hc["kind"], hc["path"],
                                 hc["expect_status"], hc["expect_body"], bal["impl"], health)
 
     origins = _origins(top["origins"], layout, source)

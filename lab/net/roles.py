@@ -69,7 +69,7 @@ def plan_services(scenario: Scenario, addresses: Mapping[str, str], run_dir: Pat
         cfg = _base(node, "balancer", run_dir)
         cfg.update(port=b.port, algorithm=b.algorithm, servers=servers, timeout_connect=b.timeout_connect,
                    timeout_server=b.timeout_server, log_requests=b.log_requests, seed=scenario.seed,
-                   hash_key=b.hash_key, slowstart=b.slowstart, retries=b.retries, passive=dict(b.passive),
+                   hash_key=b.hash_key, slowstart=b.slowstart, retries=b.retries, passive=dict(b.passive), maxconn=b.maxconn,
                    health={"kind": b.health_kind, "path": b.health_path, "expect_status": b.health_expect_status,
                            "expect_body": b.health_expect_body, "inter": h.inter, "fastinter": h.fastinter,
                            "downinter": h.downinter, "timeout": h.timeout, "rise": h.rise, "fall": h.fall})

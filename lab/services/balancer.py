@@ -21,6 +21,7 @@ import asyncio
 import os
 import random
 import time
+from collections import deque
 from typing import Any, Iterator, Mapping
 
 from lab.core.balancing import Pool, RequestInfo, Server, make_algorithm
@@ -79,6 +80,9 @@ class Balancer:
         self.last_check: dict[str, tuple[int, str]] = {s.name: (0, "not probed yet") for s in servers}  # (count, result)
         self.retried = 0
         self.requests = 0
+        self.maxconn = int(cfg.get("maxconn", 0))  # 0: no limit
+        self.in_flight = 0
+        self.queue: deque[Exchange] = deque()
         self.no_server = 0
         self.bad_requests = 0
         ctx.commands.update(stats=lambda req: self.statistics(), set_server=self.set_server)
@@ -87,6 +91,7 @@ class Balancer:
     def statistics(self) -> dict[str, Any]:
         return {
             "requests": self.requests, "no_server": self.no_server, "bad_requests": self.bad_requests, "retried": self.retried,
+            "in_flight": self.in_flight, "queued": len(self.queue),
             "servers": {s.name: {"state": self.health[s.name].label(), "active": s.active, "picked": s.picked,
                                  "errors": self.errors[s.name], "weight": s.weight, "drain": s.drain,
                                  "disabled": s.disabled, "ejected": s.ejected, "checks": self.last_check[s.name][0],
@@ -151,7 +156,22 @@ class Balancer:
         self.requests += 1
         rid = head.get("X-Request-Id") or f"{self.name}-{self.requests}"
         x = Exchange(client, head, forwarded(head, raw, client.ip, self.name) + body, rid, head.keep_alive())
+        if self.maxconn and self.in_flight >= self.maxconn:
+            self.queue.append(x)  # HAProxy maxconn: past the limit requests wait their turn
+            return
+        self.in_flight += 1
         self.attempt(x)
+
+    def done_with(self, x: Exchange) -> None:
+        """A request has its answer (or its error): let the next queued one through."""
+        self.in_flight -= 1
+        if self.queue:
+            nxt = self.queue.popleft()
+            self.in_flight += 1
+            if nxt.client.closed:
+                self.done_with(nxt)
+            else:
+                self.attempt(nxt)
 
     def attempt(self, x: Exchange) -> None:
         """Pick a server for ``x`` (avoiding those already tried) and send it there."""
@@ -166,6 +186,7 @@ class Balancer:
             why = "no server is UP" if not x.tried else f"no server left to retry on after {', '.join(x.tried)}"
             self.log.emit("request_failed", id=x.rid, server=None, status=503, error="no_server", detail=why)
             x.client.write(error_response(503, why, [("Via", f"1.1 {self.name}")], x.keep))
+            self.done_with(x)
             x.client.finish(x.keep)
             return
         if self.log_requests:
@@ -197,6 +218,7 @@ class Balancer:
         if x.client.closed:  # the client gave up meanwhile
             conn.close()
             self.release(x, ok=True)
+            self.done_with(x)
             return
         conn.send(x, reused=False)
 
@@ -209,6 +231,7 @@ class Balancer:
 
     def finished(self, x: Exchange, status: int) -> None:
         self.release(x, status < 500)
+        self.done_with(x)
         x.client.finish(x.keep)
 
     def aborted(self, x: Exchange) -> None:
@@ -216,6 +239,7 @@ class Balancer:
         assert x.server is not None
         self.errors[x.server.name] += 1
         self.release(x, ok=False)
+        self.done_with(x)
 
     def upstream_failed(self, x: Exchange, e: UpstreamError) -> None:
         server = x.server
@@ -233,6 +257,7 @@ class Balancer:
             return
         self.log.emit("request_failed", id=x.rid, server=server.name, status=e.status, error=e.kind, detail=e.message)
         x.client.write(error_response(e.status, e.message, [("Via", f"1.1 {self.name}"), ("X-Upstream", server.name)], x.keep))
+        self.done_with(x)
         x.client.finish(x.keep)
 
 

@@ -32,6 +32,9 @@ def test_active_active_survivor_takes_both_vips_and_double_the_load(tmp_path):
     load = metrics.gateway_load
     assert load["gw1"]["during"]["rps"] > 1.8 * load["gw1"]["before"]["rps"], load
     assert abs(load["gw1"]["before"]["rps"] - load["gw2"]["before"]["rps"]) < 0.2 * load["gw1"]["before"]["rps"], "both worked before"
+    # maxconn 6 and 26 ms answers: about 230 req/s per gateway, so the survivor's 240 builds a queue
+    lat = metrics.latency
+    assert lat["during faults"]["p50"] > 3 * lat["outside faults"]["p50"], lat
     assert all(c.passed for c in metrics.checks), metrics.checks
 
 

@@ -161,3 +161,16 @@ name = "active_standby"
 def test_poweroff_timeline():
     assert "already powered off" in error(BASE + '[[faults]]\nat = 1\naction = "poweroff"\ntarget = "o1"\n[[faults]]\nat = 2\naction = "poweroff"\ntarget = "o1"\n')
     assert "bring it back before you crash it" in error(BASE + '[[faults]]\nat = 1\naction = "poweroff"\ntarget = "o1"\n[[faults]]\nat = 2\naction = "crash"\ntarget = "o1"\n')
+
+
+def test_maxconn_reaches_the_balancer_config():
+    from pathlib import Path
+
+    from lab.net.roles import plan_services
+
+    s = load_scenario("exercises/03-vrrp-redundancy/active-active.toml")
+    assert s.balancer.maxconn == 6
+    addresses = dict(s.layout.addresses)
+    (gw1,) = [sp for sp in plan_services(s, addresses, Path("/tmp/r")) if sp.key == "gw1-balancer"]
+    assert gw1.config["maxconn"] == 6
+    assert "maxconn: got -1" in error(BASE + "[balancer]\nmaxconn = -1\n")
