@@ -282,6 +282,7 @@ class UpstreamSide(asyncio.Protocol):
             return
         self.x = None
         if self.head_out and self.framing == UNTIL_CLOSE:
+            x.keep = False  # the client, too, can only see the end of this body as the end of the connection
             self.balancer.finished(x, self.status)
             return
         if self.head_out:

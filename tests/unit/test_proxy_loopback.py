@@ -1,0 +1,80 @@
+"""The balancer's data path on loopback, in-process: framings, errors, retries (no Mininet, no root)."""
+import asyncio
+
+from lab.events import EventLog
+from lab.services.balancer import Balancer
+from lab.services.proxy import ClientSide
+from lab.services.runtime import Context
+
+ANSWERS = {
+    "close": b"HTTP/1.0 200 OK\r\nX-Served-By: up\r\n\r\nhello until close",
+    "chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    "length": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+}
+
+
+async def upstream(kind):
+    async def handle(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(ANSWERS[kind])
+        await writer.drain()
+        if kind == "close":
+            writer.close()
+            return
+        await asyncio.sleep(5)
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def through_balancer(tmp_path, servers, request, retries=0):
+    ctx = Context({"node": "lb1", "servers": servers, "retries": retries, "timeout_connect": 0.5, "timeout_server": 1.0,
+                   "health": {"inter": 60}}, EventLog(tmp_path / "lb.jsonl", "lb1", "balancer"))
+    balancer = Balancer(ctx)
+    front = await asyncio.get_running_loop().create_server(lambda: ClientSide(balancer), "127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", front.sockets[0].getsockname()[1])
+    writer.write(request)
+    answer = await asyncio.wait_for(reader.read(), 3)  # until the balancer closes, or 3 s
+    front.close()
+    return answer, balancer
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+GET = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+
+
+def test_until_close_answer_is_relayed_and_the_client_connection_closed(tmp_path):
+    async def go():
+        server, port = await upstream("close")
+        answer, _ = await through_balancer(tmp_path, [{"name": "up", "address": "127.0.0.1", "port": port}],
+                                           b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # keep-alive asked, yet must close
+        server.close()
+        return answer
+    answer = run(go())
+    assert answer.endswith(b"hello until close") and b"X-Upstream: up" in answer and b"Via: 1.1 lb1" in answer
+
+
+def test_chunked_answer_passes_through_intact(tmp_path):
+    async def go():
+        server, port = await upstream("chunked")
+        answer, _ = await through_balancer(tmp_path, [{"name": "up", "address": "127.0.0.1", "port": port}], GET)
+        server.close()
+        return answer
+    answer = run(go())
+    assert b"Transfer-Encoding: chunked" in answer and answer.endswith(b"5\r\nhello\r\n0\r\n\r\n")
+
+
+def test_refused_connection_is_a_502_that_names_the_server_or_a_retry_elsewhere(tmp_path):
+    async def go(retries):
+        server, port = await upstream("length")
+        dead = {"name": "dead", "address": "127.0.0.1", "port": 1}  # nothing listens on port 1
+        answer, balancer = await through_balancer(tmp_path, [dead, {"name": "up", "address": "127.0.0.1", "port": port}], GET, retries)
+        server.close()
+        return answer, balancer
+    answer, balancer = run(go(0))
+    assert answer.startswith(b"HTTP/1.1 502 Bad Gateway") and b"cannot connect to dead" in answer and b"X-Upstream: dead" in answer
+    answer, balancer = run(go(1))
+    assert answer.startswith(b"HTTP/1.1 200 OK") and b"X-Retries: 1" in answer and balancer.retried == 1
