@@ -1,18 +1,26 @@
 """``halab bench balancer``: our L7 balancer against HAProxy and nginx, same network, same run.
 
-One single_lb network; the three origins are halab's. For each balancer in
-turn (halab, HAProxy, nginx; one process/worker each, keep-alive to the
-origins) wrk runs from c1 against lb1 for ``seconds`` with ``connections``
-open connections (throughput), then with one connection (latency). "Added
-latency" is a balancer's one-connection p50 minus that of wrk straight to an
-origin: under saturation p50 is only connections / throughput, which says
-nothing new. Numbers are printed side by side with the ratios the targets
-are written in (requests/s vs HAProxy, added p50 vs HAProxy).
+One single_lb network; the three origins are halab's. halab's balancer
+(port 80), HAProxy (8081) and nginx (8082) all run on lb1 at once, one
+process/worker each, keep-alive to the origins. wrk on c1 then measures
+each of them, and wrk straight to an origin, in turn; the turn is repeated
+for several rounds, in a rotated order, so that whatever else the VM does
+meanwhile falls on every balancer alike. Each measurement is:
+
+- throughput: ``connections`` open connections for ``seconds`` (req/s, p50, p99);
+- added latency: one connection, one request at a time, p50 minus the p50 of
+  wrk straight to an origin in the same round. Under saturation p50 is only
+  connections / throughput, which says nothing new.
+
+The ratios the targets are written in (req/s vs HAProxy, added p50 vs
+HAProxy) are taken within each round, then summarised as median and range.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +31,8 @@ from lab.net.render import haproxy_config, nginx_config
 from lab.net.roles import plan_services
 
 UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
+DIRECT = "direct to o1"
+PORTS = {"halab": 80, "haproxy": 8081, "nginx": 8082}
 
 
 def parse_wrk(text: str) -> dict[str, float]:
@@ -39,78 +49,99 @@ def parse_wrk(text: str) -> dict[str, float]:
     return out
 
 
-def run_bench(run_dir: Path, seconds: float = 5.0, connections: int = 32, say: Any = print) -> dict[str, dict[str, float]]:
+Rounds = list[dict[str, dict[str, float]]]  # one dict per round: target -> wrk numbers
+
+
+def _start_real(lab: Lab, impl: str, scenario: Any, servers: list[dict[str, Any]], conf: Path, run_dir: Path) -> None:
+    """HAProxy or nginx on lb1, on its own port, from the same balancer settings."""
+    settings = dataclasses.replace(scenario.balancer, port=PORTS[impl])
+    if impl == "haproxy":
+        path = conf / "haproxy.cfg"
+        path.write_text(haproxy_config(settings, servers, "lb1", str(conf / "haproxy.pid")))
+        cmd = ["haproxy", "-db", "-f", str(path)]
+    else:
+        path = conf / "nginx.conf"
+        path.write_text(nginx_config(settings, servers, "lb1", str(conf / "nginx.pid"), str(conf)))
+        cmd = ["nginx", "-c", str(path), "-g", "daemon off;"]
+    with open(run_dir / f"{impl}.log", "wb") as log:
+        proc = lab.net["lb1"].popen(cmd, stdout=log, stderr=log)
+    lab.ledger.add_process(proc.pid, f"lb1 {impl}")  # the lab's cleanup stops it, also after a crash
+    url = f"http://{lab.addresses['lb1']}:{PORTS[impl]}/"
+    deadline = time.time() + 5
+    while "200" not in lab.net["c1"].cmd(f"curl -s -o /dev/null -w '%{{http_code}}' -m 1 {url}"):
+        if time.time() > deadline or proc.poll() is not None:
+            raise LabError(f"{impl} did not answer on {url}: see {run_dir / f'{impl}.log'}")
+        time.sleep(0.1)
+
+
+def run_bench(run_dir: Path, seconds: float = 3.0, connections: int = 32, rounds: int = 3, say: Any = print) -> Rounds:
     import topologies
 
     if shutil.which("wrk") is None:
         raise LabError("wrk is not installed (apt install wrk)")
     scenario = parse_scenario({"name": "bench-balancer", "duration": 60, "topology": {"name": "single_lb", "clients": 1, "origins": 3},
                                "balancer": {"log_requests": False, "health": {"inter": 2.0}}}, "halab bench", topologies.lookup)
-    results: dict[str, dict[str, float]] = {}
+    out: Rounds = []
     with Lab(scenario, run_dir, say=say) as lab:
         specs = plan_services(scenario, lab.addresses, run_dir)
-        origins = [lab.start(s) for s in specs if s.service == "origin"]
-        lab.wait_ready(origins)
-        c1, lb1 = lab.net["c1"], lab.net["lb1"]
+        lab.start_all(specs)  # the origins and halab's balancer (port 80)
         servers = next(s for s in specs if s.service == "balancer").config["servers"]
+        conf = run_dir / "conf"
+        conf.mkdir(exist_ok=True)
+        for impl in ("haproxy", "nginx"):
+            _start_real(lab, impl, scenario, servers, conf, run_dir)
+        c1, lb1 = lab.net["c1"], lab.addresses["lb1"]
+        targets = {DIRECT: f"http://{lab.addresses['o1']}/", **{impl: f"http://{lb1}:{port}/" for impl, port in PORTS.items()}}
 
         def wrk(url: str) -> dict[str, float]:
             c1.cmd(f"wrk -t1 -c{connections} -d1s {url} > /dev/null")  # warm up connections and caches
             result = parse_wrk(c1.cmd(f"wrk -t1 -c{connections} -d{seconds:g}s --latency {url}"))
-            # Under saturation p50 is just connections / throughput; the delay a balancer adds to
-            # one request shows with a single connection, one request at a time.
+            # The delay a balancer adds to one request shows with a single connection, one request at a time.
             light = parse_wrk(c1.cmd(f"wrk -t1 -c1 -d{max(2, round(seconds / 2))}s --latency {url}"))
             result["p50_1conn"] = light["p50"]
             return result
 
-        results["direct to o1"] = wrk(f"http://{lab.addresses['o1']}/")
-        conf = run_dir / "conf"
-        conf.mkdir(exist_ok=True)
-        for impl in ("halab", "haproxy", "nginx"):
-            if impl == "halab":
-                svc = lab.start(next(s for s in specs if s.service == "balancer"))
-                lab.wait_ready([svc])
-                stop = lambda: lab._stop(svc)  # noqa: E731
-            else:
-                if impl == "haproxy":
-                    path = conf / "haproxy.cfg"
-                    path.write_text(haproxy_config(scenario.balancer, servers, "lb1", str(conf / "haproxy.pid")))
-                    cmd = ["haproxy", "-db", "-f", str(path)]
-                else:
-                    path = conf / "nginx.conf"
-                    path.write_text(nginx_config(scenario.balancer, servers, "lb1", str(conf / "nginx.pid"), str(conf)))
-                    cmd = ["nginx", "-c", str(path), "-g", "daemon off;"]
-                with open(run_dir / f"{impl}.log", "wb") as log:
-                    proc = lb1.popen(cmd, stdout=log, stderr=log)
-                lab.ledger.add_process(proc.pid, f"lb1 {impl}")
-                deadline = time.time() + 5
-                while "200" not in c1.cmd(f"curl -s -o /dev/null -w '%{{http_code}}' -m 1 http://{lab.addresses['lb1']}/"):
-                    if time.time() > deadline or proc.poll() is not None:
-                        raise LabError(f"{impl} did not answer on lb1: see {run_dir / f'{impl}.log'}")
-                    time.sleep(0.1)
-
-                def stop(proc: Any = proc) -> None:
-                    proc.terminate()
-                    proc.wait(timeout=5)
-            try:
-                results[impl] = wrk(f"http://{lab.addresses['lb1']}/")
-            finally:
-                stop()
-            say(f"{impl:<8} {results[impl]['rps']:9.0f} req/s  p50 {results[impl]['p50'] * 1000:6.2f} ms  p99 {results[impl]['p99'] * 1000:6.2f} ms")
-    return results
+        names = list(targets)
+        for r in range(rounds):
+            order = names[r % len(names):] + names[:r % len(names)]  # rotated: no balancer always goes first
+            out.append({})
+            for name in order:
+                res = out[-1][name] = wrk(targets[name])
+                say(f"round {r + 1}/{rounds} {name:<13} {res['rps']:9.0f} req/s  p50 {res['p50'] * 1000:6.2f} ms  "
+                    f"one connection p50 {res['p50_1conn'] * 1e6:5.0f} us")
+    return out
 
 
-def summary(results: dict[str, dict[str, float]]) -> list[str]:
-    base = results["direct to o1"]["p50_1conn"]
-    ha = results["haproxy"]
-    ha_added = ha["p50_1conn"] - base
-    lines = ["saturated: wrk -c32 (req/s, p50, p99); added p50: one connection, minus the direct-to-origin p50",
-             f"{'balancer':<14}{'req/s':>10}{'p50':>10}{'p99':>10}{'added p50':>11}{'req/s vs HAProxy':>18}{'added p50 vs HAProxy':>22}"]
-    for name, r in results.items():
-        added = r["p50_1conn"] - base
-        ratio_rps = r["rps"] / ha["rps"] if name != "direct to o1" else float("nan")
-        ratio_lat = added / ha_added if name != "direct to o1" and ha_added > 0 else float("nan")
-        lines.append(f"{name:<14}{r['rps']:>10.0f}{r['p50'] * 1000:>8.2f}ms{r['p99'] * 1000:>8.2f}ms{added * 1000:>9.3f}ms{ratio_rps:>18.2f}{ratio_lat:>22.2f}")
+def ratios(rounds: Rounds) -> dict[str, dict[str, list[float]]]:
+    """Per balancer, per round: req/s vs HAProxy and added p50 vs HAProxy (same round)."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for rnd in rounds:
+        base = rnd[DIRECT]["p50_1conn"]
+        ha = rnd["haproxy"]
+        ha_added = ha["p50_1conn"] - base
+        for name, r in rnd.items():
+            if name == DIRECT:
+                continue
+            entry = out.setdefault(name, {"rps": [], "added": [], "rps_ratio": [], "added_ratio": []})
+            entry["rps"].append(r["rps"])
+            entry["added"].append(r["p50_1conn"] - base)
+            entry["rps_ratio"].append(r["rps"] / ha["rps"])
+            entry["added_ratio"].append((r["p50_1conn"] - base) / ha_added if ha_added > 0 else float("nan"))
+    return out
+
+
+def summary(rounds: Rounds) -> list[str]:
+    def spread(values: list[float], fmt: str) -> str:
+        return f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)}-{format(max(values), fmt)})"
+
+    direct = [rnd[DIRECT] for rnd in rounds]
+    lines = [f"{len(rounds)} rounds; each cell: median (min-max) over the rounds, ratios taken within a round",
+             "req/s: wrk with many connections; added p50: one connection, minus the direct-to-origin p50 of the same round",
+             f"{'balancer':<14}{'req/s':>22}{'added p50 (us)':>20}{'req/s vs HAProxy':>22}{'added p50 vs HAProxy':>24}",
+             f"{DIRECT:<14}{spread([d['rps'] for d in direct], '.0f'):>22}{'p50 ' + spread([d['p50_1conn'] * 1e6 for d in direct], '.0f'):>20}"]
+    for name, r in ratios(rounds).items():
+        lines.append(f"{name:<14}{spread(r['rps'], '.0f'):>22}{spread([a * 1e6 for a in r['added']], '.0f'):>20}"
+                     f"{spread(r['rps_ratio'], '.2f'):>22}{spread(r['added_ratio'], '.2f'):>24}")
     return lines
 
 
@@ -127,8 +158,6 @@ def client_outage(requests: list[dict[str, Any]], fault_at: float) -> float:
 def run_failover_bench(run_dir: Path, trials: int = 5, interval: float = 0.1, rate: float = 200.0,
                        say: Any = print) -> dict[str, list[dict[str, float]]]:
     """Power off the VRRP master under load, ``trials`` times per speaker; outage as the clients saw it."""
-    import dataclasses
-
     from lab.events import read_events
     from lab.net.faults import Faults
     from lab.net.roles import plan_load
@@ -171,8 +200,6 @@ def run_failover_bench(run_dir: Path, trials: int = 5, interval: float = 0.1, ra
 
 
 def failover_summary(results: dict[str, list[dict[str, float]]], interval: float) -> list[str]:
-    import statistics
-
     from lab.core.vrrp import master_down_interval
 
     mdi = master_down_interval(100, interval)

@@ -161,7 +161,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     run_dir = Path(args.runs).resolve() / f"{time.strftime('%Y%m%d-%H%M%S')}-bench-{args.what}"
     run_dir.mkdir(parents=True)
     if args.what == "balancer":
-        lines = summary(run_bench(run_dir, args.seconds, args.connections))
+        lines = summary(run_bench(run_dir, args.seconds, args.connections, args.rounds))
     else:
         lines = failover_summary(run_failover_bench(run_dir, args.trials, args.interval), args.interval)
     print("\n".join(lines))
@@ -206,8 +206,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("what", choices=["balancer", "failover"])
     b.add_argument("--trials", type=int, default=5, help="failover: master power cuts per speaker")
     b.add_argument("--interval", type=float, default=0.1, help="failover: VRRP advert interval, seconds")
-    b.add_argument("--seconds", type=float, default=5.0)
-    b.add_argument("--connections", type=int, default=32)
+    b.add_argument("--seconds", type=float, default=3.0, help="balancer: seconds of saturated load per measurement")
+    b.add_argument("--connections", type=int, default=32, help="balancer: wrk connections for the throughput measurement")
+    b.add_argument("--rounds", type=int, default=3, help="balancer: rounds over all balancers (the order rotates)")
     b.add_argument("--runs", default="runs")
     b.set_defaults(func=cmd_bench)
     return p

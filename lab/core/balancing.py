@@ -18,6 +18,8 @@ from typing import Sequence
 
 from lab.core.algorithms import ALGORITHMS, Algorithm, RequestInfo, Server, make_algorithm
 
+NO_REQUEST = RequestInfo()  # for algorithms that do not look at the request (frozen: safe to share)
+
 __all__ = ["ALGORITHMS", "Algorithm", "Pool", "RequestInfo", "Server", "make_algorithm", "slowstart_weight"]
 
 
@@ -51,7 +53,8 @@ class Pool:
 
     def candidates(self) -> list[Server]:
         """Eligible primaries; if none, eligible backups (HAProxy ``backup``)."""
-        primaries = [s for s in self.servers if not s.backup and s.eligible]
+        # ``Server.eligible`` spelled out inline: this runs for every request.
+        primaries = [s for s in self.servers if s.up and not (s.backup or s.ejected or s.drain or s.disabled) and s.weight > 0]
         if primaries:
             return primaries
         return [s for s in self.servers if s.backup and s.eligible]
@@ -65,13 +68,15 @@ class Pool:
 
     def pick(self, request: RequestInfo | None = None, exclude: Sequence[str] = (), now: float = 0.0) -> Server | None:
         """The server for this request, or None when no server may take it (answer 503)."""
-        candidates = [s for s in self.candidates() if s.name not in exclude]
+        candidates = self.candidates()
+        if exclude:
+            candidates = [s for s in candidates if s.name not in exclude]
         if not candidates:
             return None
         if self.slowstart > 0:  # otherwise every effective weight is the configured one (eweight -1)
             for s in candidates:
                 s.eweight = slowstart_weight(s.weight, s.up_since, now, self.slowstart)
-        server = self.algorithm.choose(candidates, request or RequestInfo(), self.rng)
+        server = self.algorithm.choose(candidates, request or NO_REQUEST, self.rng)
         server.picked += 1
         return server
 

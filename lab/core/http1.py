@@ -9,7 +9,6 @@ message raises ``HttpError`` carrying the status a server should answer
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 5.6.2 token
 MAX_HEAD = 64 * 1024  # nginx large_client_header_buffers is 4 x 8k; HAProxy tune.bufsize 16k
@@ -35,19 +34,35 @@ class HttpError(Exception):
         self.message = message
 
 
-@dataclass
 class Head:
-    """Start line and headers. Header names keep their case; lookups ignore it."""
+    """Start line and headers. Header names keep their case; lookups ignore it.
 
-    start: tuple[str, str, str]
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    # lower-case name -> values, built once: every request asks for Host,
-    # Connection, Content-Length, Transfer-Encoding... on the proxy's hot path
-    index: dict[str, list[str]] = field(default_factory=dict, repr=False, compare=False)
+    A plain class with ``__slots__`` rather than a dataclass: the balancer
+    builds two of these per request, and at tens of thousands of requests a
+    second the construction cost shows.
+    """
 
-    def __post_init__(self) -> None:
+    __slots__ = ("start", "headers", "index")
+
+    def __init__(self, start: tuple[str, str, str], headers: list[tuple[str, str]] | None = None) -> None:
+        self.start = start
+        self.headers = headers if headers is not None else []
+        # lower-case name -> values, built once: every request asks for Host,
+        # Connection, Content-Length, Transfer-Encoding... on the proxy's hot path
+        index: dict[str, list[str]] = {}
         for key, value in self.headers:
-            self.index.setdefault(key.lower(), []).append(value)
+            low = key.lower()
+            if low in index:
+                index[low].append(value)
+            else:
+                index[low] = [value]
+        self.index = index
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Head) and (self.start, self.headers) == (other.start, other.headers)
+
+    def __repr__(self) -> str:
+        return f"Head(start={self.start!r}, headers={self.headers!r})"
 
     def get(self, name: str, default: str | None = None) -> str | None:
         values = self.index.get(name.lower())
@@ -80,28 +95,53 @@ class Head:
 
     def keep_alive(self) -> bool:
         """Persistent connection per RFC 9112 9.3: 1.1 unless close, 1.0 only with keep-alive."""
+        if "connection" not in self.index:  # the usual case, decided without building a token set
+            return self.version == "HTTP/1.1"
         conn = self.tokens("connection")
         if "close" in conn:
             return False
         return self.version == "HTTP/1.1" or "keep-alive" in conn
 
 
-def _split_lines(data: bytes, max_head: int) -> list[str]:
+_TCHAR = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+# A well-formed header section is ``name ":" value CRLF`` again and again and
+# nothing else. One C-level match accepts it and one ``findall`` takes it
+# apart; that is most of the speed of the balancer's hot path. Anything the
+# match refuses goes through the line-by-line parser, which says exactly what
+# is wrong (RFC 9110 5.5: a value must not hold CR, LF or NUL).
+HEADER_SECTION = re.compile(rf"(?:{_TCHAR}+:[^\r\n\0]*\r\n)*")
+HEADER_LINE = re.compile(rf"({_TCHAR}+):[ \t]*([^\r\n\0]*?)[ \t]*\r\n")
+COMMON_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT"})
+
+
+def _head_text(data: bytes, max_head: int) -> tuple[str, int, int]:
+    """The head as text, where its start line ends, and where its header section ends."""
     if len(data) > max_head:
         raise HttpError(431, f"message head is {len(data)} bytes, more than the limit of {max_head}")
-    try:
-        text = data.decode("latin-1")
-    except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes every byte
-        raise HttpError(400, "message head is not text") from None
-    lines = text.split("\r\n")
+    text = data.decode("latin-1")  # latin-1 decodes every byte: no error possible here
+    if not text.strip("\r\n"):
+        raise HttpError(400, "empty message head")
+    first = text.find("\r\n")
+    if first < 0:
+        return text, len(text), len(text)
+    end = len(text) - 2 if text.endswith("\r\n\r\n") else len(text)  # the blank line is not a header
+    return text, first, end
+
+
+def _headers(text: str, first: int, end: int) -> list[tuple[str, str]]:
+    start = first + 2
+    if start >= end:
+        return []
+    if HEADER_SECTION.fullmatch(text, start, end):
+        return HEADER_LINE.findall(text, start, end)
+    lines = text[start:end].split("\r\n")
     while lines and lines[-1] == "":
         lines.pop()
-    if not lines:
-        raise HttpError(400, "empty message head")
-    return lines
+    return _parse_headers(lines)
 
 
 def _parse_headers(lines: list[str]) -> list[tuple[str, str]]:
+    """The slow, careful path: only for a head the fast match refused, to say why."""
     headers = []
     for number, line in enumerate(lines, start=2):
         if not line:
@@ -113,40 +153,46 @@ def _parse_headers(lines: list[str]) -> list[tuple[str, str]]:
             raise HttpError(400, f"line {number}: header line {line[:60]!r} has no colon")
         if not TOKEN.fullmatch(name):
             raise HttpError(400, f"line {number}: {name[:60]!r} is not a valid header name")
+        if "\r" in value or "\n" in value or "\0" in value:
+            raise HttpError(400, f"line {number}: the value of {name[:60]!r} holds a bare CR, LF or NUL (RFC 9110 5.5)")
         headers.append((name, value.strip(" \t")))
     return headers
 
 
 def parse_request_head(data: bytes, max_head: int = MAX_HEAD) -> Head:
     """Parse ``METHOD target HTTP/1.x`` and headers (``data`` may end with the blank line)."""
-    lines = _split_lines(data, max_head)
-    parts = lines[0].split(" ")
+    text, first, end = _head_text(data, max_head)
+    line = text[:first]
+    parts = line.split(" ")
     if len(parts) != 3:
-        raise HttpError(400, f"request line {lines[0][:80]!r} must be 'METHOD target HTTP/1.1'")
+        raise HttpError(400, f"request line {line[:80]!r} must be 'METHOD target HTTP/1.1'")
     method, target, version = parts
-    if not TOKEN.fullmatch(method):
+    if method not in COMMON_METHODS and not TOKEN.fullmatch(method):
         raise HttpError(400, f"{method[:30]!r} is not a valid method")
     if not target:
         raise HttpError(400, "empty request target")
+    if not (target.isascii() and target.isprintable()):
+        raise HttpError(400, f"request target {target[:60]!r} holds a control or non-ASCII character")
     if len(target) > 8192:
         raise HttpError(414, f"request target is {len(target)} characters, more than 8192")
-    if version not in ("HTTP/1.1", "HTTP/1.0"):
+    if version != "HTTP/1.1" and version != "HTTP/1.0":
         if version.startswith("HTTP/"):
             raise HttpError(505, f"{version} is not supported; use HTTP/1.1 or HTTP/1.0")
         raise HttpError(400, f"{version[:20]!r} is not an HTTP version")
-    head = Head((method, target, version), _parse_headers(lines[1:]))
-    if version == "HTTP/1.1" and len(head.get_all("host")) != 1:
+    head = Head((method, target, version), _headers(text, first, end))
+    if version == "HTTP/1.1" and len(head.index.get("host", ())) != 1:
         raise HttpError(400, "an HTTP/1.1 request needs exactly one Host header (RFC 9112 3.2)")
     return head
 
 
 def parse_response_head(data: bytes, max_head: int = MAX_HEAD) -> Head:
-    lines = _split_lines(data, max_head)
-    parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit() or len(parts[1]) != 3:
-        raise HttpError(502, f"status line {lines[0][:80]!r} is not 'HTTP/1.x NNN reason'")
+    text, first, end = _head_text(data, max_head)
+    line = text[:first]
+    parts = line.split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not (parts[1].isascii() and parts[1].isdigit()) or len(parts[1]) != 3:
+        raise HttpError(502, f"status line {line[:80]!r} is not 'HTTP/1.x NNN reason'")
     reason = parts[2] if len(parts) == 3 else ""
-    return Head((parts[0], parts[1], reason), _parse_headers(lines[1:]))
+    return Head((parts[0], parts[1], reason), _headers(text, first, end))
 
 
 # Body framing (RFC 9112 6.3): what follows the head and how to find its end.
@@ -157,6 +203,9 @@ UNTIL_CLOSE = "close"
 
 
 def request_framing(head: Head) -> tuple[str, int]:
+    index = head.index
+    if "transfer-encoding" not in index and "content-length" not in index:
+        return NONE, 0  # most requests (GET): decided without looking further
     te = head.tokens("transfer-encoding")
     if te:
         if te != {"chunked"}:
@@ -168,11 +217,16 @@ def request_framing(head: Head) -> tuple[str, int]:
 
 
 def response_framing(head: Head, request_method: str) -> tuple[str, int]:
-    status = head.status
-    if request_method == "HEAD" or 100 <= status < 200 or status in (204, 304):
+    code = head.start[1]
+    if request_method == "HEAD" or code[0] == "1" or code == "204" or code == "304":
         return NONE, 0
-    if "chunked" in head.tokens("transfer-encoding"):
+    index = head.index
+    if "transfer-encoding" in index and "chunked" in head.tokens("transfer-encoding"):
         return CHUNKED, 0
+    lengths = index.get("content-length")
+    if lengths is not None and len(lengths) == 1 and lengths[0].isascii() and lengths[0].isdigit():
+        n = int(lengths[0])  # the usual answer, decided without the checks below
+        return (LENGTH, n) if n else (NONE, 0)
     return _length_framing(head, 502) or (UNTIL_CLOSE, 0)
 
 
@@ -183,7 +237,7 @@ def _length_framing(head: Head, error_status: int) -> tuple[str, int] | None:
     if len(values) > 1:
         raise HttpError(error_status, f"conflicting Content-Length values {sorted(values)}")
     value = values.pop()
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):  # str.isdigit() alone accepts '²'
         raise HttpError(error_status, f"Content-Length {value[:20]!r} is not a number")
     n = int(value)
     return (LENGTH, n) if n else (NONE, 0)

@@ -30,7 +30,7 @@ from lab.core.http1 import IDEMPOTENT, Head, HttpError, error_response
 from lab.core.passive import PassiveHealth, PassiveSettings
 from lab.services.httpio import PeerClosed, within
 from lab.services.probes import http_probe, icmp_probe, tcp_probe
-from lab.services.proxy import ClientSide, Exchange, UpstreamError, UpstreamSide, forwarded, idle_connection
+from lab.services.proxy import ClientSide, Exchange, UpstreamError, UpstreamSide, idle_connection
 from lab.services.runtime import Context, serve
 
 
@@ -65,8 +65,10 @@ class Balancer:
         servers = [Server(s["name"], s["address"], int(s.get("port", 80)), int(s.get("weight", 1)), bool(s.get("backup", False))) for s in cfg["servers"]]
         algorithm = make_algorithm(cfg.get("algorithm", "roundrobin"), servers, cfg.get("hash_key", "uri"))
         self.pool = Pool(servers, algorithm, random.Random(cfg.get("seed", 1)), float(cfg.get("slowstart", 0.0)))
+        self.uses_request = algorithm.uses_request
         self.retries = int(cfg.get("retries", 0))
         self.passive = PassiveHealth(PassiveSettings(**cfg.get("passive", {})), [s.name for s in servers])
+        self.passive_on = self.passive.settings.enabled  # settings are frozen: read once, not per request
         hc = cfg.get("health", {})
         self.check_kind = hc.get("kind", "http")
         self.check_path = hc.get("path", "/health")
@@ -151,11 +153,10 @@ class Balancer:
             self.idle[name].pop().close()
 
     # ---- proxying (the data path itself is lab.services.proxy) ------------------------
-    def dispatch(self, client: ClientSide, head: Head, raw: bytes, body: bytes) -> None:
-        """A complete request from a client (``raw``: its head without the blank line)."""
+    def dispatch(self, client: ClientSide, head: Head, request: bytes) -> None:
+        """A complete request from a client (``request``: as it is to be forwarded)."""
         self.requests += 1
-        rid = head.get("X-Request-Id") or f"{self.name}-{self.requests}"
-        x = Exchange(client, head, forwarded(head, raw, client.ip, self.name) + body, rid, head.keep_alive())
+        x = Exchange(client, head, request, self.requests, head.keep_alive())
         if self.maxconn and self.in_flight >= self.maxconn:
             self.queue.append(x)  # HAProxy maxconn: past the limit requests wait their turn
             return
@@ -175,12 +176,13 @@ class Balancer:
 
     def attempt(self, x: Exchange) -> None:
         """Pick a server for ``x`` (avoiding those already tried) and send it there."""
-        now = time.time()
-        if self.passive.settings.enabled:
+        now = time.time() if self.passive_on or self.pool.slowstart else 0.0  # the clock only when something reads it
+        if self.passive_on:
             for name in self.passive.expire(now):
                 self.pool[name].ejected = False
                 self.log.emit("server_returned", server=name)
-        server = self.pool.pick(RequestInfo(x.client.ip, x.head.method, x.head.target, HeaderView(x.head)), exclude=x.tried, now=now)
+        info = RequestInfo(x.client.ip, x.head.method, x.head.target, HeaderView(x.head)) if self.uses_request else None
+        server = self.pool.pick(info, x.tried, now)
         if server is None:
             self.no_server += 1
             why = "no server is UP" if not x.tried else f"no server left to retry on after {', '.join(x.tried)}"
@@ -227,7 +229,8 @@ class Balancer:
         assert server is not None
         server.active -= 1
         self.pool.finished(server, time.monotonic() - x.started, ok)
-        self._passive(server, ok)
+        if self.passive_on:
+            self._passive(server, ok)
 
     def finished(self, x: Exchange, status: int) -> None:
         self.release(x, status < 500)
@@ -262,8 +265,6 @@ class Balancer:
 
 
     def _passive(self, server: Server, ok: bool) -> None:
-        if not self.passive.settings.enabled:
-            return
         now = time.time()
         if ok:
             self.passive.success(server.name, now)

@@ -18,7 +18,6 @@ answers, retries and keep-alive rules (see ``lab.services.balancer``).
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from lab.core.http1 import (
@@ -42,19 +41,26 @@ class UpstreamError(Exception):
         self.sent = sent  # the request reached the server: not safe to replay a POST
 
 
-@dataclass
 class Exchange:
-    """One client request on its way through the balancer."""
+    """One client request on its way through the balancer (slots: one is made per request)."""
 
-    client: "ClientSide"
-    head: Head
-    request: bytes  # the forwarded head and body, ready to write
-    rid: str
-    keep: bool
-    tried: list[str] = field(default_factory=list)
-    server: "Server | None" = None
-    started: float = 0.0
-    fresh_retry: bool = False  # already re-sent once on a new connection after a stale kept-alive one
+    __slots__ = ("client", "head", "request", "number", "keep", "tried", "server", "started", "fresh_retry")
+
+    def __init__(self, client: "ClientSide", head: Head, request: bytes, number: int, keep: bool) -> None:
+        self.client = client
+        self.head = head
+        self.request = request  # the forwarded head and body, ready to write
+        self.number = number  # the balancer's request counter, for the request id
+        self.keep = keep
+        self.tried: list[str] = []
+        self.server: "Server | None" = None
+        self.started = 0.0
+        self.fresh_retry = False  # already re-sent once on a new connection after a stale kept-alive one
+
+    @property
+    def rid(self) -> str:
+        """The id events carry: the client's X-Request-Id, else lb-name-counter (built only when logged)."""
+        return self.head.get("X-Request-Id") or f"{self.client.balancer.name}-{self.number}"
 
 
 class ClientSide(asyncio.Protocol):
@@ -66,11 +72,14 @@ class ClientSide(asyncio.Protocol):
         self.busy = False  # one request at a time: pipelined ones wait in the buffer
         self.closed = False
         self.upstream: UpstreamSide | None = None
+        self.tail = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername") or ("?", 0)
         self.ip = str(peer[0])
+        # The lines added to every plain request from this client, encoded once per connection.
+        self.tail = forward_tail(self.ip, self.balancer.name)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -79,27 +88,35 @@ class ClientSide(asyncio.Protocol):
 
     def next_request(self) -> None:
         while not self.busy and not self.closed and self.buffer:
-            end = self.buffer.find(b"\r\n\r\n")
+            buf = self.buffer
+            end = buf.find(b"\r\n\r\n")
             if end < 0:
-                if len(self.buffer) > MAX_HEAD:
+                if len(buf) > MAX_HEAD:
                     self.reject(HttpError(431, f"message head longer than {MAX_HEAD} bytes"))
                 return
-            raw = bytes(self.buffer[:end + 4])
+            raw = bytes(buf[:end + 4])
+            length = 0
             try:
                 head = parse_request_head(raw)
-                framing, length = request_framing(head)
-                if framing == CHUNKED:
-                    raise HttpError(411, "chunked request bodies are not supported here; send Content-Length")
+                if "content-length" in head.index or "transfer-encoding" in head.index:  # a GET has neither
+                    framing, length = request_framing(head)
+                    if framing == CHUNKED:
+                        raise HttpError(411, "chunked request bodies are not supported here; send Content-Length")
             except HttpError as e:
                 self.reject(e)
                 return
             need = end + 4 + length
-            if len(self.buffer) < need:
+            if len(buf) < need:
                 return  # the body is still on its way
-            body = bytes(self.buffer[end + 4:need])
-            del self.buffer[:need]
+            request = forwarded(head, raw, self.ip, self.balancer.name, self.tail)
+            if length:
+                request += bytes(buf[end + 4:need])
+            if len(buf) == need:
+                self.buffer = bytearray()  # the usual case: nothing pipelined behind it
+            else:
+                del buf[:need]
             self.busy = True
-            self.balancer.dispatch(self, head, raw[:-2], body)
+            self.balancer.dispatch(self, head, request)
 
     def reject(self, e: HttpError) -> None:
         b = self.balancer
@@ -144,12 +161,20 @@ class UpstreamSide(asyncio.Protocol):
         self.balancer = balancer
         self.server = server
         self.transport: asyncio.Transport | None = None
+        self.loop = asyncio.get_event_loop()
         self.x: Exchange | None = None
         self.closed = False
+        # One timer per connection, re-armed lazily: a call_later per request (and its
+        # cancel) costs more than the rest of the bookkeeping. ``deadline`` moves with
+        # each request; when the timer fires early it just sleeps until the new deadline.
+        self.timer: asyncio.TimerHandle | None = None
+        self.deadline = 0.0
+        # The lines added to a plain answer from this server, encoded once.
+        self.tag = f"Via: 1.1 {balancer.name}\r\nX-Upstream: {server.name}\r\n\r\n".encode("latin-1")
         self.reset()
 
     def reset(self) -> None:
-        self.buffer = bytearray()
+        self.pending = b""  # the answer's head while it arrives in pieces
         self.got_bytes = False
         self.head_out = False
         self.status = 0
@@ -158,7 +183,6 @@ class UpstreamSide(asyncio.Protocol):
         self.scanner: ChunkedScanner | None = None
         self.keep = False
         self.reused = False
-        self.timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -170,7 +194,9 @@ class UpstreamSide(asyncio.Protocol):
         x.client.upstream = self
         assert self.transport is not None
         self.transport.write(x.request)
-        self.timer = asyncio.get_running_loop().call_later(self.balancer.timeout_server, self.timed_out)
+        self.deadline = self.loop.time() + self.balancer.timeout_server
+        if self.timer is None:
+            self.timer = self.loop.call_at(self.deadline, self.timed_out)
 
     def data_received(self, data: bytes) -> None:
         x = self.x
@@ -178,34 +204,39 @@ class UpstreamSide(asyncio.Protocol):
             self.close()
             return
         self.got_bytes = True
-        if not self.head_out:
-            self.buffer += data
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self.buffer) > MAX_HEAD:
-                    self.fail(UpstreamError(502, "bad_response", f"{self.server.name}: answer head longer than {MAX_HEAD} bytes", True))
-                return
-            try:
-                head = parse_response_head(bytes(self.buffer[:end + 4]))
-                self.framing, self.remaining = response_framing(head, x.head.method)
-            except HttpError as e:
-                self.fail(UpstreamError(502, "bad_response", f"{self.server.name}: {e.message}", True))
-                return
-            self.status = head.status
-            self.keep = head.keep_alive() and self.framing != UNTIL_CLOSE
+        if self.head_out:
+            self.body(data)
+            return
+        if self.pending:
+            data = self.pending + data  # heads are small (MAX_HEAD): copying them again is cheap
+        end = data.find(b"\r\n\r\n")
+        if end < 0:
+            if len(data) > MAX_HEAD:
+                self.fail(UpstreamError(502, "bad_response", f"{self.server.name}: answer head longer than {MAX_HEAD} bytes", True))
+            else:
+                self.pending = data
+            return
+        self.pending = b""
+        try:
+            head = parse_response_head(data[:end + 4])
+            self.framing, self.remaining = response_framing(head, x.head.start[0])
+        except HttpError as e:
+            self.fail(UpstreamError(502, "bad_response", f"{self.server.name}: {e.message}", True))
+            return
+        self.status = int(head.start[1])
+        self.keep = head.keep_alive() and self.framing != UNTIL_CLOSE
+        if not x.tried and self.framing != CHUNKED and HOP_BY_HOP.isdisjoint(head.index):
+            out = data[:end + 2] + self.tag  # the usual answer: kept as received, two lines added
+        else:
             added = [("Via", f"1.1 {self.balancer.name}"), ("X-Upstream", self.server.name)]
             if x.tried:
                 added.append(("X-Retries", str(len(x.tried))))  # so the client's records show who a retry saved
             if self.framing == CHUNKED:  # hop-by-hop, so dropped by rewrite(); the chunks are relayed as they are
                 added.append(("Transfer-Encoding", "chunked"))
                 self.scanner = ChunkedScanner()
-            out = rewrite(head, bytes(self.buffer[:end + 2]), added)
-            self.head_out = True
-            data = bytes(self.buffer[end + 4:])
-            self.buffer = bytearray()
-            self.body(data, out)  # head and (usually all of) the body in one write: one syscall, one packet
-            return
-        self.body(data)
+            out = rewrite(head, data[:end + 2], added)
+        self.head_out = True
+        self.body(data[end + 4:], out)  # head and (usually all of) the body in one write: one syscall, one packet
 
     def body(self, data: bytes, head: bytes = b"") -> None:
         x = self.x
@@ -235,8 +266,7 @@ class UpstreamSide(asyncio.Protocol):
     def complete(self) -> None:
         x = self.x
         assert x is not None
-        self.cancel_timer()
-        self.x = None
+        self.x = None  # the timer, left armed, finds nothing to time out (see __init__)
         if self.keep and not self.closed:
             self.balancer.idle[self.server.name].append(self)
         else:
@@ -244,8 +274,12 @@ class UpstreamSide(asyncio.Protocol):
         self.balancer.finished(x, self.status)
 
     def timed_out(self) -> None:
+        self.timer = None
         x = self.x
         if x is None:
+            return
+        if self.loop.time() < self.deadline:  # a later request moved the deadline on
+            self.timer = self.loop.call_at(self.deadline, self.timed_out)
             return
         if self.head_out:  # half an answer is out: nothing sensible can follow
             self.x = None
@@ -317,7 +351,7 @@ def rewrite(head: Head, raw: bytes, added: list[tuple[str, str]], start: tuple[s
     kept and the new lines appended, which saves rebuilding every header line
     on the hot path. Otherwise the head is rebuilt from the parsed headers.
     """
-    if start is None and not (HOP_BY_HOP & head.index.keys()) and not (drop & head.index.keys()):
+    if start is None and HOP_BY_HOP.isdisjoint(head.index) and drop.isdisjoint(head.index):
         return raw + "".join(f"{k}: {v}\r\n" for k, v in added).encode("latin-1") + b"\r\n"
     headers = [(k, v) for k, v in forward_headers(head) if k.lower() not in drop] + added
     return render_head(start or head.start, headers)
@@ -326,10 +360,23 @@ def rewrite(head: Head, raw: bytes, added: list[tuple[str, str]], start: tuple[s
 XFF = frozenset({"x-forwarded-for"})
 
 
-def forwarded(head: Head, raw: bytes, client_ip: str, via: str) -> bytes:
-    """The request as it goes to the server: X-Forwarded-For extended, Via added, kept alive."""
+def forward_tail(client_ip: str, via: str) -> bytes:
+    """What ``forwarded`` appends to a plain request (and the blank line)."""
+    return f"X-Forwarded-For: {client_ip}\r\nVia: 1.1 {via}\r\nConnection: keep-alive\r\n\r\n".encode("latin-1")
+
+
+def forwarded(head: Head, raw: bytes, client_ip: str, via: str, tail: bytes = b"") -> bytes:
+    """The request as it goes to the server: X-Forwarded-For extended, Via added, kept alive.
+
+    ``raw`` is the head as received, blank line included. ``tail`` is
+    ``forward_tail(client_ip, via)``, computed once per client connection: a
+    plain HTTP/1.1 request (no hop-by-hop header, no X-Forwarded-For yet) is
+    then forwarded as its own bytes plus that tail.
+    """
+    index = head.index
+    if tail and head.start[2] == "HTTP/1.1" and HOP_BY_HOP.isdisjoint(index) and "x-forwarded-for" not in index:
+        return raw[:-2] + tail
     xff = head.get("X-Forwarded-For")
     added = [("X-Forwarded-For", f"{xff}, {client_ip}" if xff else client_ip), ("Via", f"1.1 {via}"), ("Connection", "keep-alive")]
     start = None if head.version == "HTTP/1.1" else (head.method, head.target, "HTTP/1.1")
-    return rewrite(head, raw, added, start, XFF)
-
+    return rewrite(head, raw[:-2], added, start, XFF)

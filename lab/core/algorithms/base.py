@@ -51,6 +51,9 @@ class Algorithm:
     """Chooses one of ``candidates`` (never empty, in configuration order)."""
 
     name = "abstract"
+    # Whether ``choose`` looks at the request (the hashes do). A balancer skips
+    # building a RequestInfo per request for the algorithms that do not.
+    uses_request = False
 
     def choose(self, candidates: Sequence[Server], request: RequestInfo, rng: random.Random) -> Server:
         raise NotImplementedError

@@ -56,6 +56,7 @@ def h32(text: str, seed: str = "") -> int:
 
 class HashModN(Algorithm):
     name = "hash"
+    uses_request = True
 
     def __init__(self, key: str = "uri") -> None:
         self.key = key
@@ -73,6 +74,7 @@ class HashModN(Algorithm):
 
 class ConsistentRing(Algorithm):
     name = "consistent"
+    uses_request = True
 
     def __init__(self, key: str = "uri", points: int = RING_POINTS) -> None:
         self.key = key
@@ -115,6 +117,7 @@ def maglev_table(names: Sequence[str], size: int = MAGLEV_SIZE) -> list[int]:
 
 class Maglev(Algorithm):
     name = "maglev"
+    uses_request = True
 
     def __init__(self, key: str = "uri", size: int = MAGLEV_SIZE) -> None:
         self.key = key
@@ -138,6 +141,7 @@ class SourceIPHash(Algorithm):
     """
 
     name = "source"
+    uses_request = True
 
     def __init__(self, all_servers: Sequence[Server] = ()) -> None:
         self.all = list(all_servers)  # the full configured list, set by Pool

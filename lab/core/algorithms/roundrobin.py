@@ -24,6 +24,10 @@ class RoundRobin(Algorithm):
         self._last = -1
 
     def choose(self, candidates: Sequence[Server], request: RequestInfo, rng: random.Random) -> Server:
-        nxt = next((s for s in candidates if s.index > self._last), candidates[0])
-        self._last = nxt.index
-        return nxt
+        for server in candidates:  # the first one after the last pick, in configuration order
+            if server.index > self._last:
+                break
+        else:
+            server = candidates[0]  # past the end: start the cycle again
+        self._last = server.index
+        return server
