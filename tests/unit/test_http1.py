@@ -86,3 +86,44 @@ def test_error_response_says_why():
     raw = http1.error_response(502, "cannot connect to o2")
     assert raw.startswith(b"HTTP/1.1 502 Bad Gateway\r\n") and raw.endswith(b"502 Bad Gateway: cannot connect to o2\n")
     assert b"Connection: close" in raw
+
+
+@pytest.mark.parametrize("raw,status,words", [
+    (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: one\ntwo\r\n\r\n", 400, "bare CR, LF or NUL"),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: one\rtwo\r\n\r\n", 400, "bare CR, LF or NUL"),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: nul\x00\r\n\r\n", 400, "bare CR, LF or NUL"),
+    (b"GET /a\x01b HTTP/1.1\r\nHost: x\r\n\r\n", 400, "control or non-ASCII"),
+    (b"GET /caf\xe9 HTTP/1.1\r\nHost: x\r\n\r\n", 400, "control or non-ASCII"),
+    (b"\r\n\r\n", 400, "empty message head"),
+])
+def test_smuggling_shapes_are_refused(raw, status, words):
+    with pytest.raises(HttpError) as e:
+        parse_request_head(raw)
+    assert e.value.status == status and words in e.value.message
+
+
+def test_unicode_digits_are_not_numbers():
+    # str.isdigit() says yes to '²' (latin-1 0xB2), and int() then raises: both must be a clean HttpError.
+    with pytest.raises(HttpError, match="not a number"):
+        http1.request_framing(parse_request_head(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: \xb2\r\n\r\n"))
+    with pytest.raises(HttpError, match="not a number"):
+        http1.response_framing(parse_response_head(b"HTTP/1.1 200 OK\r\nContent-Length: 1\xb2\r\n\r\n"), "GET")
+    with pytest.raises(HttpError) as e:
+        parse_response_head(b"HTTP/1.1 2\xb20 OK\r\n\r\n")
+    assert e.value.status == 502
+
+
+def test_fast_and_careful_header_parsers_agree():
+    """The one-regex fast path must read every head it accepts exactly as the line-by-line parser does."""
+    import random
+
+    rng = random.Random(7)
+    names = ["Host", "X-Id", "content-length", "A", "X_Under", "weird!#$%&'*+-.^_`|~"]
+    values = ["", "x", " padded ", "\tt\t", "a: b", "v , w", "ü", "x y  z", "  "]
+    for _ in range(2000):
+        headers = [(rng.choice(names), rng.choice(values)) for _ in range(rng.randint(0, 6))]
+        text = "GET / HTTP/1.0\r\n" + "".join(f"{k}:{v}\r\n" for k, v in headers) + "\r\n"
+        start = text.find("\r\n")
+        fast = http1._headers(text, start, len(text) - 2)
+        careful = http1._parse_headers([line for line in text[start + 2:-4].split("\r\n")] if headers else [])
+        assert fast == careful == [(k, v.strip(" \t")) for k, v in headers]
