@@ -14,6 +14,16 @@ transport, timeouts are ``call_later`` handles, and a request's life is an
 
 What it does is unchanged from the stream version: the same events, error
 answers, retries and keep-alive rules (see ``lab.services.balancer``).
+
+Where the time goes (measured on a 2-core VM; ``halab bench balancer``
+compares against HAProxy and nginx): a request costs about 14 us of Python
+here, of which parsing the two heads is 5-6 us. What made it that cheap:
+one regex match per header section instead of a loop over lines
+(``lab.core.http1``), framing and keep-alive decided from the header index
+without building token sets, a message forwarded as the bytes received plus
+precomputed lines (``forward_tail``, ``UpstreamSide.tag``), one lazily
+re-armed timer per upstream connection instead of a ``call_later`` and a
+``cancel`` per request, and no per-request objects beyond the ``Exchange``.
 """
 from __future__ import annotations
 
