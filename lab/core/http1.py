@@ -243,6 +243,54 @@ def _length_framing(head: Head, error_status: int) -> tuple[str, int] | None:
     return (LENGTH, n) if n else (NONE, 0)
 
 
+# The headers a proxy must act on in an answer: the hop-by-hop ones and the
+# body's length. Any other header is passed through untouched.
+# Matched in the lower-cased head (cheaper than a case-insensitive regex), each
+# line starting after the \n of the line before.
+_WATCHED = re.compile(r"\n(" + "|".join(sorted(HOP_BY_HOP | {"content-length"})) + r"):[ \t]*([^\r\n]*?)[ \t]*\r")
+
+
+def plain_response(data: bytes, request_method: str) -> tuple[int, str, int, bool] | None:
+    """Status, framing, length and keep-alive of a plain answer, without building a ``Head``.
+
+    ``data`` is the answer's head, blank line included. "Plain" means a
+    well-formed head whose only header that matters to a proxy is at most
+    one Content-Length: no Connection, Transfer-Encoding or other hop-by-hop
+    header. Almost every answer is plain, and this is the balancer's hot
+    path; for anything else this returns None and the caller takes the full
+    ``parse_response_head`` road, which also explains what is wrong.
+    """
+    if len(data) > MAX_HEAD:
+        return None
+    text = data.decode("latin-1")
+    first = text.find("\r\n")
+    end = len(text) - 2
+    if first < 0 or not text.endswith("\r\n\r\n"):
+        return None
+    version, _, rest = text[:first].partition(" ")
+    code = rest[:3]
+    if (version != "HTTP/1.1" and version != "HTTP/1.0") or len(rest) < 3 or not (code.isascii() and code.isdigit()) \
+            or (len(rest) > 3 and rest[3] != " "):
+        return None
+    if first + 2 < end and not HEADER_SECTION.fullmatch(text, first + 2, end):
+        return None
+    watched = _WATCHED.findall(text.lower(), first, end)
+    length = -1
+    if watched:
+        if len(watched) > 1 or watched[0][0] != "content-length":
+            return None
+        value = watched[0][1]
+        if not (value.isascii() and value.isdigit()):
+            return None
+        length = int(value)
+    keep = version == "HTTP/1.1"
+    if request_method == "HEAD" or code[0] == "1" or code == "204" or code == "304" or length == 0:
+        return int(code), NONE, 0, keep
+    if length < 0:
+        return int(code), UNTIL_CLOSE, 0, False
+    return int(code), LENGTH, length, keep
+
+
 class ChunkedScanner:
     """Finds where a chunked body ends, passing its bytes through unchanged.
 

@@ -1,7 +1,7 @@
 import pytest
 
 from lab.core import http1
-from lab.core.http1 import ChunkedScanner, HttpError, parse_request_head, parse_response_head
+from lab.core.http1 import HOP_BY_HOP, ChunkedScanner, HttpError, parse_request_head, parse_response_head
 
 
 def test_request_head():
@@ -127,3 +127,40 @@ def test_fast_and_careful_header_parsers_agree():
         fast = http1._headers(text, start, len(text) - 2)
         careful = http1._parse_headers([line for line in text[start + 2:-4].split("\r\n")] if headers else [])
         assert fast == careful == [(k, v.strip(" \t")) for k, v in headers]
+
+
+def test_plain_response_agrees_with_the_full_parse():
+    """The balancer's shortcut for answers must decide exactly what the full parse decides, or step aside (None)."""
+    import random
+
+    rng = random.Random(11)
+    lines = ["X-Served-By: o1", "Content-Type: text/plain", "content-length: 5", "Content-Length: 0", "CONTENT-LENGTH:  12 ",
+             "Connection: close", "connection: keep-alive", "Transfer-Encoding: chunked", "TE: trailers", "Keep-Alive: 5",
+             "X-Connection: close", "Content-Lengthy: 3", "Content-Length: x1", "Upgrade: h2c", "Via: 1.1 o"]
+    plain_seen = stepped_aside = 0
+    for _ in range(3000):
+        start = f"{rng.choice(['HTTP/1.1', 'HTTP/1.0'])} {rng.choice(['200', '204', '304', '101', '404', '502'])} {rng.choice(['OK', '', 'Fine Thanks'])}"
+        head = (start.rstrip() + "\r\n" + "".join(line + "\r\n" for line in rng.sample(lines, rng.randint(0, 4))) + "\r\n").encode()
+        method = rng.choice(["GET", "HEAD", "POST"])
+        plain = http1.plain_response(head, method)
+        try:
+            full = parse_response_head(head)
+            framing, length = http1.response_framing(full, method)
+        except HttpError:
+            assert plain is None, head
+            continue
+        if plain is None:
+            stepped_aside += 1
+            lengths = full.get_all("content-length")
+            assert (HOP_BY_HOP & full.index.keys()) or len(lengths) > 1 or not all(v.isdigit() for v in lengths), head
+            continue
+        plain_seen += 1
+        assert not (HOP_BY_HOP & full.index.keys()), head
+        assert plain == (full.status, framing, length, full.keep_alive() and framing != "close"), head
+    assert plain_seen > 500 and stepped_aside > 500  # both roads were really taken
+
+
+def test_plain_response_steps_aside_for_malformed_heads():
+    for head in [b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n", b"HTTP/1.1 20 OK\r\n\r\n", b"HTTP/2 200 OK\r\n\r\n",
+                 b"HTTP/1.1 200 OK\r\nX: a\nb\r\n\r\n", b"HTTP/1.1 200OK\r\n\r\n", b"HTTP/1.1 200 OK\r\nX: 1\r\n"]:
+        assert http1.plain_response(head, "GET") is None, head
