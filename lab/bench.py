@@ -9,7 +9,8 @@ meanwhile falls on every balancer alike. Each measurement is:
 
 - throughput: ``connections`` open connections for ``seconds`` (req/s, p50, p99);
 - added latency: one connection, one request at a time, p50 minus the p50 of
-  wrk straight to an origin in the same round. Under saturation p50 is only
+  wrk straight to an origin in the same round (three 1 s runs per target,
+  taken in turn; their median). Under saturation p50 is only
   connections / throughput, which says nothing new.
 
 The ratios the targets are written in (req/s vs HAProxy, added p50 vs
@@ -93,20 +94,27 @@ def run_bench(run_dir: Path, seconds: float = 3.0, connections: int = 32, rounds
         c1, lb1 = lab.net["c1"], lab.addresses["lb1"]
         targets = {DIRECT: f"http://{lab.addresses['o1']}/", **{impl: f"http://{lb1}:{port}/" for impl, port in PORTS.items()}}
 
-        def wrk(url: str) -> dict[str, float]:
+        def saturated(url: str) -> dict[str, float]:
             c1.cmd(f"wrk -t1 -c{connections} -d1s {url} > /dev/null")  # warm up connections and caches
-            result = parse_wrk(c1.cmd(f"wrk -t1 -c{connections} -d{seconds:g}s --latency {url}"))
-            # The delay a balancer adds to one request shows with a single connection, one request at a time.
-            light = parse_wrk(c1.cmd(f"wrk -t1 -c1 -d{max(2, round(seconds / 2))}s --latency {url}"))
-            result["p50_1conn"] = light["p50"]
-            return result
+            return parse_wrk(c1.cmd(f"wrk -t1 -c{connections} -d{seconds:g}s --latency {url}"))
+
+        def one_connection(url: str) -> float:
+            return parse_wrk(c1.cmd(f"wrk -t1 -c1 -d1s --latency {url}"))["p50"]
 
         names = list(targets)
         for r in range(rounds):
             order = names[r % len(names):] + names[:r % len(names)]  # rotated: no balancer always goes first
-            out.append({})
+            out.append({name: saturated(targets[name]) for name in order})
+            # The delay a balancer adds to one request shows with a single connection, one
+            # request at a time. Short runs taken in turn, three times over, so that a moment
+            # of noise on the VM lands on every target alike; the median of the three counts.
+            light: dict[str, list[float]] = {name: [] for name in names}
+            for _ in range(3):
+                for name in order:
+                    light[name].append(one_connection(targets[name]))
             for name in order:
-                res = out[-1][name] = wrk(targets[name])
+                res = out[-1][name]
+                res["p50_1conn"] = statistics.median(light[name])
                 say(f"round {r + 1}/{rounds} {name:<13} {res['rps']:9.0f} req/s  p50 {res['p50'] * 1000:6.2f} ms  "
                     f"one connection p50 {res['p50_1conn'] * 1e6:5.0f} us")
     return out

@@ -18,6 +18,7 @@ Errors follow nginx: 502 when the server refuses or breaks the connection,
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import random
 import time
@@ -296,6 +297,12 @@ async def main(ctx: Context) -> None:
     inter = balancer.health[servers[0].name].settings.inter if servers else 1.0
     checks = [asyncio.create_task(balancer.check_loop(s, i * inter / max(1, len(servers)))) for i, s in enumerate(servers)]
     checks.append(asyncio.create_task(report_load(balancer)))
+    # Everything built so far lives as long as the process: freeze it out of the
+    # garbage collector's sight, and collect the young generation ten times less
+    # often. A request's few objects die with it (no cycles), so they rarely reach
+    # a collection at all; this saves about 1 us per request (lab.services.proxy).
+    gc.freeze()
+    gc.set_threshold(7000, 10, 10)
     ctx.ready(port=port, servers=[s.name for s in servers], algorithm=balancer.pool.algorithm.name)
     try:
         async with server:
