@@ -93,3 +93,21 @@ def test_scenario_refuses_an_algorithm_the_daemon_lacks():
     """)
     with pytest.raises(ConfigError, match="'maglev' has no nginx equivalent"):
         parse_scenario(tomllib.loads(text), "s.toml", topologies.lookup)
+
+
+def test_bench_ratios_are_taken_within_each_round():
+    from lab.bench import DIRECT, ratios, summary
+
+    def r(rps, p50):
+        return {"rps": rps, "p50": 0.001, "p99": 0.002, "non2xx": 0.0, "p50_1conn": p50}
+
+    # Round 2 is a slow moment for everyone: within it halab is still 2x HAProxy's added latency.
+    rounds = [{DIRECT: r(50000, 30e-6), "halab": r(20000, 90e-6), "haproxy": r(40000, 60e-6), "nginx": r(40000, 60e-6)},
+              {DIRECT: r(40000, 50e-6), "halab": r(10000, 170e-6), "haproxy": r(20000, 110e-6), "nginx": r(20000, 110e-6)}]
+    got = ratios(rounds)
+    assert got["halab"]["rps_ratio"] == [0.5, 0.5]
+    assert [round(x, 6) for x in got["halab"]["added_ratio"]] == [2.0, 2.0]
+    assert [round(a * 1e6) for a in got["halab"]["added"]] == [60, 120]
+    lines = summary(rounds)
+    halab = next(line for line in lines if line.startswith("halab"))
+    assert "0.50 (0.50-0.50)" in halab and "2.00 (2.00-2.00)" in halab and "90 (60-120)" in halab
