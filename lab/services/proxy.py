@@ -4,7 +4,7 @@ Streams (``StreamReader``/``StreamWriter``) cost a future, a buffer copy and
 a coroutine switch per read; at tens of thousands of requests a second that
 is most of the time a Python proxy spends. Here both sides are Protocols:
 bytes arrive in ``data_received`` and go straight out on the other side's
-transport, timeouts are ``call_later`` handles, and a request's life is an
+transport, timeouts are timer handles, and a request's life is an
 ``Exchange`` object passed between two callbacks.
 
     client --> ClientSide.data_received -> parse head -> Balancer.dispatch
@@ -22,10 +22,10 @@ one regex match per header section instead of a loop over lines
 (``lab.core.http1``), answers read by ``plain_response`` without building a
 ``Head`` (only the few headers a proxy must act on are looked for), framing
 and keep-alive decided from the header index without building token sets,
-a message forwarded as the bytes received plus
-precomputed lines (``forward_tail``, ``UpstreamSide.tag``), one lazily
-re-armed timer per upstream connection instead of a ``call_later`` and a
-``cancel`` per request, and no per-request objects beyond the ``Exchange``.
+a message forwarded as the bytes received plus precomputed lines
+(``forward_tail``, ``UpstreamSide.tag``), one lazily re-armed timer per
+upstream connection instead of a ``call_later`` and a ``cancel`` per
+request, and no per-request objects beyond the ``Exchange``.
 """
 from __future__ import annotations
 
@@ -173,7 +173,7 @@ class UpstreamSide(asyncio.Protocol):
         self.balancer = balancer
         self.server = server
         self.transport: asyncio.Transport | None = None
-        self.loop = asyncio.get_event_loop()
+        self.loop = asyncio.get_running_loop()
         self.x: Exchange | None = None
         self.closed = False
         # One timer per connection, re-armed lazily: a call_later per request (and its
