@@ -60,6 +60,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def topology_params(items: list[str]) -> dict[str, object]:
+    """``--param gateways=3`` options as a topology table (numbers as ints; the topology checks them)."""
+    params: dict[str, object] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        params[key] = int(value) if value.isdigit() else value
+    return params
+
+
 def cmd_cli(args: argparse.Namespace) -> int:
     from lab.core.scenario import parse_scenario
     from lab.labcli import LabCLI
@@ -69,10 +78,7 @@ def cmd_cli(args: argparse.Namespace) -> int:
 
     import topologies
 
-    params = {}
-    for item in args.param:
-        key, _, value = item.partition("=")
-        params[key] = int(value) if value.isdigit() else value
+    params = topology_params(args.param)
     scenario = parse_scenario({"name": f"cli-{args.topology}", "duration": 3600, "topology": {"name": args.topology, "switch": args.switch, **params}},
                               "halab cli", topologies.lookup)
     need_root("cli")
@@ -100,6 +106,43 @@ def cmd_clean(args: argparse.Namespace) -> int:
     need_root("clean")
     removed = clean()
     print("removed: " + ", ".join(removed) if removed else "nothing to clean: no crashed lab left anything behind")
+    return EXIT_OK
+
+
+def cmd_spof(args: argparse.Namespace) -> int:
+    import topologies
+    from lab.analysis.spof import DEFAULT_AVAILABILITY, HOST, LINK, SWITCH, Service, availability_of, report
+
+    params = topology_params(args.param)
+    try:
+        topo, _ = topologies.make(args.topology, params, "halab spof")
+    except ConfigError as e:
+        print(e, file=sys.stderr)
+        return EXIT_USAGE
+    service = Service(topologies.layout_of(topo))
+    defaults = {HOST: args.host, SWITCH: args.switch, LINK: args.link}
+    overrides = {}
+    for item in args.set:
+        part, sep, value = item.partition("=")
+        if not sep or part not in service.parts:
+            known = ", ".join(service.parts)
+            print(f"--set {item!r}: expected PART=AVAILABILITY with PART one of: {known}", file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            overrides[part] = float(value)
+        except ValueError:
+            print(f"--set {item!r}: {value!r} is not a number", file=sys.stderr)
+            return EXIT_USAGE
+    try:
+        availability = availability_of(defaults, overrides)
+    except ValueError as e:
+        print(e, file=sys.stderr)
+        return EXIT_USAGE
+    described = f"host {args.host:g}, switch {args.switch:g}, link {args.link:g}" + \
+        "".join(f", {k} {v:g}" for k, v in overrides.items())
+    print("\n".join(report(args.topology, service, availability, described)))
+    if defaults == DEFAULT_AVAILABILITY and not overrides:
+        print("\n(the availabilities are teaching defaults: set your own with --host/--switch/--link/--set)")
     return EXIT_OK
 
 
@@ -202,6 +245,14 @@ def parser() -> argparse.ArgumentParser:
     sn.add_argument("--count", type=int, default=0)
     sn.set_defaults(func=cmd_sniff)
     sub.add_parser("doctor", help="what this machine's kernel can do").set_defaults(func=cmd_doctor)
+    sp = sub.add_parser("spof", help="single points of failure and predicted availability of a topology (no root)")
+    sp.add_argument("topology")
+    sp.add_argument("--param", action="append", default=[], help="topology parameter, e.g. --param gateways=3")
+    sp.add_argument("--host", type=float, default=0.999, help="availability of each host (default 0.999)")
+    sp.add_argument("--switch", type=float, default=0.9999, help="availability of each switch (default 0.9999)")
+    sp.add_argument("--link", type=float, default=0.9999, help="availability of each link (default 0.9999)")
+    sp.add_argument("--set", action="append", default=[], metavar="PART=A", help="one part's availability, e.g. --set lb1=0.99")
+    sp.set_defaults(func=cmd_spof)
     b = sub.add_parser("bench", help="benchmarks against the real systems (wrk vs HAProxy, nginx)")
     b.add_argument("what", choices=["balancer", "failover"])
     b.add_argument("--trials", type=int, default=5, help="failover: master power cuts per speaker")
