@@ -23,6 +23,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
+from lab.analysis.keys import KeyMoves, key_moves
 from lab.core.availability import nines
 from lab.core.scenario import REVERTS
 
@@ -125,6 +126,7 @@ class Metrics:
     split_brain: tuple[tuple[str, float, float], ...] = ()  # (vip, from, to): two MASTERs at once
     gateway_load: Mapping[str, Mapping[str, Mapping[str, float]]] = field(default_factory=dict)  # node -> before/during -> rps, cpu
     gateway_flaps: Mapping[str, int] = field(default_factory=dict)  # client -> times its serving gateway changed during split brain
+    key_moves: tuple[tuple[str, KeyMoves], ...] = ()  # (fault, moves) when the load used many keys (hashing lessons)
     checks: tuple[Check, ...] = field(default=())
 
     @property
@@ -200,6 +202,8 @@ def compute(events: Sequence[Mapping[str, Any]], settings: Settings = Settings()
     def in_fault(t: float) -> bool:
         return any(f["t"] <= t < (rev if rev is not None else load_end + 1) for f, rev in periods)
 
+    faults = tuple(_fault_outcome(f, rev, events, failures, routed, down) for f, rev in periods)
+
     return Metrics(
         scenario=scenario,
         load_start=load_start,
@@ -210,7 +214,7 @@ def compute(events: Sequence[Mapping[str, Any]], settings: Settings = Settings()
         request_availability=len(ok) / len(requests) if requests else 1.0,
         time_availability=_time_availability(requests, load_start, settings),
         outages=tuple(_outages(failures, requests, periods, settings.merge_gap)),
-        faults=tuple(_fault_outcome(f, rev, events, failures, routed, down) for f, rev in periods),
+        faults=faults,
         served_by=dict(sorted(Counter(r["served_by"] for r in ok if r.get("served_by")).items())),
         blamed=dict(sorted(Counter(r["upstream"] for r in failures if r.get("upstream")).items())),
         latency={
@@ -230,7 +234,25 @@ def compute(events: Sequence[Mapping[str, Any]], settings: Settings = Settings()
         split_brain=tuple(_split_brain(events, load_end)),
         gateway_load=_gateway_load(events, periods, load_start, load_end),
         gateway_flaps=_gateway_flaps(events, _split_brain(events, load_end)),
+        key_moves=_key_moves(requests, faults, load_start, load_end),
     )
+
+
+MANY_KEYS = 10  # distinct paths from which a run counts as a hashing lesson
+
+
+def _key_moves(requests: Sequence[Mapping[str, Any]], faults: Sequence[FaultOutcome], start: float,
+               end: float) -> tuple[tuple[str, KeyMoves], ...]:
+    """For each detected fault: which keys changed server between before it and after its detection."""
+    if len({r.get("path") for r in requests}) < MANY_KEYS:
+        return ()
+    out = []
+    for f in faults:
+        if f.detected_at is None:
+            continue
+        after_end = f.reverted_at if f.reverted_at is not None else end + 1
+        out.append((f"{f.action} {f.target}", key_moves(requests, (start, f.at), (f.detected_at, after_end), f.target)))
+    return tuple(out)
 
 
 def _gateway_flaps(events: Sequence[Mapping[str, Any]], spans: Sequence[tuple[str, float, float]]) -> dict[str, int]:

@@ -107,6 +107,11 @@ def sections(m: Metrics) -> list[tuple[str, list[str], list[list[str]]]]:
             for vip, a, b in m.split_brain]))
         out.append(("Clients moved between gateways during split brain (ARP flapping)", ["client", "times"], [
             [client, str(n)] for client, n in sorted(m.gateway_flaps.items())] or [["(none)", "0: each client stuck to one side"]]))
+    if m.key_moves:
+        out.append(("Keys moved when a server left or came back (hashing)", ["fault", "keys seen before and after", "moved",
+                                                                        "had to move (on that server)", "moved anyway"], [
+            [fault, str(k.keys), f"{k.moved} ({k.fraction:.0%})", str(k.from_changed), f"{k.others_moved} ({k.others_fraction:.0%})"]
+            for fault, k in m.key_moves]))
     total_ok = sum(m.served_by.values()) or 1
     out.append(("Who served the successful requests", ["origin", "requests", "share", "failed requests it was blamed for"], [
         [name, str(n), f"{n / total_ok:.1%}", str(m.blamed.get(name, 0))] for name, n in m.served_by.items()]))
