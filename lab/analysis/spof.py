@@ -49,6 +49,7 @@ HOST, SWITCH, LINK = "host", "switch", "link"
 # Defaults for the prediction, stated wherever they are used: a server or a
 # balancer host down about 8.8 h a year, a switch or a cable about 53 min.
 DEFAULT_AVAILABILITY = {HOST: 0.999, SWITCH: 0.9999, LINK: 0.9999}
+MAX_IMPORTANCE_PARTS = 40  # beyond this the ranking takes minutes; the lab's topologies have 10-30
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,11 @@ class Service:
                 n += 1
             self.graph.add_edge(a, b, key=name)
             self.parts[name] = Part(name, LINK, (a, b))
+        # node -> [(neighbour, link name)], walked by ``reach`` many times per prediction
+        self.adjacent: dict[str, list[tuple[str, str]]] = {n: [] for n in layout.nodes}
+        for a, b, key in self.graph.edges(keys=True):
+            self.adjacent[a].append((b, key))
+            self.adjacent[b].append((a, key))
         self.clients = layout.by_role("client")
         self.balancers = layout.by_role("balancer")
         self.origins = layout.by_role("origin")
@@ -93,25 +99,52 @@ class Service:
             return holders
         return [b for b in self.balancers if self.layout.addresses.get(b) == target]
 
-    def _reaches(self, a: str, b: str, failed: frozenset[str]) -> bool:
-        """Can ``a`` reach ``b`` through working switches and links only?"""
-        if a in failed or b in failed:
-            return False
-        keep = {n for n in self.switches if n not in failed} | {a, b}
-        view = nx.subgraph_view(self.graph, filter_node=keep.__contains__,
-                                filter_edge=lambda u, v, k: k not in failed)
-        return nx.has_path(view, a, b)
+    def reach(self, source: str, failed: frozenset[str]) -> set[str]:
+        """The hosts ``source`` can reach over working links and switches (hosts do not forward)."""
+        hosts: set[str] = set()
+        if source in failed:
+            return hosts
+        seen = {source}
+        stack = [source]
+        while stack:
+            for neighbour, link in self.adjacent[stack.pop()]:
+                if link in failed or neighbour in failed or neighbour in seen:
+                    continue
+                seen.add(neighbour)
+                if neighbour in self.switches:
+                    stack.append(neighbour)
+                else:
+                    hosts.add(neighbour)
+        return hosts
 
     def served(self, client: str, failed: Iterable[str] = ()) -> bool:
         """Is ``client`` served while the parts in ``failed`` are down?"""
         down = frozenset(failed) - {client}  # the observer does not fail itself
+        reached = self.reach(client, down)
         if not self.balancers:
             target = self.layout.targets.get(client)
-            origins = [o for o in self.origins if target is None or self.layout.addresses.get(o) == target
-                       or self.layout.bonds.get(o, {}).get("address", "").split("/")[0] == target]
-            return any(self._reaches(client, o, down) for o in origins)
-        return any(self._reaches(client, gw, down) and any(self._reaches(gw, o, down) for o in self.origins)
-                   for gw in self.gateways_for(client))
+            return any(o in reached for o in self.origins if target is None or self.layout.addresses.get(o) == target
+                       or self.layout.bonds.get(o, {}).get("address", "").split("/")[0] == target)
+        return any(gw in reached and any(o in self.reach(gw, down) for o in self.origins) for gw in self.gateways_for(client))
+
+    def shape(self, client: str) -> tuple[object, ...]:
+        """What a client's service depends on besides itself: its switches and its gateways."""
+        return (tuple(sorted(n for n, _ in self.adjacent[client])), tuple(self.gateways_for(client)),
+                self.layout.targets.get(client))
+
+    def dead(self, down: frozenset[str]) -> frozenset[str]:
+        """``down`` plus what it implies: a host whose every cable is down is as good as down,
+        and a down host's cables carry nothing. Equal results mean equal service, so the
+        prediction can reuse what it computed for one of them."""
+        out = set(down)
+        for name, part in self.parts.items():
+            if part.kind != HOST or name in self.clients:
+                continue
+            links = [k for _, k in self.adjacent[name]]
+            if name in out or (links and all(k in out for k in links)):
+                out.add(name)
+                out.update(links)
+        return frozenset(out)
 
     def relevant(self, client: str) -> list[str]:
         """The parts that can matter to ``client``: not itself, not other clients or their cables."""
@@ -163,18 +196,41 @@ def availability_of(defaults: Mapping[str, float] = DEFAULT_AVAILABILITY,
 def predicted(service: Service, client: str, availability: Availability,
               fixed_up: frozenset[str] = frozenset(), fixed_down: frozenset[str] = frozenset()) -> float:
     """Exact probability that ``client`` is served, parts failing independently (see the module text)."""
-    undecided = [p for p in service.relevant(client) if p not in fixed_up and p not in fixed_down]
+    undecided = _pivot_order(service, client, [p for p in service.relevant(client) if p not in fixed_up and p not in fixed_down])
+    memo: dict[tuple[int, frozenset[str]], float] = {}
 
-    def factor(rest: list[str], down: frozenset[str]) -> float:
+    def factor(i: int, down: frozenset[str]) -> float:
+        key = (i, down)
+        if key in memo:
+            return memo[key]
+        rest = undecided[i:]
         if not service.served(client, down):
-            return 0.0  # fails even if every part still undecided works
-        if service.served(client, down | frozenset(rest)):
-            return 1.0  # works even if every part still undecided fails
-        first, tail = rest[0], rest[1:]
-        p = availability(service.parts[first])
-        return p * factor(tail, down) + (1 - p) * factor(tail, down | {first})
+            value = 0.0  # fails even if every part still undecided works
+        elif service.served(client, down | frozenset(rest)):
+            value = 1.0  # works even if every part still undecided fails
+        else:
+            p = availability(service.parts[rest[0]])
+            value = p * factor(i + 1, down) + (1 - p) * factor(i + 1, service.dead(down | {rest[0]}))
+        memo[key] = value
+        return value
 
-    return factor(undecided, frozenset(fixed_down))
+    return factor(0, service.dead(frozenset(fixed_down)))
+
+
+def _pivot_order(service: Service, client: str, parts: list[str]) -> list[str]:
+    """Single points of failure first (their failed branch ends at once), then each host followed by its links.
+
+    With that order and ``Service.dead`` folding equivalent states together,
+    a pool of N redundant origins costs N steps instead of 2^N.
+    """
+    spofs = [p for p in parts if not service.served(client, {p})]
+    ordered = list(spofs)
+    for name in parts:
+        if name in ordered or service.parts[name].kind == LINK:
+            continue
+        ordered.append(name)
+        ordered += [link for link in parts if link not in ordered and (service.parts[link].ends or ()) and name in service.parts[link].ends]
+    return ordered + [p for p in parts if p not in ordered]
 
 
 def importance(service: Service, client: str, availability: Availability) -> list[tuple[str, float]]:
@@ -202,14 +258,24 @@ def report(name: str, service: Service, availability: Availability, described: s
         lines += ["Redundant (no single failure of one of these stops anyone):", "  " + ", ".join(spofs.redundant)]
     lines += ["", f"Predicted availability, parts failing independently ({described}):"]
     results: dict[float, list[str]] = {}
+    seen: dict[tuple[object, ...], float] = {}
     for client in service.clients:
-        results.setdefault(round(predicted(service, client, availability), 12), []).append(client)
+        # Clients on the same switch, with the same VIP and equally good cables, see the same service.
+        shape = (service.shape(client), tuple(sorted(availability(service.parts[k]) for _, k in service.adjacent[client])))
+        if shape not in seen:
+            seen[shape] = predicted(service, client, availability)
+        results.setdefault(round(seen[shape], 12), []).append(client)
     for a, clients in results.items():
         lines.append(f"  {', '.join(clients):<14} {format_percent(a):>10}  {format_nines(a)} nines, "
                      f"about {format_duration(downtime_per_year(a))} down a year")
     if service.clients:
         client = service.clients[0]
-        lines += ["", f"Where redundancy pays first, for {client} (importance = A with the part perfect - A with it dead):"]
-        for part, value in importance(service, client, availability)[:top]:
-            lines.append(f"  {part:<12} {value:.6f}")
+        parts = len(service.relevant(client))
+        if parts > MAX_IMPORTANCE_PARTS:
+            lines += ["", f"(importance not computed: {parts} parts, more than {MAX_IMPORTANCE_PARTS}; it takes two exact"
+                          " predictions per part. The single points of failure above are where redundancy pays first.)"]
+        else:
+            lines += ["", f"Where redundancy pays first, for {client} (importance = A with the part perfect - A with it dead):"]
+            for part, value in importance(service, client, availability)[:top]:
+                lines.append(f"  {part:<12} {value:.6f}")
     return lines

@@ -90,3 +90,16 @@ def test_every_topology_can_be_analysed(name):
     s = service(name)
     for client in s.clients:
         assert 0.99 < predicted(s, client, availability_of()) < 1
+
+
+def test_report_tells_clients_apart_when_their_cables_differ_and_stays_quick_on_big_topologies():
+    from lab.analysis.spof import report
+
+    s = service("single_lb")
+    lines = report("single_lb", s, availability_of(overrides={"c1-s1": 0.99}), "test")
+    assert any(line.strip().startswith("c1 ") and "98.88%" in line for line in lines)  # 0.99 x the rest
+    assert any(line.strip().startswith("c2 ") and "99.87%" in line for line in lines)
+    big = service("active_standby", gateways=6, origins=20, clients=3)
+    lines = report("active_standby", big, availability_of(), "test")
+    assert any("importance not computed" in line for line in lines)
+    assert any(line.strip().startswith("c1, c2, c3") for line in lines)  # alike clients computed once, listed together
