@@ -146,6 +146,38 @@ def cmd_spof(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_nines(args: argparse.Namespace) -> int:
+    from lab.core import availability as av
+
+    values = list(args.values)
+    for v in values:
+        if not 0 <= v <= 1:
+            print(f"halab nines: {v:g} is not an availability (a fraction between 0 and 1, e.g. 0.999)", file=sys.stderr)
+            return EXIT_USAGE
+    lines = []
+    if args.mtbf is not None or args.mttr is not None:
+        if args.mtbf is None or args.mttr is None or args.mtbf < 0 or args.mttr < 0 or args.mtbf + args.mttr == 0:
+            print("halab nines: give both --mtbf and --mttr, in the same unit (e.g. hours), not both 0", file=sys.stderr)
+            return EXIT_USAGE
+        a = av.from_mtbf(args.mtbf, args.mttr)
+        lines.append(f"MTBF {args.mtbf:g} / (MTBF {args.mtbf:g} + MTTR {args.mttr:g}) = {av.format_percent(a)}")
+        values = [a]
+    elif args.series or args.parallel:
+        if len(values) < 2:
+            print("halab nines: --series and --parallel combine two or more availabilities", file=sys.stderr)
+            return EXIT_USAGE
+        a = av.series(values) if args.series else av.parallel(values)
+        how = "all must work: multiply" if args.series else "any one is enough: 1 - product of (1 - A)"
+        lines.append(f"{'series' if args.series else 'parallel'} of {', '.join(f'{v:g}' for v in values)} ({how}) = {av.format_percent(a)}")
+        values = [a]
+    lines.append(f"{'availability':>14}{'nines':>8}{'down per year':>16}{'down per month':>16}")
+    for percent, nines, year, month in av.nines_table(values or (0.9, 0.99, 0.999, 0.9999, 0.99999)):
+        lines.append(f"{percent:>14}{nines:>8}{year:>16}{month:>16}")
+    lines.append("(a year is 365.25 days and a month a twelfth of that, as in the usual uptime tables)")
+    print("\n".join(lines))
+    return EXIT_OK
+
+
 def cmd_topos(args: argparse.Namespace) -> int:
     import topologies
 
@@ -245,6 +277,14 @@ def parser() -> argparse.ArgumentParser:
     sn.add_argument("--count", type=int, default=0)
     sn.set_defaults(func=cmd_sniff)
     sub.add_parser("doctor", help="what this machine's kernel can do").set_defaults(func=cmd_doctor)
+    nn = sub.add_parser("nines", help="availability arithmetic: the nines, downtime budgets, series and parallel")
+    nn.add_argument("values", nargs="*", type=float, help="availabilities as fractions, e.g. 0.999")
+    mode = nn.add_mutually_exclusive_group()
+    mode.add_argument("--series", action="store_true", help="the values are parts that must all work")
+    mode.add_argument("--parallel", action="store_true", help="the values are redundant copies: any one is enough")
+    nn.add_argument("--mtbf", type=float, help="mean time between failures (with --mttr, same unit)")
+    nn.add_argument("--mttr", type=float, help="mean time to repair")
+    nn.set_defaults(func=cmd_nines)
     sp = sub.add_parser("spof", help="single points of failure and predicted availability of a topology (no root)")
     sp.add_argument("topology")
     sp.add_argument("--param", action="append", default=[], help="topology parameter, e.g. --param gateways=3")

@@ -91,6 +91,7 @@ def format_duration(seconds: float) -> str:
     return f"{seconds * 1000:.3g} ms"
 
 
-def nines_table(levels: Iterable[float] = (0.99, 0.999, 0.9999, 0.99999)) -> list[tuple[str, str, str]]:
-    """(availability, downtime per year, per month) rows for the classic table."""
-    return [(format_percent(a), format_duration(downtime_per_year(a)), format_duration(downtime_per_month(a))) for a in levels]
+def nines_table(levels: Iterable[float] = (0.99, 0.999, 0.9999, 0.99999)) -> list[tuple[str, str, str, str]]:
+    """(availability, nines, downtime per year, per month) rows for the classic table."""
+    return [(format_percent(a), format_nines(a), format_duration(downtime_per_year(a)), format_duration(downtime_per_month(a)))
+            for a in levels]

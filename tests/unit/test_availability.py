@@ -15,10 +15,25 @@ def test_nines():
 
 def test_downtime_table_matches_the_usual_figures():
     rows = av.nines_table()
-    assert rows[0] == ("99.00%", "3.65 d", "7.31 h")
-    assert rows[1] == ("99.90%", "8.77 h", "43.8 min")
-    assert rows[2] == ("99.99%", "52.6 min", "4.38 min")
-    assert rows[3] == ("99.999%", "5.26 min", "26.3 s")
+    assert rows[0] == ("99.00%", "2.00", "3.65 d", "7.31 h")
+    assert rows[1] == ("99.90%", "3.00", "8.77 h", "43.8 min")
+    assert rows[2] == ("99.99%", "4.00", "52.6 min", "4.38 min")
+    assert rows[3] == ("99.999%", "5.00", "5.26 min", "26.3 s")
+
+
+def test_nines_command_does_the_arithmetic_and_refuses_non_availabilities(capsys):
+    from lab.cli import main
+
+    assert main(["nines", "--series", "0.999", "0.999", "0.99"]) == 0
+    assert "= 98.80%" in capsys.readouterr().out
+    assert main(["nines", "--parallel", "0.99", "0.99"]) == 0
+    out = capsys.readouterr().out
+    assert "= 99.99%" in out and "52.6 min" in out
+    assert main(["nines", "--mtbf", "720", "--mttr", "4"]) == 0
+    assert "99.45%" in capsys.readouterr().out
+    assert main(["nines", "1.5"]) == 2 and "not an availability" in capsys.readouterr().err
+    assert main(["nines", "--series", "0.9"]) == 2 and "two or more" in capsys.readouterr().err
+    assert main(["nines", "--mtbf", "5"]) == 2 and "both --mtbf and --mttr" in capsys.readouterr().err
 
 
 def test_series_is_weaker_and_parallel_stronger():
