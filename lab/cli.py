@@ -156,6 +156,9 @@ def cmd_nines(args: argparse.Namespace) -> int:
             return EXIT_USAGE
     lines = []
     if args.mtbf is not None or args.mttr is not None:
+        if values or args.series or args.parallel:
+            print("halab nines: --mtbf/--mttr compute one availability; give them without other values", file=sys.stderr)
+            return EXIT_USAGE
         if args.mtbf is None or args.mttr is None or args.mtbf < 0 or args.mttr < 0 or args.mtbf + args.mttr == 0:
             print("halab nines: give both --mtbf and --mttr, in the same unit (e.g. hours), not both 0", file=sys.stderr)
             return EXIT_USAGE

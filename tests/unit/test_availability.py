@@ -34,6 +34,7 @@ def test_nines_command_does_the_arithmetic_and_refuses_non_availabilities(capsys
     assert main(["nines", "1.5"]) == 2 and "not an availability" in capsys.readouterr().err
     assert main(["nines", "--series", "0.9"]) == 2 and "two or more" in capsys.readouterr().err
     assert main(["nines", "--mtbf", "5"]) == 2 and "both --mtbf and --mttr" in capsys.readouterr().err
+    assert main(["nines", "0.9", "--mtbf", "5", "--mttr", "1"]) == 2 and "without other values" in capsys.readouterr().err
 
 
 def test_series_is_weaker_and_parallel_stronger():
