@@ -309,20 +309,26 @@ def _failovers(events: Sequence[Mapping[str, Any]], periods: Sequence[tuple[Mapp
     """For each fault on a VIP holder: the first other node to become MASTER of that VIP, and when."""
     out = []
     ready = {e["node"]: e for e in events if e["kind"] == "service_ready" and "master_down_interval" in e}
-    holders: dict[str, str] = {}
+    # Every node that is MASTER of each VIP right now, not just the last one to say so: at
+    # startup a BACKUP can win a brief race, then step down when the real master preempts it.
+    masters: dict[str, set[str]] = {}
     changes = [e for e in events if e["kind"] in ("vrrp_state_changed", "fault_applied")]
     for e in changes:
-        if e["kind"] == "vrrp_state_changed" and e["after"] == "MASTER":
-            holders[e["vip"]] = e["node"]
-        elif e["kind"] == "fault_applied":
-            for vip, holder in list(holders.items()):
-                if holder not in e.get("affects", ()):
-                    continue
-                after = next((x for x in events if x["kind"] == "vrrp_state_changed" and x["vip"] == vip and x["after"] == "MASTER"
-                              and x["node"] != holder and x["t"] >= e["t"]), None)
-                mdi = ready[after["node"]]["master_down_interval"] if after is not None and after["node"] in ready else None
-                out.append(Failover(f"{e['action']} {e['target']}", e["t"], vip, after["node"] if after else None,
-                                    after["t"] - e["t"] if after else None, mdi))
+        if e["kind"] == "vrrp_state_changed":
+            owners = masters.setdefault(e["vip"], set())
+            (owners.add if e["after"] == "MASTER" else owners.discard)(e["node"])
+            continue
+        affects = set(e.get("affects", ()))
+        for vip, owners in masters.items():
+            if not owners & affects:
+                continue
+            after = next((x for x in events if x["kind"] == "vrrp_state_changed" and x["vip"] == vip and x["after"] == "MASTER"
+                          and x["node"] not in affects and x["t"] >= e["t"]), None)
+            mdi = ready[after["node"]]["master_down_interval"] if after is not None and after["node"] in ready else None
+            out.append(Failover(f"{e['action']} {e['target']}", e["t"], vip, after["node"] if after else None,
+                                after["t"] - e["t"] if after else None, mdi))
+            if e["action"] in ("crash", "poweroff"):
+                owners -= affects  # a killed speaker cannot say it stopped being MASTER
     return out
 
 

@@ -144,3 +144,13 @@ def test_clients_flapping_between_gateways_during_split_brain_are_counted():
                                            (9.6, "gw3", "c2"), (10.6, "gw3", "c2"), (13.0, "gw3", "c1")]):
         ev.append({"t": T0 + t, "kind": "request_routed", "node": node, "id": f"{client}-x{i}", "server": "o1"})
     assert compute(ev).gateway_flaps == {"c1": 2}
+
+
+def test_failover_found_after_a_startup_race_the_backup_briefly_won():
+    # Seen in CI: gw1 becomes MASTER, gw2 wins a brief race too, then steps down when it hears gw1.
+    # The last node to *become* MASTER is gw2, yet gw1 holds the VIP when its power goes.
+    ev = [e for e in vrrp_events() if e["t"] < T0 + 6]
+    ev += [{"t": T0 - 0.45, "kind": "vrrp_state_changed", "node": "gw2", "vip": "10.0.0.1", "before": "BACKUP", "after": "MASTER"},
+           {"t": T0 - 0.40, "kind": "vrrp_state_changed", "node": "gw2", "vip": "10.0.0.1", "before": "MASTER", "after": "BACKUP"}]
+    (first,) = compute(ev).failovers
+    assert (first.fault, first.new_master) == ("poweroff gw1", "gw2") and first.took == pytest.approx(0.35)
