@@ -149,10 +149,11 @@ def summary(rounds: Rounds) -> list[str]:
              "req/s: wrk with many connections; added p50: one connection, minus the direct-to-origin p50 of the same round",
              f"{'balancer':<14}{'req/s':>22}{'added p50 (us)':>20}{'req/s vs HAProxy':>22}{'added p50 vs HAProxy':>24}",
              f"{DIRECT:<14}{spread([d['rps'] for d in direct], '.0f'):>22}{'p50 ' + spread([d['p50_1conn'] * 1e6 for d in direct], '.0f'):>20}"]
-    for name, r in ratios(rounds).items():
+    per_balancer = ratios(rounds)
+    for name, r in per_balancer.items():
         lines.append(f"{name:<14}{spread(r['rps'], '.0f'):>22}{spread([a * 1e6 for a in r['added']], '.0f'):>20}"
                      f"{spread(r['rps_ratio'], '.2f'):>22}{spread(r['added_ratio'], '.2f'):>24}")
-    halab = ratios(rounds).get("halab")
+    halab = per_balancer.get("halab")
     if halab:
         lines.append("halab's targets (issue 3): " + "; ".join(
             f"{what} met in {sum(ok(v) for v in values)}/{len(values)} rounds (median {statistics.median(values):.2f})"

@@ -85,6 +85,9 @@ class Service:
             self.adjacent[a].append((b, key))
             self.adjacent[b].append((a, key))
         self.clients = layout.by_role("client")
+        # host -> its cables (clients excluded: the observer never fails), read by ``dead`` at every step
+        self.host_links = {n: [k for _, k in self.adjacent[n]] for n, part in self.parts.items()
+                           if part.kind == HOST and n not in self.clients}
         self.balancers = layout.by_role("balancer")
         self.origins = layout.by_role("origin")
         self.switches = set(layout.by_role("switch"))
@@ -137,10 +140,7 @@ class Service:
         and a down host's cables carry nothing. Equal results mean equal service, so the
         prediction can reuse what it computed for one of them."""
         out = set(down)
-        for name, part in self.parts.items():
-            if part.kind != HOST or name in self.clients:
-                continue
-            links = [k for _, k in self.adjacent[name]]
+        for name, links in self.host_links.items():
             if name in out or (links and all(k in out for k in links)):
                 out.add(name)
                 out.update(links)

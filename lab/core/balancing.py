@@ -53,8 +53,7 @@ class Pool:
 
     def candidates(self) -> list[Server]:
         """Eligible primaries; if none, eligible backups (HAProxy ``backup``)."""
-        # ``Server.eligible`` spelled out inline: this runs for every request.
-        primaries = [s for s in self.servers if s.up and not (s.backup or s.ejected or s.drain or s.disabled) and s.weight > 0]
+        primaries = [s for s in self.servers if not s.backup and s.eligible]
         if primaries:
             return primaries
         return [s for s in self.servers if s.backup and s.eligible]

@@ -107,13 +107,11 @@ class ClientSide(asyncio.Protocol):
                     self.reject(HttpError(431, f"message head longer than {MAX_HEAD} bytes"))
                 return
             raw = bytes(buf[:end + 4])
-            length = 0
             try:
                 head = parse_request_head(raw)
-                if "content-length" in head.index or "transfer-encoding" in head.index:  # a GET has neither
-                    framing, length = request_framing(head)
-                    if framing == CHUNKED:
-                        raise HttpError(411, "chunked request bodies are not supported here; send Content-Length")
+                framing, length = request_framing(head)
+                if framing == CHUNKED:
+                    raise HttpError(411, "chunked request bodies are not supported here; send Content-Length")
             except HttpError as e:
                 self.reject(e)
                 return
