@@ -295,8 +295,8 @@ async def main(ctx: Context) -> None:
     server = await asyncio.get_running_loop().create_server(lambda: ClientSide(balancer), host="0.0.0.0", port=port, backlog=4096)
     servers = balancer.pool.servers
     inter = balancer.health[servers[0].name].settings.inter if servers else 1.0
-    checks = [asyncio.create_task(balancer.check_loop(s, i * inter / max(1, len(servers)))) for i, s in enumerate(servers)]
-    checks.append(asyncio.create_task(report_load(balancer)))
+    checks = [ctx.spawn(balancer.check_loop(s, i * inter / max(1, len(servers))), f"check {s.name}") for i, s in enumerate(servers)]
+    checks.append(ctx.spawn(report_load(balancer), "report_load"))
     # Everything built so far lives as long as the process: freeze it out of the
     # garbage collector's sight, and collect the young generation ten times less
     # often. A request's few objects die with it (no cycles), so they rarely reach

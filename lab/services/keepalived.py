@@ -73,6 +73,7 @@ async def main(ctx: Context) -> None:
     try:
         if await daemon.until_exit_or_stop(proc, ctx.stopping):
             ctx.log.emit("daemon_exited", code=proc.returncode)
+            ctx.fail("daemon", RuntimeError(f"keepalived exited by itself with code {proc.returncode}"))  # the lab must see it
     finally:
         await daemon.stop(proc)
         await asyncio.wait_for(reader, 2)

@@ -151,6 +151,7 @@ async def main(ctx: Context) -> None:
         ctx.ready(port=int(cfg.get("port", 80)), servers=[s["name"] for s in cfg["servers"]], algorithm=impl, impl=impl, daemon_pid=proc.pid)
         if await daemon.until_exit_or_stop(proc, ctx.stopping):
             ctx.log.emit("daemon_exited", code=proc.returncode)
+            ctx.fail("daemon", RuntimeError(f"{impl} exited by itself with code {proc.returncode}"))  # the lab must see it
     finally:
         await daemon.stop(proc)
         await asyncio.wait_for(reader, 2)

@@ -10,17 +10,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import os
 import signal
 import sys
+import traceback
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Coroutine
 
 from lab.events import EventLog
 
 Command = Callable[[dict[str, Any]], Any]
 STOP_GRACE = 1.0  # seconds a service may take to wind down after SIGTERM
+# What a pulled cable, a downed interface or a peer that went away does to a
+# socket call. These are the faults halab injects: a loop that meets one
+# handles it where it happens (an event, then on), it never dies of it.
+TRANSIENT_ERRNOS = frozenset({
+    errno.ENETUNREACH, errno.ENETDOWN, errno.EHOSTUNREACH, errno.EHOSTDOWN, errno.ENOBUFS, errno.ECONNRESET,
+    errno.ECONNREFUSED, errno.ECONNABORTED, errno.EPIPE, errno.EADDRNOTAVAIL, errno.ENODEV, errno.ENXIO, errno.ETIMEDOUT,
+})
+
+
+def transient(error: BaseException) -> bool:
+    """Is this an error a fault can cause and a repair takes away (so the loop should go on)?"""
+    return isinstance(error, OSError) and error.errno in TRANSIENT_ERRNOS
 
 
 @dataclass
@@ -29,6 +43,33 @@ class Context:
     log: EventLog
     commands: dict[str, Command] = field(default_factory=dict)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    failed: bool = False  # a supervised loop died: the process exits non-zero
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> "asyncio.Task[Any]":
+        """Run one of the service's long-lived loops under supervision.
+
+        A loop must never die while the process lives on (a VRRP master that
+        stops advertising but still holds its VIP). If one ends with an
+        exception, that is a ``service_failed`` event with the traceback, and
+        the whole service stops with a non-zero exit, which the lab sees.
+        """
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        task.add_done_callback(self._watch)
+        return task
+
+    def _watch(self, task: "asyncio.Task[Any]") -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is None and self.stopping.is_set():
+            return
+        self.fail(task.get_name(), error)
+
+    def fail(self, where: str, error: BaseException | None) -> None:
+        detail = "".join(traceback.format_exception(error)) if error is not None else "the loop returned"
+        self.log.emit("service_failed", task=where, error=f"{type(error).__name__}: {error}" if error else "ended", traceback=detail)
+        self.failed = True
+        self.stopping.set()
 
     @property
     def node(self) -> str:
@@ -100,6 +141,8 @@ async def _run(main: Callable[[Context], Awaitable[None]], ctx: Context, loop_na
         await task
     except asyncio.CancelledError:
         pass
+    except Exception as e:  # noqa: BLE001 - whatever it was, it is reported, and the exit says so
+        ctx.fail("main", e)
     stop.cancel()
     if control is not None:
         control.close()
@@ -119,7 +162,7 @@ def serve(main: Callable[[Context], Awaitable[None]], argv: list[str] | None = N
         asyncio.run(_run(main, ctx, loop_name))
     finally:
         log.close()
-    sys.exit(0)
+    sys.exit(1 if ctx.failed else 0)
 
 
 def call(path: str, cmd: str, timeout: float = 2.0, **args: Any) -> Any:

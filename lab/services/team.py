@@ -204,7 +204,7 @@ class KernelBond:
 async def main(ctx: Context) -> None:
     team: Any = KernelBond(ctx) if ctx.config.get("impl") == "kernel" else UserspaceTeam(ctx)
     await team.setup()
-    monitor = asyncio.create_task(team.monitor())
+    monitor = ctx.spawn(team.monitor(), "monitor")
     ctx.ready(impl=ctx.config.get("impl"), mode=ctx.config.get("mode"), members=team.members, name=team.name)
     try:
         await ctx.stopping.wait()

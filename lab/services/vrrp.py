@@ -15,6 +15,13 @@ node whose balancer died hands the VIP over even though its VRRP is alive.
 Every state change, VIP move, GARP and priority change is an event; the
 first advert from each new master is one too (``vrrp_master_seen``).
 
+A pulled cable makes ``sendto`` fail (network unreachable, no buffer
+space). That is a fault, not a bug: the speaker records
+``advert_send_failed`` once per streak, keeps its timers running and
+advertises again the moment the cable is back, so a returning master that
+hears a better one steps down within one advert interval, as keepalived
+does. Every loop runs under the service supervisor (``Context.spawn``).
+
 Config keys: node, interface, address, vip, prefix, vrid, priority,
 advert_interval, preempt, track_port, track_interval, track_fall,
 track_weight, events, control.
@@ -30,7 +37,7 @@ from typing import Any
 
 from lab.core import vrrp_packet as wire
 from lab.core.vrrp import DROP_VIP, MASTER, SEND_ADVERT, SEND_GARP, TAKE_VIP, Action, Vrrp, VrrpSettings
-from lab.services.runtime import Context, serve
+from lab.services.runtime import Context, serve, transient
 
 GARP_REPEAT = 5  # keepalived vrrp_garp_master_repeat default
 
@@ -52,6 +59,7 @@ class Speaker:
         self.track_weight = int(cfg.get("track_weight", 50))
         self.wake = asyncio.Event()
         self.adverts_sent = self.adverts_seen = self.bad_adverts = 0
+        self.send_failures = 0  # adverts lost in the current streak of send errors (0: sending works)
         self.sock = self._multicast_socket()
         self.mac = Path(f"/sys/class/net/{self.iface}/address").read_text().strip()
         ctx.commands["stats"] = lambda req: self.statistics()
@@ -92,15 +100,32 @@ class Speaker:
 
     def send_advert(self, priority: int) -> None:
         advert = wire.Advert(self.machine.settings.vrid, priority, self.machine.settings.advert_interval, (self.vip,))
-        self.sock.sendto(wire.encode(advert, self.address), (wire.GROUP, 0))
+        try:
+            self.sock.sendto(wire.encode(advert, self.address), (wire.GROUP, 0))
+        except OSError as e:
+            if not transient(e):
+                raise
+            if not self.send_failures:  # once per streak: a cable out for 10 s at 0.03 s adverts is one event, not 300
+                self.ctx.log.emit("advert_send_failed", error=e.strerror or str(e), errno=e.errno, state=self.machine.state)
+            self.send_failures += 1
+            return
+        if self.send_failures:
+            self.ctx.log.emit("advert_send_recovered", lost=self.send_failures, state=self.machine.state)
+            self.send_failures = 0
         self.adverts_sent += 1
 
     def send_garp(self) -> None:
-        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as raw:
-            raw.bind((self.iface, 0))
-            frame = wire.garp(self.mac, self.vip)
-            for _ in range(GARP_REPEAT):
-                raw.send(frame)
+        frame = wire.garp(self.mac, self.vip)
+        try:
+            with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as raw:
+                raw.bind((self.iface, 0))
+                for _ in range(GARP_REPEAT):
+                    raw.send(frame)
+        except OSError as e:
+            if not transient(e):
+                raise
+            self.ctx.log.emit("garp_failed", vip=self.vip, error=e.strerror or str(e), errno=e.errno)
+            return
         self.ctx.log.emit("garp_sent", vip=self.vip, mac=self.mac, count=GARP_REPEAT)
 
     async def ip(self, verb: str) -> None:
@@ -121,7 +146,13 @@ class Speaker:
         loop = asyncio.get_running_loop()
         master = None
         while True:
-            packet = await loop.sock_recv(self.sock, 2048)
+            try:
+                packet = await loop.sock_recv(self.sock, 2048)
+            except OSError as e:
+                if not transient(e):
+                    raise
+                await asyncio.sleep(self.machine.settings.advert_interval)  # the link is down; the timers run on
+                continue
             now = time.time()
             try:
                 src, ttl, advert = wire.decode_ip(packet)
@@ -182,14 +213,14 @@ class Speaker:
 
 async def main(ctx: Context) -> None:
     speaker = Speaker(ctx)
-    tasks = [asyncio.create_task(speaker.receive())]
+    tasks = [ctx.spawn(speaker.receive(), "receive")]
     await speaker.perform(speaker.machine.start(time.time()))
     ctx.ready(vip=speaker.vip, priority=speaker.machine.priority, interface=speaker.iface,
               master_down_interval=round(speaker.machine.down_interval, 4))
-    tasks.append(asyncio.create_task(speaker.timers()))
-    tasks.append(asyncio.create_task(speaker.heartbeat()))
+    tasks.append(ctx.spawn(speaker.timers(), "timers"))
+    tasks.append(ctx.spawn(speaker.heartbeat(), "heartbeat"))
     if speaker.track_port:
-        tasks.append(asyncio.create_task(speaker.track()))
+        tasks.append(ctx.spawn(speaker.track(), "track"))
     try:
         await ctx.stopping.wait()
     finally:
