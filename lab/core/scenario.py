@@ -13,7 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from lab.core import client_limits
 from lab.core.balancing import ALGORITHMS
+from lab.core.client_limits import ClientLimits
 from lab.core.health import DEFAULT_FALL, DEFAULT_RISE, HealthSettings
 from lab.core.schema import ConfigError, Field, check_table, suggest
 
@@ -90,8 +92,10 @@ BALANCER = {
     # (proxy_next_upstream error timeout), HAProxy needs 'option redispatch'.
     "retries": Field(int, default=0, minimum=0, maximum=10, help="other servers to try after a connection error or timeout"),
     "maxconn": Field(int, default=0, minimum=0, help="requests in flight through one balancer; more wait in a queue (HAProxy maxconn; 0 = no limit)"),
+    "bind": Field(list, default=None, item=str, help="addresses to listen on (default: the node's own and its VIPs; '0.0.0.0' = all)"),
     "health": Field(dict, default={}),
     "passive": Field(dict, default={}),
+    **client_limits.fields(),  # what a client may send and how slowly: timeouts and limits (lab.core.client_limits)
 }
 PASSIVE = {
     "max_fails": Field(int, default=0, minimum=0, help="nginx max_fails (nginx default 1; 0 = off)"),
@@ -118,6 +122,8 @@ ORIGIN = {
     "capacity": Field(int, default=0, minimum=0, help="requests served at once; 0 = unlimited"),
     "weight": Field(int, default=1, minimum=0, maximum=256, help="balancing weight (HAProxy: 0-256, default 1)"),
     "backup": Field(bool, default=False, help="used only when every primary is down"),
+    "log_requests": Field(bool, default=False, help="one event per request the origin parses (what really reached it)"),
+    "bind": Field(list, default=None, item=str, help="addresses to listen on (default: the node's own; '0.0.0.0' = all)"),
     "nodes": Field(dict, default={}, help="per-origin overrides, e.g. [origins.nodes.o3] latency_ms = 200"),
 }
 LOAD = {
@@ -186,6 +192,8 @@ class OriginSettings:
     capacity: int = 0
     weight: int = 1
     backup: bool = False
+    log_requests: bool = False
+    bind: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -206,6 +214,8 @@ class BalancerSettings:
     health_expect_body: str = ""
     impl: str = "halab"
     health: HealthSettings = field(default_factory=HealthSettings)
+    client: ClientLimits = field(default_factory=ClientLimits)
+    bind: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -298,9 +308,13 @@ def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup,
                               f"{bal['impl']!r} use one of: {', '.join(known)}")
         if bal["algorithm"] in ("hash", "consistent") and bal["hash_key"] != "uri":
             raise ConfigError(source, "balancer.hash_key", f"only 'uri' is rendered for {bal['impl']} so far")
+    try:
+        limits = client_limits.from_config(bal)
+    except ValueError as e:
+        raise ConfigError(source, "balancer", str(e)) from None
     balancer = BalancerSettings(bal["algorithm"], bal["port"], bal["timeout_connect"], bal["timeout_server"], bal["log_requests"],
                                 bal["hash_key"], bal["slowstart"], bal["retries"], passive, bal["maxconn"], hc["kind"], hc["path"],
-                                hc["expect_status"], hc["expect_body"], bal["impl"], health)
+                                hc["expect_status"], hc["expect_body"], bal["impl"], health, limits, _bind(bal["bind"], source, "balancer.bind"))
 
     origins = _origins(top["origins"], layout, source)
     load = _load(top["load"], layout, source)
@@ -334,16 +348,30 @@ def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup,
     )
 
 
+def _bind(addresses: list[str] | None, source: str, where: str) -> tuple[str, ...] | None:
+    if addresses is None:
+        return None
+    for i, address in enumerate(addresses):
+        parts = address.split(".")
+        if len(parts) != 4 or not all(p.isascii() and p.isdigit() and int(p) < 256 for p in parts):
+            raise ConfigError(source, f"{where}[{i}]", f"got {address!r}, expected an IPv4 address such as '10.0.0.2' or '0.0.0.0'")
+    return tuple(addresses)
+
+
 def _origins(table: Mapping[str, Any], layout: Layout, source: str) -> dict[str, OriginSettings]:
     base = check_table(table, ORIGIN, source, "origins")
     names = layout.by_role("origin")
+    base["bind"] = _bind(base["bind"], source, "origins.bind")
     per_node = {k: v for k, v in base.items() if k != "nodes"}
     out = {name: OriginSettings(**per_node) for name in names}
     for node, override in base["nodes"].items():
         if node not in names:
             raise ConfigError(source, f"origins.nodes.{node}", f"no origin named {node!r}{suggest(node, names)} (origins: {', '.join(names)})")
         fields = {k: v for k, v in ORIGIN.items() if k != "nodes"}
-        values = check_table(override, {k: Field(f.kind, per_node[k], False, f.minimum, f.maximum) for k, f in fields.items()}, source, f"origins.nodes.{node}")
+        values = check_table(override, {k: Field(f.kind, per_node[k], False, f.minimum, f.maximum, item=f.item) for k, f in fields.items()},
+                             source, f"origins.nodes.{node}")
+        if "bind" in override:
+            values["bind"] = _bind(override["bind"], source, f"origins.nodes.{node}.bind")
         out[node] = OriginSettings(**values)
     return out
 

@@ -23,8 +23,11 @@ def _ms(seconds: float) -> str:
     return f"{round(seconds * 1000)}ms"
 
 
-def haproxy_config(b: BalancerSettings, servers: Sequence[dict[str, Any]], name: str, pidfile: str) -> str:
+def haproxy_config(b: BalancerSettings, servers: Sequence[dict[str, Any]], name: str, pidfile: str,
+                   bind: Sequence[str] = ()) -> str:
+    """``bind``: the addresses to listen on (empty: all); each gets ``transparent`` so a VIP can be bound while absent."""
     balance = directive("haproxy", b.algorithm)
+    c = b.client
     h = b.health
     check = f"inter {_ms(h.inter)} rise {h.rise} fall {h.fall}"
     if h.fastinter:
@@ -35,10 +38,14 @@ def haproxy_config(b: BalancerSettings, servers: Sequence[dict[str, Any]], name:
         # Logs go to stderr, where lab.services.realbalancer turns them into halab events:
         # health changes, and one ROUTED line per request (its accept date plus the
         # handshake, idle, receive and queue timers = when a server was chosen).
-        "global", f"    pidfile {pidfile}", "    maxconn 4096", "    log stderr format rfc5424 local0 info", "",
+        "global", f"    pidfile {pidfile}", "    maxconn 4096", "    log stderr format rfc5424 local0 info",
+        f"    tune.http.maxhdr {c.max_headers}", *([f"    tune.bufsize {c.max_head}"] if c.max_head != 16384 else []), "",
         "defaults", "    mode http", "    log global", f"    timeout connect {_ms(b.timeout_connect)}", f"    timeout server {_ms(b.timeout_server)}",
-        "    timeout client 30s", f"    timeout check {_ms(h.check_timeout)}", "    option http-keep-alive", "",
-        "frontend web", f"    bind *:{b.port}", f"    http-request set-header Via \"1.1 {name}\"", "    option forwardfor",
+        f"    timeout client {_ms(c.timeout_client)}", f"    timeout http-request {_ms(c.timeout_http_request)}",
+        f"    timeout http-keep-alive {_ms(c.timeout_keep_alive)}", f"    timeout check {_ms(h.check_timeout)}", "    option http-keep-alive", "",
+        "frontend web", *([f"    bind {a}:{b.port} transparent" for a in bind] or [f"    bind *:{b.port}"]),
+        *([f"    http-request deny deny_status 413 if {{ req.hdr(content-length) -m int gt {c.max_body} }}"] if c.max_body else []),
+        f"    http-request set-header Via \"1.1 {name}\"", "    option forwardfor",
         "    unique-id-format %[req.hdr(x-request-id)]", "    log-format \"ROUTED %Ts.%ms %Th %Ti %TR %Tw %ID %s %ST\"",
         "    http-after-response set-header X-Upstream %s", "    default_backend origins", "",
         "backend origins", f"    {balance}", f"    option httpchk GET {b.health_path}",
@@ -72,8 +79,16 @@ def keepalived_config(node: str, iface: str, vip: str, vrid: int, priority: int,
     return "\n".join(lines)
 
 
-def nginx_config(b: BalancerSettings, servers: Sequence[dict[str, Any]], name: str, pidfile: str, workdir: str) -> str:
+def nginx_config(b: BalancerSettings, servers: Sequence[dict[str, Any]], name: str, pidfile: str, workdir: str,
+                 bind: Sequence[str] = (), vips: Sequence[str] = ()) -> str:
+    """``bind``: the addresses to listen on (empty: all). nginx cannot bind an address the node does not
+    hold yet (no freebind), so with ``vips`` it listens on all addresses, and says so in the config."""
     balance = directive("nginx", b.algorithm)
+    c = b.client
+    if vips or not bind:
+        listen = [f"        listen {b.port};" + ("  # all addresses: the VIPs come and go, and nginx cannot bind them ahead" if vips else "")]
+    else:
+        listen = [f"        listen {a}:{b.port};" for a in bind]
     passive = b.passive.get("max_fails", 0)
     fails = f" max_fails={passive} fail_timeout={_ms(b.passive.get('fail_timeout', 10.0))}" if passive else " max_fails=0"
     upstream = [f"        server {s['address']}:{s['port']} weight={s.get('weight', 1)}{fails}" + (" backup" if s.get("backup") else "") + ";" for s in servers]
@@ -82,13 +97,17 @@ def nginx_config(b: BalancerSettings, servers: Sequence[dict[str, Any]], name: s
     return "\n".join([
         "worker_processes 1;", f"pid {pidfile};", "error_log stderr warn;", "events { worker_connections 4096; }",
         "http {", f"    client_body_temp_path {workdir};", f"    proxy_temp_path {workdir};",
+        # the same client limits as halab's and HAProxy's (nginx has no limit on the number of headers)
+        f"    client_header_timeout {_ms(c.timeout_http_request)};", f"    client_body_timeout {_ms(c.timeout_client)};",
+        f"    keepalive_timeout {_ms(c.timeout_keep_alive)};", f"    client_max_body_size {c.max_body};",
+        f"    large_client_header_buffers 4 {c.max_line};",
         # request start = end ($msec) - $request_time; halab turns these lines into request_routed events
         "    log_format routed 'ROUTED $msec $request_time $http_x_request_id $upstream_name $status';",
         "    access_log /dev/stderr routed;",
         "    map $upstream_addr $upstream_name {", "        default $upstream_addr;", *names, "    }",
         "    upstream origins {", *([f"        {balance}"] if balance else []), *upstream,
         "        keepalive 64;", "    }",
-        "    server {", f"        listen {b.port};",
+        "    server {", *listen,
         "        location / {", "            proxy_pass http://origins;", "            proxy_http_version 1.1;",
         "            proxy_set_header Connection \"\";", "            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
         f"            proxy_set_header Via \"1.1 {name}\";", f"            proxy_connect_timeout {_ms(b.timeout_connect)};",

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from lab.core import client_limits
 from lab.core.scenario import Scenario
 from lab.events import event_path
 
@@ -59,7 +60,8 @@ def plan_services(scenario: Scenario, addresses: Mapping[str, str], run_dir: Pat
     specs = []
     for node, settings in scenario.origins.items():
         cfg = _base(node, "origin", run_dir)
-        cfg.update(port=settings.port, latency_ms=settings.latency_ms, capacity=settings.capacity)  # weight/backup are the balancer's
+        cfg.update(port=settings.port, latency_ms=settings.latency_ms, capacity=settings.capacity,  # weight/backup are the balancer's
+                   log_requests=settings.log_requests, bind=list(settings.bind or own_addresses(scenario, addresses, node)))
         specs.append(ServiceSpec(node, "origin", cfg))
     b = scenario.balancer
     servers = [{"name": n, "address": addresses[n], "port": scenario.origins[n].port, "weight": scenario.origins[n].weight,
@@ -72,13 +74,25 @@ def plan_services(scenario: Scenario, addresses: Mapping[str, str], run_dir: Pat
                    hash_key=b.hash_key, slowstart=b.slowstart, retries=b.retries, passive=dict(b.passive), maxconn=b.maxconn,
                    health={"kind": b.health_kind, "path": b.health_path, "expect_status": b.health_expect_status,
                            "expect_body": b.health_expect_body, "inter": h.inter, "fastinter": h.fastinter,
-                           "downinter": h.downinter, "timeout": h.timeout, "rise": h.rise, "fall": h.fall})
+                           "downinter": h.downinter, "timeout": h.timeout, "rise": h.rise, "fall": h.fall},
+                   bind=list(b.bind or own_addresses(scenario, addresses, node)), **client_limits.as_config(b.client))
         if b.impl != "halab":
-            cfg.update(_real_balancer(scenario, servers, node, run_dir))
+            cfg.update(_real_balancer(scenario, servers, node, run_dir, cfg["bind"]))
         specs.append(ServiceSpec(node, "balancer", cfg))
     specs += plan_vrrp(scenario, run_dir)
     specs += plan_bonds(scenario, run_dir)
     return specs
+
+
+def own_addresses(scenario: Scenario, addresses: Mapping[str, str], node: str) -> list[str]:
+    """Where a service listens by default: its node's address, its VIPs (bound ahead with IP_FREEBIND) and loopback.
+
+    Not the wildcard: a service answers only where the lab's plan says it
+    lives. Loopback stays, because VRRP tracking (halab's speaker and
+    keepalived's track script) checks the local balancer on 127.0.0.1.
+    """
+    vips = [group["vip"] for group in scenario.layout.vrrp.get(node, ())]
+    return [addresses[node], *vips, "127.0.0.1"]
 
 
 def plan_bonds(scenario: Scenario, run_dir: Path) -> list[ServiceSpec]:
@@ -119,16 +133,17 @@ def plan_vrrp(scenario: Scenario, run_dir: Path) -> list[ServiceSpec]:
     return specs
 
 
-def _real_balancer(scenario: Scenario, servers: list[dict[str, Any]], node: str, run_dir: Path) -> dict[str, Any]:
+def _real_balancer(scenario: Scenario, servers: list[dict[str, Any]], node: str, run_dir: Path, bind: list[str]) -> dict[str, Any]:
     from lab.net.render import haproxy_config, nginx_config
 
     b = scenario.balancer
     conf_dir = run_dir / "conf"
     if b.impl == "haproxy":
-        text = haproxy_config(b, servers, node, str(conf_dir / f"{node}-haproxy.pid"))
+        text = haproxy_config(b, servers, node, str(conf_dir / f"{node}-haproxy.pid"), bind)
         path = conf_dir / f"{node}-haproxy.cfg"
     else:
-        text = nginx_config(b, servers, node, str(conf_dir / f"{node}-nginx.pid"), str(conf_dir))
+        vips = [group["vip"] for group in scenario.layout.vrrp.get(node, ())]
+        text = nginx_config(b, servers, node, str(conf_dir / f"{node}-nginx.pid"), str(conf_dir), bind, vips)
         path = conf_dir / f"{node}-nginx.conf"
     return {"impl": b.impl, "conf_text": text, "conf_path": str(path)}
 

@@ -25,6 +25,7 @@ import time
 from collections import deque
 from typing import Any, Iterator, Mapping
 
+from lab.core import client_limits
 from lab.core.balancing import Pool, RequestInfo, Server, make_algorithm
 from lab.core.health import FAIL, PASS, HealthCounter, HealthSettings
 from lab.core.http1 import IDEMPOTENT, Head, HttpError, error_response
@@ -32,7 +33,7 @@ from lab.core.passive import PassiveHealth, PassiveSettings
 from lab.services.httpio import PeerClosed, within
 from lab.services.probes import http_probe, icmp_probe, tcp_probe
 from lab.services.proxy import ClientSide, Exchange, UpstreamError, UpstreamSide, idle_connection
-from lab.services.runtime import Context, serve
+from lab.services.runtime import Context, listen, serve
 
 
 class HeaderView(Mapping[str, str]):
@@ -88,13 +89,18 @@ class Balancer:
         self.queue: deque[Exchange] = deque()
         self.no_server = 0
         self.bad_requests = 0
+        self.limits = client_limits.from_config(cfg)
+        self.refusals: dict[str, int] = {}  # kind -> requests refused (malformed, smuggling, head_timeout, ...)
+        self.idle_closed = 0  # quiet closes of connections that asked nothing within their timeout
+        self.client_aborts = 0
         ctx.commands.update(stats=lambda req: self.statistics(), set_server=self.set_server)
 
     # ---- runtime commands ------------------------------------------------------------
     def statistics(self) -> dict[str, Any]:
         return {
             "requests": self.requests, "no_server": self.no_server, "bad_requests": self.bad_requests, "retried": self.retried,
-            "in_flight": self.in_flight, "queued": len(self.queue),
+            "in_flight": self.in_flight, "queued": len(self.queue), "refused": dict(self.refusals), "idle_closed": self.idle_closed,
+            "client_aborts": self.client_aborts,
             "servers": {s.name: {"state": self.health[s.name].label(), "active": s.active, "picked": s.picked,
                                  "errors": self.errors[s.name], "weight": s.weight, "drain": s.drain,
                                  "disabled": s.disabled, "ejected": s.ejected, "checks": self.last_check[s.name][0],
@@ -154,10 +160,10 @@ class Balancer:
             self.idle[name].pop().close()
 
     # ---- proxying (the data path itself is lab.services.proxy) ------------------------
-    def dispatch(self, client: ClientSide, head: Head, request: bytes) -> None:
-        """A complete request from a client (``request``: as it is to be forwarded)."""
+    def dispatch(self, x: Exchange) -> None:
+        """A request from a client (``x.request``: its head as it is to be forwarded; a streamed body follows)."""
         self.requests += 1
-        x = Exchange(client, head, request, self.requests, head.keep_alive())
+        x.number = self.requests
         if self.maxconn and self.in_flight >= self.maxconn:
             self.queue.append(x)  # HAProxy maxconn: past the limit requests wait their turn
             return
@@ -188,6 +194,7 @@ class Balancer:
             self.no_server += 1
             why = "no server is UP" if not x.tried else f"no server left to retry on after {', '.join(x.tried)}"
             self.log.emit("request_failed", id=x.rid, server=None, status=503, error="no_server", detail=why)
+            x.keep = x.keep and not x.client.streaming
             x.client.write(error_response(503, why, [("Via", f"1.1 {self.name}")], x.keep))
             self.done_with(x)
             x.client.finish(x.keep)
@@ -220,10 +227,29 @@ class Balancer:
             return
         if x.client.closed:  # the client gave up meanwhile
             conn.close()
+            x.conn = None
             self.release(x, ok=True)
             self.done_with(x)
             return
         conn.send(x, reused=False)
+
+    def refused(self, client_ip: str, e: HttpError) -> None:
+        """A request refused at the door (malformed, too large, too slow): counted by kind, one event each."""
+        self.bad_requests += 1
+        self.refusals[e.kind] = self.refusals.get(e.kind, 0) + 1
+        self.log.emit("request_rejected", client=client_ip, status=e.status, reason=e.kind, error=e.message)
+
+    def client_gave_up(self, x: Exchange, why: str) -> None:
+        """The client left (or was cut off) in the middle of its request's body: free the server it was going to."""
+        conn = x.conn
+        if conn is None or conn.x is not x or x.server is None:
+            return  # not at a server (queued or still connecting): that path notices the closed client itself
+        self.client_aborts += 1
+        conn.x = None
+        conn.close()
+        self.release(x, ok=True)  # not the server's fault: neither its health nor its error count suffer
+        self.log.emit("request_aborted", id=x.rid, server=x.server.name, reason=why)
+        self.done_with(x)
 
     def release(self, x: Exchange, ok: bool) -> None:
         server = x.server
@@ -253,13 +279,14 @@ class Balancer:
         x.tried.append(server.name)
         # nginx proxy_next_upstream: a request that may have reached the server is
         # replayed only if it is idempotent; one that never left is always safe to move.
-        if len(x.tried) <= self.retries and (not e.sent or x.head.method in IDEMPOTENT):
+        if len(x.tried) <= self.retries and x.replayable and (not e.sent or x.head.method in IDEMPOTENT):
             self.retried += 1
             self.log.emit("request_retried", id=x.rid, server=server.name, error=e.kind, detail=e.message)
             x.fresh_retry = False
             self.attempt(x)
             return
         self.log.emit("request_failed", id=x.rid, server=server.name, status=e.status, error=e.kind, detail=e.message)
+        x.keep = x.keep and not x.client.streaming
         x.client.write(error_response(e.status, e.message, [("Via", f"1.1 {self.name}"), ("X-Upstream", server.name)], x.keep))
         self.done_with(x)
         x.client.finish(x.keep)
@@ -292,7 +319,7 @@ async def report_load(balancer: Balancer, every: float = 1.0) -> None:
 async def main(ctx: Context) -> None:
     balancer = Balancer(ctx)
     port = int(ctx.config.get("port", 80))
-    server = await asyncio.get_running_loop().create_server(lambda: ClientSide(balancer), host="0.0.0.0", port=port, backlog=4096)
+    listeners = await listen(lambda: ClientSide(balancer), list(ctx.config.get("bind") or ()), port)
     servers = balancer.pool.servers
     inter = balancer.health[servers[0].name].settings.inter if servers else 1.0
     checks = [ctx.spawn(balancer.check_loop(s, i * inter / max(1, len(servers))), f"check {s.name}") for i, s in enumerate(servers)]
@@ -303,13 +330,14 @@ async def main(ctx: Context) -> None:
     # a collection at all; this saves about 1 us per request (lab.services.proxy).
     gc.freeze()
     gc.set_threshold(7000, 10, 10)
-    ctx.ready(port=port, servers=[s.name for s in servers], algorithm=balancer.pool.algorithm.name)
+    ctx.ready(port=port, servers=[s.name for s in servers], algorithm=balancer.pool.algorithm.name, bind=ctx.config.get("bind") or ["0.0.0.0"])
     try:
-        async with server:
-            await ctx.stopping.wait()
+        await ctx.stopping.wait()
     finally:
         for task in checks:
             task.cancel()
+        for listener in listeners:
+            listener.close()
 
 
 if __name__ == "__main__":

@@ -68,3 +68,26 @@ async def read_body(reader: asyncio.StreamReader, framing: str, length: int) -> 
     return b"".join(parts)
 
 
+
+
+async def discard_body(reader: asyncio.StreamReader, framing: str, length: int) -> int:
+    """Read a request body to its end without keeping it (an origin that only counts uploads); its size."""
+    if framing == NONE:
+        return 0
+    if framing == LENGTH:
+        left = length
+        while left:
+            data = await reader.read(min(left, 65536))
+            if not data:
+                raise asyncio.IncompleteReadError(b"", left)
+            left -= len(data)
+        return length
+    scanner = ChunkedScanner()
+    while not scanner.done:
+        data = await reader.read(65536)
+        if not data:
+            raise asyncio.IncompleteReadError(b"", None)
+        used = scanner.feed(data)
+        if used < len(data):
+            raise HttpError(400, "bytes after the end of a chunked body (pipelining is not supported here)")
+    return scanner.size

@@ -6,7 +6,12 @@ answers 200 ``ok`` for the balancer's probes. ``latency_ms`` delays every
 other answer and ``capacity`` limits how many are served at once (the rest
 queue), which is how a slow or overloaded server is emulated.
 
-Config keys: node, port, latency_ms, capacity, events, control.
+With ``log_requests`` every request it parses is a ``request_parsed``
+event (method, target, Via, X-Forwarded-For, X-Request-Id, body bytes):
+what really reached the origin, which is how a test proves that no request
+got here that a gateway never routed (request smuggling).
+
+Config keys: node, port, bind, latency_ms, capacity, log_requests, events, control.
 """
 from __future__ import annotations
 
@@ -14,8 +19,8 @@ import asyncio
 import time
 
 from lab.core.http1 import HttpError, error_response, parse_request_head, render_response, request_framing
-from lab.services.httpio import PeerClosed, read_body, read_head
-from lab.services.runtime import Context, serve
+from lab.services.httpio import PeerClosed, discard_body, read_head
+from lab.services.runtime import Context, listening_socket, serve
 
 
 class Origin:
@@ -30,6 +35,7 @@ class Origin:
         self.bad_requests = 0
         self.in_flight = 0
         self.started = time.time()
+        self.log_requests = bool(ctx.config.get("log_requests", False))
         ctx.commands["stats"] = lambda req: self.statistics()
         ctx.commands["set"] = self.set_command
 
@@ -49,12 +55,17 @@ class Origin:
                 try:
                     head = parse_request_head(await read_head(reader))
                     framing, length = request_framing(head)
-                    await read_body(reader, framing, length)
+                    size = await discard_body(reader, framing, length)
                 except HttpError as e:
                     self.bad_requests += 1
+                    if self.log_requests:
+                        self.ctx.log.emit("request_unparsed", status=e.status, error=e.message)
                     writer.write(error_response(e.status, e.message, [("X-Served-By", self.name)]))
                     await writer.drain()
                     return
+                if self.log_requests:
+                    self.ctx.log.emit("request_parsed", method=head.method, target=head.target, id=head.get("X-Request-Id"),
+                                      via=head.get("Via"), forwarded_for=head.get("X-Forwarded-For"), body=size)
                 keep = head.keep_alive()
                 writer.write(await self.answer(head.method, head.target, keep))
                 await writer.drain()
@@ -90,10 +101,15 @@ class Origin:
 
 async def main(ctx: Context) -> None:
     origin = Origin(ctx)
-    server = await asyncio.start_server(origin.handle, host=ctx.config.get("address", "0.0.0.0"), port=int(ctx.config.get("port", 80)), backlog=1024)
-    ctx.ready(port=int(ctx.config.get("port", 80)))
-    async with server:
+    port = int(ctx.config.get("port", 80))
+    bind = list(ctx.config.get("bind") or ["0.0.0.0"])
+    servers = [await asyncio.start_server(origin.handle, sock=listening_socket(a, port), backlog=1024) for a in bind]
+    ctx.ready(port=port, bind=bind)
+    try:
         await ctx.stopping.wait()
+    finally:
+        for server in servers:
+            server.close()
 
 
 if __name__ == "__main__":

@@ -149,6 +149,38 @@ async def _run(main: Callable[[Context], Awaitable[None]], ctx: Context, loop_na
     ctx.log.emit("service_stopped", pid=os.getpid())
 
 
+IP_FREEBIND = 15  # linux/in.h: bind an address the node does not hold (yet): a VIP while BACKUP
+
+
+def listening_socket(address: str, port: int) -> "socket.socket":
+    """A TCP socket bound to ``address`` (``0.0.0.0``: every address), ready for ``create_server(sock=...)``.
+
+    Services listen on their node's own addresses rather than the wildcard
+    (``bind`` in their config). A VRRP virtual address comes and goes with
+    mastership; IP_FREEBIND lets the socket be bound to it all along, so a
+    gateway that becomes MASTER serves at once (HAProxy's ``transparent``,
+    keepalived users' ``net.ipv4.ip_nonlocal_bind``).
+    """
+    import socket
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
+    try:
+        sock.bind((address, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+async def listen(factory: Callable[[], asyncio.Protocol], addresses: list[str], port: int, backlog: int = 4096) -> list[asyncio.AbstractServer]:
+    """One server per listening address (all sharing one protocol factory)."""
+    loop = asyncio.get_running_loop()
+    return [await loop.create_server(factory, sock=listening_socket(a, port), backlog=backlog) for a in addresses or ["0.0.0.0"]]
+
+
 def serve(main: Callable[[Context], Awaitable[None]], argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--config", required=True, help="JSON file written by the lab")

@@ -164,3 +164,56 @@ def test_plain_response_steps_aside_for_malformed_heads():
     for head in [b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n", b"HTTP/1.1 20 OK\r\n\r\n", b"HTTP/2 200 OK\r\n\r\n",
                  b"HTTP/1.1 200 OK\r\nX: a\nb\r\n\r\n", b"HTTP/1.1 200OK\r\n\r\n", b"HTTP/1.1 200 OK\r\nX: 1\r\n"]:
         assert http1.plain_response(head, "GET") is None, head
+
+
+@pytest.mark.parametrize("body", [
+    b"0x5\r\nhello\r\n0\r\n\r\n", b"-1\r\n0\r\n\r\n", b"+5\r\nhello\r\n0\r\n\r\n", b"1_0\r\n", b" 5\r\nhello\r\n0\r\n\r\n",
+    b"5\nhello\r\n0\r\n\r\n", b"5\r\nhello\n0\r\n\r\n", b"5\r\nhelloX\r\n0\r\n\r\n", b"11111111111111111\r\n",
+    b"0\r\nno colon here\r\n\r\n", b"5\r\nhello\r\n0\r\n\n",
+])
+def test_chunked_bodies_that_two_parsers_could_read_differently_are_refused(body):
+    with pytest.raises(HttpError) as e:
+        ChunkedScanner().feed(body)
+    assert e.value.status == 400
+
+
+def test_a_chunked_body_with_extensions_and_trailers_is_read_to_its_end():
+    s = ChunkedScanner()
+    body = b"5;a=b\r\nhello\r\n3 ; x\r\nabc\r\n0\r\nX-T: 1\r\n\r\n"
+    assert s.feed(body + b"NEXT") == len(body) and s.done and s.size == 8
+
+
+@pytest.mark.parametrize("head, status, kind", [
+    (b"POST / HTTP/1.1\r\nHost: x\r\nConnection: Content-Length\r\nContent-Length: 3\r\n\r\n", 400, "smuggling"),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, host\r\n\r\n", 400, "smuggling"),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400, "smuggling"),
+    (b"GET / HTTP/1.0\r\nHost: x\r\nHost: y\r\n\r\n", 400, "smuggling"),
+    (b"GET / HTTP/1.1\r\nHost: x/y@z\r\n\r\n", 400, "malformed"),
+    (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"H%d: v\r\n" % i for i in range(101)) + b"\r\n", 431, "head_too_large"),
+    (b"GET /\r\n\r\n", 400, "version"),
+])
+def test_request_heads_refused_with_their_status_and_kind(head, status, kind):
+    with pytest.raises(HttpError) as e:
+        parse_request_head(head)
+    assert (e.value.status, e.value.kind) == (status, kind)
+
+
+def test_a_response_whose_connection_names_content_length_is_a_bad_gateway():
+    with pytest.raises(HttpError) as e:
+        parse_response_head(b"HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 2\r\n\r\n")
+    assert e.value.status == 502 and e.value.kind == "smuggling"
+
+
+@pytest.mark.parametrize("partial, status", [
+    (b"GET / HTTP/1.1\nHost", 400), (b"GET /\r\n", 400), (b"GET / HTTP/1.1\r\nHost: x\nX", 400),
+    (b"GET / HTTP/3.0\r\n", 505), (b"G" * 9000, 414),
+])
+def test_an_unfinished_head_that_cannot_become_valid_is_refused_at_once(partial, status):
+    with pytest.raises(HttpError) as e:
+        http1.check_partial_request(partial)
+    assert e.value.status == status
+
+
+def test_an_unfinished_head_that_may_still_become_valid_is_waited_for():
+    for partial in (b"GE", b"GET / HTTP/1.1\r", b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: aaa", b"GET / HTTP/1.1\r\nHost: x\r"):
+        http1.check_partial_request(partial)
