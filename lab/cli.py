@@ -247,6 +247,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_hostile(args: argparse.Namespace) -> int:
+    from lab.hostile import run_hostile, table
+
+    need_root("hostile")
+    run_dir = Path(args.runs).resolve() / f"{time.strftime('%Y%m%d-%H%M%S')}-hostile-http"
+    run_dir.mkdir(parents=True)
+    run = run_hostile(run_dir, tuple(args.impl or ("halab", "haproxy", "nginx")))
+    lines = table(run)
+    print("\n".join(lines))
+    (run_dir / "hostile.txt").write_text("\n".join(lines) + "\n")
+    return EXIT_EXPECTATION if run.problems else EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="halab", description="An educational high-availability lab on Mininet.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -305,6 +318,10 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--rounds", type=int, default=3, help="balancer: rounds over all balancers (the order rotates)")
     b.add_argument("--runs", default="runs")
     b.set_defaults(func=cmd_bench)
+    h = sub.add_parser("hostile", help="send a corpus of hostile HTTP requests to halab's gateway, HAProxy and nginx; compare")
+    h.add_argument("--impl", action="append", choices=["halab", "haproxy", "nginx"], help="only these gateways (repeatable)")
+    h.add_argument("--runs", default="runs")
+    h.set_defaults(func=cmd_hostile)
     return p
 
 

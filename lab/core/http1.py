@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 5.6.2 token
+OWS = " \t"  # RFC 9110 5.6.3 optional whitespace: the only whitespace HTTP trims
 MAX_HEAD = 64 * 1024  # an origin's answer head; nginx large_client_header_buffers is 4 x 8k; HAProxy tune.bufsize 16k
 MAX_HEADERS = 101  # HAProxy tune.http.maxhdr default
 MAX_LINE = 8192  # one header line; nginx large_client_header_buffers: 8k per line
@@ -96,7 +97,9 @@ class Head:
 
     def tokens(self, name: str) -> set[str]:
         """Comma-separated tokens of every ``name`` header, lower-cased (Connection, TE...)."""
-        return {t.strip().lower() for v in self.get_all(name) for t in v.split(",") if t.strip()}
+        # strip(OWS), never strip(): Python's strip() also eats \x0b, \x1c-\x1f, \x85 and \xa0, so
+        # "chunked\xa0" would pass for "chunked" here and not at the next hop (request smuggling).
+        return {t.strip(OWS).lower() for v in self.get_all(name) for t in v.split(",") if t.strip(OWS)}
 
     # request view
     @property
@@ -132,8 +135,8 @@ _TCHAR = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
 # apart; that is most of the speed of the balancer's hot path. Anything the
 # match refuses goes through the line-by-line parser, which says exactly what
 # is wrong (RFC 9110 5.5: a value must not hold CR, LF or NUL).
-HEADER_SECTION = re.compile(rf"(?:{_TCHAR}+:[^\r\n\0]*\r\n)*")
-HEADER_LINE = re.compile(rf"({_TCHAR}+):[ \t]*([^\r\n\0]*?)[ \t]*\r\n")
+HEADER_SECTION = re.compile(rf"(?:{_TCHAR}+:[^\r\n\0\x0b\x0c]*\r\n)*")
+HEADER_LINE = re.compile(rf"({_TCHAR}+):[ \t]*([^\r\n\0\x0b\x0c]*?)[ \t]*\r\n")
 COMMON_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT"})
 
 
@@ -178,12 +181,17 @@ def _parse_headers(lines: list[str]) -> list[tuple[str, str]]:
             raise HttpError(400, f"line {number}: {name[:60]!r} is not a valid header name")
         if "\r" in value or "\n" in value or "\0" in value:
             raise HttpError(400, f"line {number}: the value of {name[:60]!r} holds a bare CR, LF or NUL (RFC 9110 5.5)")
+        if "\x0b" in value or "\x0c" in value:
+            raise HttpError(400, f"line {number}: the value of {name[:60]!r} holds a vertical tab or form feed, "
+                                 "whitespace that HTTP does not trim and some parsers do", SMUGGLING)
         headers.append((name, value.strip(" \t")))
     return headers
 
 
 def check_request_line(line: str) -> tuple[str, str, str]:
     """``METHOD target HTTP/1.x`` split in three, or the error a server should answer."""
+    if "\n" in line:
+        raise HttpError(400, "the request line ends in a bare LF; HTTP/1.1 lines end in CRLF (RFC 9112 2.2)")
     parts = line.split(" ")
     if len(parts) != 3:
         if len(parts) == 2 and parts[0] and parts[1]:
@@ -290,7 +298,7 @@ def request_framing(head: Head) -> tuple[str, int]:
     if te_values:
         if head.get("content-length") is not None:
             raise HttpError(400, "both Transfer-Encoding and Content-Length: refusing a possible request smuggling", SMUGGLING)
-        codings = [t.strip().lower() for v in te_values for t in v.split(",")]
+        codings = [t.strip(OWS).lower() for v in te_values for t in v.split(",")]
         if head.version != "HTTP/1.1":
             raise HttpError(400, "Transfer-Encoding in an HTTP/1.0 request (RFC 9112 6.1: treat as faulty framing)", SMUGGLING)
         if codings != ["chunked"]:
@@ -317,11 +325,16 @@ def response_framing(head: Head, request_method: str) -> tuple[str, int]:
 
 
 def _length_framing(head: Head, error_status: int) -> tuple[str, int] | None:
-    values = {v.strip() for v in head.get_all("content-length")}
-    if not values:
+    given = head.get_all("content-length")
+    if not given:
         return None
+    values = {v.strip(OWS) for v in given}
     if len(values) > 1:
         raise HttpError(error_status, f"conflicting Content-Length values {sorted(values)}", SMUGGLING)
+    if len(given) > 1 and error_status == 400:
+        # RFC 9110 8.6 allows merging equal copies, but the request would travel on with both,
+        # and the next parser may not merge: refused, as a request cannot be forwarded half-fixed.
+        raise HttpError(400, f"{len(given)} Content-Length headers; send one", SMUGGLING)
     value = values.pop()
     if not (value.isascii() and value.isdigit()):  # str.isdigit() alone accepts '²'
         raise HttpError(error_status, f"Content-Length {value[:20]!r} is not a number", SMUGGLING)
