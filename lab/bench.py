@@ -55,7 +55,7 @@ def parse_wrk(text: str) -> dict[str, float]:
 Rounds = list[dict[str, dict[str, float]]]  # one dict per round: target -> wrk numbers
 
 
-def _start_real(lab: Lab, impl: str, scenario: Any, servers: list[dict[str, Any]], conf: Path, run_dir: Path) -> None:
+def _start_real(lab: Lab, impl: str, scenario: Any, servers: list[dict[str, Any]], conf: Path, run_dir: Path) -> Any:
     """HAProxy or nginx on lb1, on its own port, from the same balancer settings."""
     settings = dataclasses.replace(scenario.balancer, port=PORTS[impl])
     if impl == "haproxy":
@@ -75,6 +75,7 @@ def _start_real(lab: Lab, impl: str, scenario: Any, servers: list[dict[str, Any]
         if time.time() > deadline or proc.poll() is not None:
             raise LabError(f"{impl} did not answer on {url}: see {run_dir / f'{impl}.log'}")
         time.sleep(0.1)
+    return proc
 
 
 def run_bench(run_dir: Path, seconds: float = 3.0, connections: int = 32, rounds: int = 3, say: Any = print) -> Rounds:

@@ -86,6 +86,30 @@ async def run_all(host: str, port: int, prefix: str, wait: float, names: list[st
     return list(await asyncio.gather(*(send(host, port, s, prefix, wait) for s in shapes)))
 
 
+async def upload(host: str, port: int, megabytes: int, declared: int) -> dict[str, Any]:
+    """Announce a ``declared``-byte body and send ``megabytes`` MiB of it as fast as the gateway takes it, then hang up.
+
+    What a hostile client does to a gateway that buffers request bodies whole:
+    its memory grows with every byte. A streaming gateway's does not.
+    """
+    loop = asyncio.get_running_loop()
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(f"POST /upload HTTP/1.1\r\nHost: lab\r\nContent-Length: {declared}\r\n\r\n".encode())
+    block = bytes(1 << 20)
+    started = loop.time()
+    sent = 0
+    try:
+        for _ in range(megabytes):
+            writer.write(block)
+            await writer.drain()
+            sent += len(block)
+    except ConnectionError as e:
+        return {"sent": sent, "seconds": round(loop.time() - started, 3), "error": type(e).__name__}
+    seconds = loop.time() - started
+    writer.close()
+    return {"sent": sent, "seconds": round(seconds, 3), "error": None}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab.packets.hostile")
     parser.add_argument("--host", required=True, help="the gateway's address (a node of the lab)")
@@ -93,7 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefix", default="halab", help="names this run's paths: /corpus/PREFIX/SHAPE")
     parser.add_argument("--wait", type=float, default=4.0, help="seconds to wait for each shape's answer and close")
     parser.add_argument("--shape", action="append", help="only these shapes (repeatable)")
+    parser.add_argument("--upload", type=int, default=0, metavar="MIB", help="instead: send this many MiB of a body declared as 10 GB")
     args = parser.parse_args(argv)
+    if args.upload:
+        sys.stdout.write(json.dumps(asyncio.run(upload(args.host, args.port, args.upload, 10 * 10**9))) + "\n")
+        return 0
     for result in asyncio.run(run_all(args.host, args.port, args.prefix, args.wait, args.shape)):
         sys.stdout.write(json.dumps(result) + "\n")
     return 0
