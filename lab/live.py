@@ -91,7 +91,14 @@ class LiveView:
         states = "  ".join(f"{node}:{state}{age((node, vip)) if state != 'MASTER' else ''}" for (node, vip), (state, _) in sorted(st.vrrp.items()))
         load = "  ".join(f"{node} {rps:.0f} req/s" for node, rps in sorted(st.gateway_rps.items()))
         vrrp_line = (f"VRRP: {'; '.join(parts)}   ({states})" if parts else "") + (f"\ngateways: {load}" if load and parts else "")
-        ticker = "\n".join(st.ticker) or "(no events yet)"
+        hostile = st.hostile(now)
+        if hostile:
+            kinds = ", ".join(f"{kind} {n}" for kind, n in hostile.items())
+            vrrp_line = (vrrp_line + "\n" if vrrp_line else "") + \
+                f"[yellow]hostile traffic: {sum(hostile.values())} requests refused in the last {st.window:g} s ({kinds})[/]"
+        from rich.markup import escape
+
+        ticker = "\n".join(f"[red]{escape(line)}[/]" if "SERVICE FAILED" in line else escape(line) for line in st.ticker) or "(no events yet)"
         header = f"[bold]{self.title}[/]   t = {elapsed:5.1f} / {self.duration:g} s   {broken}"
         rows = [header, servers, clients] + ([vrrp_line] if vrrp_line else []) + [Panel(ticker, title="events", title_align="left")]
         return Panel(Group(*rows), title="halab live")

@@ -8,7 +8,10 @@ from typing import Any, Mapping
 from lab.analysis.metrics import percentile
 
 NOTABLE = {"fault_applied", "fault_reverted", "health_changed", "service_started", "service_stopped", "request_rejected",
-           "vrrp_state_changed", "priority_changed", "server_ejected", "server_returned"}
+           "vrrp_state_changed", "priority_changed", "server_ejected", "server_returned", "service_failed", "advert_send_failed",
+           "advert_send_recovered"}
+HOSTILE_SPIKE = 3  # refused requests within the window that make the live view say "hostile traffic"
+QUIET_TICKS = 5.0  # seconds before another refusal of the same kind by the same node gets a ticker line
 
 
 @dataclass
@@ -31,6 +34,9 @@ class LiveState:
     vrrp: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)  # (node, vip) -> (state, since)
     gateway_rps: dict[str, float] = field(default_factory=dict)
     advert_age: dict[tuple[str, str], float | None] = field(default_factory=dict)  # seconds since each speaker heard an advert
+    refused: deque[tuple[float, str]] = field(default_factory=deque)  # (time, kind) of requests a gateway refused
+    refused_total: int = 0
+    last_tick: dict[tuple[str, str], float] = field(default_factory=dict)  # (node, kind) -> when a refusal was last told
 
     def server(self, name: str) -> ServerView:
         return self.servers.setdefault(name, ServerView())
@@ -61,6 +67,14 @@ class LiveState:
         elif kind == "service_ready" and "servers" in e:
             for name in e["servers"]:
                 self.server(name).label = "UP"
+        elif kind == "request_rejected":
+            reason = e.get("reason", "malformed")
+            self.refused.append((e["t"], reason))
+            self.refused_total += 1
+            key = (e.get("node", "?"), reason)
+            if e["t"] - self.last_tick.get(key, float("-inf")) < QUIET_TICKS:
+                return None  # a flood of refusals is one line now and then, plus the hostile-traffic line
+            self.last_tick[key] = e["t"]
         if kind in NOTABLE:
             line = f"{self.clock(e['t'])}  {describe(e)}"
             self.ticker.append(line)
@@ -89,6 +103,18 @@ class LiveState:
                 "p50": percentile(lat, 50), "p99": percentile(lat, 99)}
 
 
+    def hostile(self, now: float) -> dict[str, int]:
+        """Refusals by kind in the recent window (smuggling, head_timeout, ...): empty unless they spike."""
+        while self.refused and self.refused[0][0] < now - self.window:
+            self.refused.popleft()
+        if len(self.refused) < HOSTILE_SPIKE:
+            return {}
+        counts: dict[str, int] = {}
+        for _, reason in self.refused:
+            counts[reason] = counts.get(reason, 0) + 1
+        return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
 def describe(e: Mapping[str, Any]) -> str:
     kind = e["kind"]
     who = e.get("node", "?")
@@ -109,5 +135,11 @@ def describe(e: Mapping[str, Any]) -> str:
     if kind == "server_ejected":
         return f"{who}: {e['server']} ejected by passive check ({e.get('rule', '')})"
     if kind == "request_rejected":
-        return f"{who}: rejected a request from {e.get('client')}: {e.get('status')} {e.get('error')}"
+        return f"{who}: refused a request from {e.get('client')}: {e.get('status')} {e.get('reason', '')}: {e.get('error', '')[:80]}"
+    if kind == "service_failed":
+        return f"{who}: SERVICE FAILED in {e.get('task')}: {e.get('error')}"
+    if kind == "advert_send_failed":
+        return f"{who}: cannot send VRRP adverts ({e.get('error')}); still {e.get('state')}, timers running"
+    if kind == "advert_send_recovered":
+        return f"{who}: VRRP adverts go out again ({e.get('lost')} lost)"
     return f"{who}: {kind.replace('_', ' ')}"

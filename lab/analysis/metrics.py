@@ -127,6 +127,9 @@ class Metrics:
     gateway_load: Mapping[str, Mapping[str, Mapping[str, float]]] = field(default_factory=dict)  # node -> before/during -> rps, cpu
     gateway_flaps: Mapping[str, int] = field(default_factory=dict)  # client -> times its serving gateway changed during split brain
     key_moves: tuple[tuple[str, KeyMoves], ...] = ()  # (fault, moves) when the load used many keys (hashing lessons)
+    refused: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # gateway -> kind -> requests refused at the door
+    aborted: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # gateway -> why -> requests cut off mid-body
+    service_failures: tuple[Mapping[str, Any], ...] = ()  # every service_failed: t, node, service, task, error
     checks: tuple[Check, ...] = field(default=())
 
     @property
@@ -235,7 +238,20 @@ def compute(events: Sequence[Mapping[str, Any]], settings: Settings = Settings()
         gateway_load=_gateway_load(events, periods, load_start, load_end),
         gateway_flaps=_gateway_flaps(events, _split_brain(events, load_end)),
         key_moves=_key_moves(requests, faults, load_start, load_end),
+        refused=_by_node(events, "request_rejected", "reason"),
+        aborted=_by_node(events, "request_aborted", "reason"),
+        service_failures=tuple({"t": e["t"], "node": e["node"], "service": e.get("service", "?"), "task": e.get("task", "?"),
+                                "error": e.get("error", "")} for e in events if e["kind"] == "service_failed"),
     )
+
+
+def _by_node(events: Sequence[Mapping[str, Any]], kind: str, field_name: str) -> dict[str, dict[str, int]]:
+    """node -> value of ``field_name`` -> how many ``kind`` events said it (refusals by reason, timeouts by kind)."""
+    out: dict[str, Counter[str]] = {}
+    for e in events:
+        if e["kind"] == kind:
+            out.setdefault(e["node"], Counter())[e.get(field_name) or "?"] += 1
+    return {node: dict(c.most_common()) for node, c in sorted(out.items())}
 
 
 MANY_KEYS = 10  # distinct paths from which a run counts as a hashing lesson

@@ -69,6 +69,15 @@ def _secs(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f} s"
 
 
+REFUSAL_MEANING = {
+    "smuggling": "framing two parsers could read differently: refused (400)", "malformed": "not HTTP/1.1 (400)",
+    "head_too_large": "head, header count or line over the limit (431)", "body_too_large": "body over max_body (413)",
+    "target_too_long": "request target over 8 kB (414)", "version": "HTTP/0.9, /2 or an unknown version (400, 505)",
+    "method": "CONNECT at a gateway (405)", "expectation": "an Expect other than 100-continue (417)",
+    "not_implemented": "a transfer coding other than chunked (501)",
+}
+
+
 def sections(m: Metrics) -> list[tuple[str, list[str], list[list[str]]]]:
     """The report as (title, header, rows) tables, shared by the text and Markdown forms."""
     out = []
@@ -112,6 +121,14 @@ def sections(m: Metrics) -> list[tuple[str, list[str], list[list[str]]]]:
                                                                         "had to move (on that server)", "moved anyway"], [
             [fault, str(k.keys), f"{k.moved} ({k.fraction:.0%})", str(k.from_changed), f"{k.others_moved} ({k.others_fraction:.0%})"]
             for fault, k in m.key_moves]))
+    if m.service_failures:
+        out.append(("Services that failed (a loop died: the lab cannot be trusted after this)", ["at (s)", "node", "service", "where", "error"], [
+            [_clock(f["t"], m), f["node"], f["service"], f["task"], f["error"][:70]] for f in m.service_failures]))
+    if m.refused or m.aborted:
+        timeouts = {"head_timeout": "head not complete in time (slowloris)", "body_timeout": "body stalled", "client_closed": "client left mid-body"}
+        out.append(("Requests refused or cut off by a gateway (hostile or broken clients)", ["gateway", "kind", "requests", "what it means"], [
+            [node, kind, str(n), timeouts.get(kind, REFUSAL_MEANING.get(kind, ""))]
+            for table in (m.refused, m.aborted) for node, kinds in table.items() for kind, n in kinds.items()]))
     total_ok = sum(m.served_by.values()) or 1
     out.append(("Who served the successful requests", ["origin", "requests", "share", "failed requests it was blamed for"], [
         [name, str(n), f"{n / total_ok:.1%}", str(m.blamed.get(name, 0))] for name, n in m.served_by.items()]))

@@ -29,3 +29,21 @@ def test_heartbeat_age_is_kept_per_speaker():
     st = LiveState()
     st.feed(ev(1, "vrrp_heartbeat", node="gw2", vip="10.0.0.1", state="BACKUP", master="10.0.0.2", last_advert_age=0.04))
     assert st.advert_age[("gw2", "10.0.0.1")] == 0.04
+
+
+def test_a_flood_of_refusals_is_one_ticker_line_and_a_hostile_traffic_line():
+    st = LiveState()
+    lines = [st.feed(ev(1 + i / 100, "request_rejected", client="10.0.0.9", status=408, reason="head_timeout", error="slow"))
+             for i in range(50)]
+    assert sum(line is not None for line in lines) == 1 and "408 head_timeout" in lines[0]
+    st.feed(ev(1.6, "request_rejected", client="10.0.0.9", status=400, reason="smuggling", error="Connection names host"))
+    assert st.hostile(1.7) == {"head_timeout": 50, "smuggling": 1} and st.refused_total == 51
+    assert st.hostile(10.0) == {}  # the spike has passed
+    st.feed(ev(20, "request_rejected", client="10.0.0.9", status=400, reason="malformed", error="x"))
+    assert st.hostile(20.1) == {}  # one bad request is no spike
+
+
+def test_a_failed_service_is_told():
+    st = LiveState()
+    line = st.feed(ev(1, "service_failed", node="gw1", task="timers", error="KeyError: 'x'"))
+    assert "SERVICE FAILED in timers" in line

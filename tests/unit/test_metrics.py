@@ -154,3 +154,18 @@ def test_failover_found_after_a_startup_race_the_backup_briefly_won():
            {"t": T0 - 0.40, "kind": "vrrp_state_changed", "node": "gw2", "vip": "10.0.0.1", "before": "MASTER", "after": "BACKUP"}]
     (first,) = compute(ev).failovers
     assert (first.fault, first.new_master) == ("poweroff gw1", "gw2") and first.took == pytest.approx(0.35)
+
+
+def test_refusals_and_aborts_are_counted_per_gateway_and_kind():
+    events = list(synthetic()) + [
+        {"t": 3.0, "kind": "request_rejected", "node": "lb1", "reason": "smuggling", "status": 400},
+        {"t": 3.1, "kind": "request_rejected", "node": "lb1", "reason": "smuggling", "status": 400},
+        {"t": 3.2, "kind": "request_rejected", "node": "lb2", "reason": "head_timeout", "status": 408},
+        {"t": 3.3, "kind": "request_aborted", "node": "lb1", "reason": "body_timeout", "id": "x", "server": "o1"},
+        {"t": 3.4, "kind": "service_failed", "node": "gw1", "service": "vrrp", "task": "timers", "error": "KeyError"}]
+    m = compute(events)
+    assert m.refused == {"lb1": {"smuggling": 2}, "lb2": {"head_timeout": 1}} and m.aborted == {"lb1": {"body_timeout": 1}}
+    assert [f["task"] for f in m.service_failures] == ["timers"]
+    from lab.analysis.report import sections
+    titles = [title for title, _, _ in sections(m)]
+    assert any(t.startswith("Requests refused") for t in titles) and any(t.startswith("Services that failed") for t in titles)
