@@ -227,3 +227,40 @@ def test_a_pipelined_smuggled_tail_is_never_forwarded(tmp_path):
     answer, took, seen, _ = scenario(tmp_path, data, {"timeout_http_request": 0.4})
     assert answer.startswith(b"HTTP/1.1 200 ") and b"HTTP/1.1 408 " in answer and took < 1.5
     assert [s[1] for s in seen] == ["/a"]
+
+
+def test_a_streamed_body_is_replayed_whole_on_another_server_when_the_first_refuses(tmp_path):
+    async def go():
+        origin = RecordingOrigin()
+        port = await origin.start()
+        cfg = {"node": "lb1", "retries": 1, "health": {"inter": 60}, "timeout_server": 2.0,
+               "servers": [{"name": "dead", "address": "127.0.0.1", "port": 1}, {"name": "o1", "address": "127.0.0.1", "port": port}]}
+        balancer = Balancer(Context(cfg, EventLog(tmp_path / "lb.jsonl", "lb1", "balancer")))
+        front = await asyncio.get_running_loop().create_server(lambda: ClientSide(balancer), "127.0.0.1", 0)
+        body = b"r" * 200_000
+        answer, _ = await exchange(front.sockets[0].getsockname()[1],
+                                   b"PUT /again HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        front.close()
+        origin.server.close()
+        return answer, origin.seen, balancer
+    answer, seen, balancer = asyncio.run(go())
+    assert answer.startswith(b"HTTP/1.1 200 ") and b"X-Retries: 1" in answer and seen[0][3] == 200_000 and balancer.retried == 1
+
+
+def test_a_client_that_leaves_mid_body_frees_the_server(tmp_path):
+    async def go():
+        origin = RecordingOrigin()
+        port = await origin.start()
+        balancer, front, front_port = await gateway(tmp_path, port)
+        reader, writer = await asyncio.open_connection("127.0.0.1", front_port)
+        writer.write(b"PUT /gone HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n" + b"g" * 100_000)
+        await writer.drain()
+        await asyncio.sleep(0.2)
+        writer.close()
+        await asyncio.sleep(0.2)
+        front.close()
+        origin.server.close()
+        return balancer
+    balancer = asyncio.run(go())
+    assert balancer.in_flight == 0 and balancer.pool["o1"].active == 0 and balancer.client_aborts == 1
+    assert events(tmp_path, "request_aborted")[0]["reason"] == "client_closed" and events(tmp_path, "request_failed") == []
