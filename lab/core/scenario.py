@@ -10,6 +10,7 @@ so this module needs neither Mininet nor root.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -58,6 +59,7 @@ NODE_ACTIONS = ("crash", "restart", "pause", "resume", "poweroff", "poweron")
 PAIR_ACTIONS = ("partition", "unpartition")  # target "a/b": all traffic between a and b dropped, both still reach the rest
 ACTIONS = LINK_ACTIONS + NODE_ACTIONS + PAIR_ACTIONS + ("restore",)
 SERVICE_ROLES = ("origin", "balancer")
+NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,63}")  # a plain file name: no '/', no '..', no leading '.'
 
 TOP = {
     "name": Field(str, help="a short name, used for the run directory"),
@@ -312,6 +314,9 @@ def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup,
         limits = client_limits.from_config(bal)
     except ValueError as e:
         raise ConfigError(source, "balancer", str(e)) from None
+    if top["name"] is not None and not NAME.fullmatch(top["name"]):
+        raise ConfigError(source, "name", f"got {top['name']!r}; a scenario name becomes part of the run directory's name, so it "
+                          "may hold only letters, digits, '-', '_' and '.', and may not start with '.' (e.g. 'failover-basics')")
     balancer = BalancerSettings(bal["algorithm"], bal["port"], bal["timeout_connect"], bal["timeout_server"], bal["log_requests"],
                                 bal["hash_key"], bal["slowstart"], bal["retries"], passive, bal["maxconn"], hc["kind"], hc["path"],
                                 hc["expect_status"], hc["expect_body"], bal["impl"], health, limits, _bind(bal["bind"], source, "balancer.bind"))

@@ -174,3 +174,22 @@ def test_maxconn_reaches_the_balancer_config():
     (gw1,) = [sp for sp in plan_services(s, addresses, Path("/tmp/r")) if sp.key == "gw1-balancer"]
     assert gw1.config["maxconn"] == 6
     assert "maxconn: got -1" in error(BASE + "[balancer]\nmaxconn = -1\n")
+
+
+@pytest.mark.parametrize("name", ["../x", ".hidden", "a/b", "a b", "", "x" * 65])
+def test_a_scenario_name_must_be_a_plain_name(name):
+    assert "s.toml: name: got" in error(f'name = "{name}"\n' + BASE)
+
+
+def test_plain_scenario_names_are_accepted():
+    for name in ("failover-basics", "n_way.2", "A1"):
+        assert parse(f'name = "{name}"\n' + BASE).name == name
+
+
+def test_client_limits_are_checked_and_reach_the_settings():
+    s = parse(BASE + "[balancer]\ntimeout_http_request = 1.5\nmax_headers = 50\nbind = ['10.0.0.1']\n")
+    assert s.balancer.client.timeout_http_request == 1.5 and s.balancer.client.max_headers == 50 and s.balancer.bind == ("10.0.0.1",)
+    assert "balancer.max_headers: got 0" in error(BASE + "[balancer]\nmax_headers = 0\n")
+    assert "max_line (9000) cannot be larger than max_head (8192)" in error(BASE + "[balancer]\nmax_head = 8192\nmax_line = 9000\n")
+    assert "balancer.bind[0]: got 'lb1'" in error(BASE + "[balancer]\nbind = ['lb1']\n")
+    assert "did you mean 'timeout_client'" in error(BASE + "[balancer]\ntimeout_clinet = 3\n")
