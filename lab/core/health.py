@@ -38,6 +38,10 @@ FAIL = "fail"
 
 # HAProxy defaults (include/haproxy/defaults.h): inter 2000 ms, rise 2, fall 3.
 DEFAULT_INTER = 2.0
+# A gateway answers this path itself: 200 when it has at least one server it
+# can use, else 503 (HAProxy monitor-uri + "monitor fail if { nbsrv lt 1 }").
+# VRRP tracking asks it, so a gateway holds its VIP only while it can serve.
+READY_PATH = "/halab-ready"
 DEFAULT_RISE = 2
 DEFAULT_FALL = 3
 

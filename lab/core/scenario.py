@@ -146,8 +146,14 @@ VRRP = {
     "impl": Field(str, default="halab", choices=("halab", "keepalived"), help="whose VRRP speaker runs on the gateways"),
     "advert_interval": Field(float, default=1.0, minimum=0.01, maximum=40.95, help="seconds (RFC 5798 and keepalived default 1 s)"),
     "preempt": Field(bool, default=True, help="a higher-priority backup takes the VIP back (RFC 5798 default)"),
-    "track": Field(bool, default=True, help="lower the priority when the local balancer stops answering"),
+    "track": Field(bool, default=True, help="lower the priority while the local balancer cannot serve (GET /halab-ready)"),
     "track_weight": Field(int, default=60, minimum=1, maximum=254, help="how much the priority drops (keepalived weight)"),
+    "track_interval": Field(float, default=1.0, minimum=0.1, maximum=60,
+                            help="seconds between readiness checks (keepalived vrrp_script interval, default 1; whole seconds there)"),
+    "track_fall": Field(int, default=2, minimum=1, maximum=20, help="failed checks in a row that lower the priority (keepalived fall)"),
+    "track_rise": Field(int, default=1, minimum=1, maximum=20, help="passed checks in a row that restore it (keepalived rise, default 1)"),
+    "preempt_delay": Field(float, default=0.0, minimum=0, maximum=1000,
+                           help="extra seconds before preempting at startup or a lower-priority master (keepalived preempt_delay)"),
     "priorities": Field(dict, default={}, help="per-node priority overrides, e.g. gw2 = 200"),
     "impls": Field(dict, default={}, help="per-node speaker, e.g. gw2 = \"keepalived\" for a mixed pair"),
 }
@@ -237,6 +243,10 @@ class VrrpSettingsSpec:
     preempt: bool = True
     track: bool = True
     track_weight: int = 60
+    track_interval: float = 1.0
+    track_fall: int = 2
+    track_rise: int = 1
+    preempt_delay: float = 0.0
     priorities: Mapping[str, int] = field(default_factory=dict)
     impls: Mapping[str, str] = field(default_factory=dict)
 
@@ -395,6 +405,10 @@ def _vrrp(table: Mapping[str, Any], layout: Layout, source: str) -> VrrpSettings
             raise ConfigError(source, f"vrrp.impls.{node}", f"no VRRP node named {node!r}{suggest(node, list(layout.vrrp))}")
         if impl not in ("halab", "keepalived"):
             raise ConfigError(source, f"vrrp.impls.{node}", f"got {impl!r}, expected 'halab' or 'keepalived'{suggest(str(impl), ['halab', 'keepalived'])}")
+    uses_keepalived = values["impl"] == "keepalived" or "keepalived" in values["impls"].values()
+    if uses_keepalived and values["track"] and values["track_interval"] != int(values["track_interval"]):
+        raise ConfigError(source, "vrrp.track_interval", f"got {values['track_interval']}; keepalived runs track scripts every whole "
+                          "second (vrrp_script interval is an integer), so with keepalived use 1, 2, ...")
     return VrrpSettingsSpec(**values)
 
 

@@ -46,12 +46,17 @@ class VrrpSettings:
     advert_interval: float = 1.0  # seconds; RFC 5798 default 100 cs
     preempt: bool = True  # RFC 5798 default
     address: str = ""  # this router's primary IPv4 address (breaks priority ties)
+    # keepalived preempt_delay (default 0): seconds added to the wait before taking over at
+    # startup or from a lower-priority master, so a returning router settles before it preempts
+    preempt_delay: float = 0.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.vrid <= 255:
             raise ValueError(f"vrid must be 1..255 (got {self.vrid})")
         if not 1 <= self.priority <= 255:
             raise ValueError(f"priority must be 1..255 (got {self.priority}); 0 is reserved for 'master stopping'")
+        if not 0 <= self.preempt_delay <= 1000:
+            raise ValueError(f"preempt_delay must be 0..1000 s (keepalived's range), got {self.preempt_delay}")
         if not 0.01 <= self.advert_interval <= 40.95:
             raise ValueError(f"advert_interval must be 0.01..40.95 s (12 bits of centiseconds), got {self.advert_interval}")
 
@@ -93,6 +98,7 @@ class Vrrp:
     master_down_at: float | None = None  # takeover due (BACKUP)
     master: str = ""  # who we believe is master (its address)
     last_advert: float | None = None
+    lower_master_since: float | None = None  # when we first heard a lower-priority master (preempt_delay counts from it)
     changes: list[Change] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -116,6 +122,7 @@ class Vrrp:
     def _become(self, state: str, now: float, reason: str) -> None:
         self.changes.append(Change(self.state, state, now, reason))
         self.state = state
+        self.lower_master_since = None
 
     def _to_master(self, now: float, reason: str) -> list[Action]:
         self._become(MASTER, now, reason)
@@ -135,7 +142,10 @@ class Vrrp:
         # RFC 5798 6.4.1: the address owner (255) becomes master at once, others start as backup.
         if self.priority == 255:
             return self._to_master(now, "address owner (priority 255)")
-        return self._to_backup(now, "startup")
+        actions = self._to_backup(now, "startup")
+        if self.master_down_at is not None:
+            self.master_down_at += self.settings.preempt_delay
+        return actions
 
     def _advert_backup(self, now: float, priority: int, source: str, interval: float) -> list[Action]:
         self.last_advert = now
@@ -146,7 +156,15 @@ class Vrrp:
             self.master = source
             self.master_adver_interval = interval
             self.master_down_at = now + self.down_interval
-        return []  # a lower-priority master with preempt on: ignore it, our timer will fire
+            self.lower_master_since = None
+            return []
+        # A lower-priority master with preempt on: ignore it, our timer will fire; with a
+        # preempt_delay, not before that long after we first heard this master.
+        if self.lower_master_since is None:
+            self.lower_master_since = now
+            if self.settings.preempt_delay and self.master_down_at is not None:
+                self.master_down_at = max(self.master_down_at, now + self.down_interval + self.settings.preempt_delay)
+        return []
 
     def _advert_master(self, now: float, priority: int, source: str, interval: float) -> list[Action]:
         self.last_advert = now

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from lab.core.health import READY_PATH
 from lab.core.scenario import REAL_BALANCERS, BalancerSettings
 
 
@@ -45,6 +46,8 @@ def haproxy_config(b: BalancerSettings, servers: Sequence[dict[str, Any]], name:
         f"    timeout http-keep-alive {_ms(c.timeout_keep_alive)}", f"    timeout check {_ms(h.check_timeout)}", "    option http-keep-alive", "",
         "frontend web", *([f"    bind {a}:{b.port} transparent" for a in bind] or [f"    bind *:{b.port}"]),
         *([f"    http-request deny deny_status 413 if {{ req.hdr(content-length) -m int gt {c.max_body} }}"] if c.max_body else []),
+        # the readiness question VRRP tracking asks, answered by HAProxy itself (halab's balancer does the same)
+        f"    monitor-uri {READY_PATH}", "    monitor fail if { nbsrv(origins) lt 1 }",
         f"    http-request set-header Via \"1.1 {name}\"", "    option forwardfor",
         "    unique-id-format %[req.hdr(x-request-id)]", "    log-format \"ROUTED %Ts.%ms %Th %Ti %TR %Tw %ID %s %ST\"",
         "    http-after-response set-header X-Upstream %s", "    default_backend origins", "",
@@ -60,18 +63,26 @@ def haproxy_config(b: BalancerSettings, servers: Sequence[dict[str, Any]], name:
 
 
 def keepalived_config(node: str, iface: str, vip: str, vrid: int, priority: int, interval: float, preempt: bool,
-                      track_port: int, track_weight: int) -> str:
-    """keepalived speaking VRRPv3 with the same group, priority, interval and tracking as halab's speaker."""
+                      track_port: int, track_weight: int, track_interval: float = 1.0, track_fall: int = 2, track_rise: int = 1,
+                      preempt_delay: float = 0.0) -> str:
+    """keepalived speaking VRRPv3 with the same group, priority, interval, tracking and preempt_delay as halab's speaker.
+
+    Tracking asks the balancer the same question halab's speaker asks
+    (``GET /halab-ready``: can you serve?), starting failed (``init_fail``).
+    """
     lines = ["global_defs {", f"    router_id {node}", "    vrrp_version 3", "    script_user root", "    enable_script_security",
              "    vrrp_garp_master_repeat 5", "}", ""]
     if track_port:
         lines += ["vrrp_script local_balancer {",
-                  f"    script \"/usr/bin/timeout 1 /bin/bash -c '</dev/tcp/127.0.0.1/{track_port}'\"",
-                  "    interval 1", f"    weight -{track_weight}", "    fall 2", "    rise 1", "}", ""]
+                  f"    script \"/usr/bin/curl -sf -o /dev/null -m 1 http://127.0.0.1:{track_port}{READY_PATH}\"",
+                  f"    interval {max(1, round(track_interval))}", "    timeout 1", f"    weight -{track_weight}", f"    fall {track_fall}",
+                  f"    rise {track_rise}", "    init_fail", "}", ""]
     lines += [f"vrrp_instance VI_{vrid} {{", "    state BACKUP", f"    interface {iface}", f"    virtual_router_id {vrid}",
               f"    priority {priority}", f"    advert_int {interval:g}"]
     if not preempt:
         lines.append("    nopreempt")
+    elif preempt_delay:
+        lines.append(f"    preempt_delay {preempt_delay:g}")
     lines += ["    virtual_ipaddress {", f"        {vip}/24 dev {iface}", "    }"]
     if track_port:
         lines += ["    track_script {", "        local_balancer", "    }"]
@@ -108,6 +119,8 @@ def nginx_config(b: BalancerSettings, servers: Sequence[dict[str, Any]], name: s
         "    upstream origins {", *([f"        {balance}"] if balance else []), *upstream,
         "        keepalive 64;", "    }",
         "    server {", *listen,
+        # nginx has no monitor-uri: readiness is a health request through it to the origins
+        f"        location = {READY_PATH} {{", "            proxy_pass http://origins/health;", "        }",
         "        location / {", "            proxy_pass http://origins;", "            proxy_http_version 1.1;",
         "            proxy_set_header Connection \"\";", "            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
         f"            proxy_set_header Via \"1.1 {name}\";", f"            proxy_connect_timeout {_ms(b.timeout_connect)};",

@@ -119,8 +119,9 @@ def plan_vrrp(scenario: Scenario, run_dir: Path) -> list[ServiceSpec]:
                 spec = spec.another(instance)
             spec.config.update(interface=f"{node}-eth0", address=layout.addresses[node], vip=group["vip"], prefix=24,
                                vrid=group["vrid"], priority=v.priorities.get(node, group["priority"]),
-                               advert_interval=v.advert_interval, preempt=v.preempt,
-                               track_port=scenario.balancer.port if v.track else 0, track_weight=v.track_weight)
+                               advert_interval=v.advert_interval, preempt=v.preempt, preempt_delay=v.preempt_delay,
+                               track_port=scenario.balancer.port if v.track else 0, track_weight=v.track_weight,
+                               track_interval=v.track_interval, track_fall=v.track_fall, track_rise=v.track_rise)
             impl = v.impls.get(node, v.impl)
             if impl == "keepalived":
                 from lab.net.render import keepalived_config
@@ -128,7 +129,8 @@ def plan_vrrp(scenario: Scenario, run_dir: Path) -> list[ServiceSpec]:
                 c = spec.config
                 spec.config.update(impl="keepalived", conf_path=str(run_dir / "conf" / f"{spec.key}-keepalived.conf"),
                                    conf_text=keepalived_config(node, c["interface"], c["vip"], c["vrid"], c["priority"],
-                                                               c["advert_interval"], c["preempt"], c["track_port"], c["track_weight"]))
+                                                               c["advert_interval"], c["preempt"], c["track_port"], c["track_weight"],
+                                                               v.track_interval, v.track_fall, v.track_rise, v.preempt_delay))
             specs.append(spec)
     return specs
 

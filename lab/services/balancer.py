@@ -27,8 +27,8 @@ from typing import Any, Iterator, Mapping
 
 from lab.core import client_limits
 from lab.core.balancing import Pool, RequestInfo, Server, make_algorithm
-from lab.core.health import FAIL, PASS, HealthCounter, HealthSettings
-from lab.core.http1 import IDEMPOTENT, Head, HttpError, error_response
+from lab.core.health import FAIL, PASS, READY_PATH, HealthCounter, HealthSettings
+from lab.core.http1 import IDEMPOTENT, Head, HttpError, error_response, render_response
 from lab.core.passive import PassiveHealth, PassiveSettings
 from lab.services.httpio import PeerClosed, within
 from lab.services.probes import http_probe, icmp_probe, tcp_probe
@@ -160,8 +160,29 @@ class Balancer:
             self.idle[name].pop().close()
 
     # ---- proxying (the data path itself is lab.services.proxy) ------------------------
+    def ready(self) -> list[str]:
+        """Servers this balancer can send a request to now: UP, and confirmed so by a probe of its own."""
+        return [s.name for s in self.pool.servers
+                if self.health[s.name].up and not s.disabled and self.last_check[s.name][1].startswith("pass")]
+
+    def answer_ready(self, x: Exchange) -> None:
+        """``GET /halab-ready``: 200 when at least one server is ready, else 503 (HAProxy ``monitor-uri``).
+
+        VRRP tracking asks this, so a gateway takes or takes back its VIP only
+        when it can serve, not merely when its port accepts connections.
+        """
+        ready = self.ready()
+        status = 200 if ready else 503
+        body = f"{'ready' if ready else 'not ready'}: {len(ready)} of {len(self.pool.servers)} servers UP ({', '.join(ready) or 'none'})\n"
+        keep = x.keep and not x.client.streaming
+        x.client.write(render_response(status, body.encode(), [("Via", f"1.1 {self.name}"), ("Cache-Control", "no-store")], keep))
+        x.client.finish(keep)
+
     def dispatch(self, x: Exchange) -> None:
         """A request from a client (``x.request``: its head as it is to be forwarded; a streamed body follows)."""
+        if x.head.target == READY_PATH:
+            self.answer_ready(x)
+            return
         self.requests += 1
         x.number = self.requests
         if self.maxconn and self.in_flight >= self.maxconn:

@@ -7,10 +7,15 @@ ARPs (keepalived's ``garp_master_repeat`` default), so clients and the
 switch learn the VIP's new MAC at once; on becoming BACKUP or stopping it
 removes the VIP. SIGTERM is a graceful stop: one advert with priority 0.
 
-Tracking (keepalived ``track_script``): every ``track_interval`` seconds it
-opens a TCP connection to the local service (the balancer); after
-``track_fall`` failures in a row the priority drops by ``track_weight``, so a
-node whose balancer died hands the VIP over even though its VRRP is alive.
+Tracking (keepalived ``track_script`` with ``init_fail``): every
+``track_interval`` seconds it asks the local balancer ``GET /halab-ready``,
+which answers 200 only while the balancer has a server it can use. The
+answers feed an HAProxy-style rise/fall counter (``lab.core.health``) that
+starts DOWN: until the balancer is ready the priority stays lowered by
+``track_weight``, and after ``track_fall`` failures it drops again. So a
+node whose balancer died, or cannot reach any origin, hands the VIP over
+even though its VRRP is alive, and a node that comes back (power on,
+restart) does not take the VIP back before it can serve.
 
 Every state change, VIP move, GARP and priority change is an event; the
 first advert from each new master is one too (``vrrp_master_seen``).
@@ -23,8 +28,8 @@ hears a better one steps down within one advert interval, as keepalived
 does. Every loop runs under the service supervisor (``Context.spawn``).
 
 Config keys: node, interface, address, vip, prefix, vrid, priority,
-advert_interval, preempt, track_port, track_interval, track_fall,
-track_weight, events, control.
+advert_interval, preempt, preempt_delay, track_port, track_interval,
+track_fall, track_rise, track_weight, events, control.
 """
 from __future__ import annotations
 
@@ -36,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.core import vrrp_packet as wire
+from lab.core.health import FAIL, PASS, READY_PATH, HealthCounter, HealthSettings
 from lab.core.vrrp import DROP_VIP, MASTER, SEND_ADVERT, SEND_GARP, TAKE_VIP, Action, Vrrp, VrrpSettings
 from lab.services.runtime import Context, serve, transient
 
@@ -52,11 +58,13 @@ class Speaker:
         self.prefix = int(cfg.get("prefix", 24))
         self.base_priority = int(cfg["priority"])
         self.machine = Vrrp(VrrpSettings(int(cfg.get("vrid", 51)), self.base_priority, float(cfg.get("advert_interval", 1.0)),
-                                         bool(cfg.get("preempt", True)), self.address))
+                                         bool(cfg.get("preempt", True)), self.address, float(cfg.get("preempt_delay", 0.0))))
         self.track_port = int(cfg.get("track_port") or 0)
-        self.track_interval = float(cfg.get("track_interval", 0.5))
-        self.track_fall = int(cfg.get("track_fall", 2))
-        self.track_weight = int(cfg.get("track_weight", 50))
+        self.track_interval = float(cfg["track_interval"]) if self.track_port else 1.0
+        self.track_weight = int(cfg["track_weight"]) if self.track_port else 0
+        # keepalived's script rise/fall, starting failed (init_fail): not ready until a probe says so
+        self.tracker = HealthCounter("local balancer", HealthSettings(int(cfg.get("track_rise", 1)), int(cfg.get("track_fall", 2)),
+                                                                       self.track_interval), start_up=False)
         self.wake = asyncio.Event()
         self.adverts_sent = self.adverts_seen = self.bad_adverts = 0
         self.send_failures = 0  # adverts lost in the current streak of send errors (0: sending works)
@@ -192,27 +200,52 @@ class Speaker:
             self.ctx.log.emit("vrrp_heartbeat", vip=self.vip, state=s["state"], master=s["master"], priority=s["priority"],
                               last_advert_age=s["last_advert_age"])
 
+    async def ready_probe(self) -> tuple[bool, str]:
+        """Ask the local balancer whether it can serve (``GET /halab-ready``)."""
+        timeout = min(1.0, self.track_interval)
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", self.track_port), timeout)
+        except (OSError, asyncio.TimeoutError) as e:
+            return False, f"no connection to port {self.track_port}: {type(e).__name__}"
+        try:
+            writer.write(f"GET {READY_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+            line = await asyncio.wait_for(reader.readline(), timeout)
+        except (OSError, asyncio.TimeoutError) as e:
+            return False, f"no answer: {type(e).__name__}"
+        finally:
+            writer.close()
+        status = line.decode("latin-1").strip()
+        return status.startswith("HTTP/1.") and status[9:10] == "2", status or "closed without an answer"
+
+    def tracked_priority(self) -> int:
+        if self.base_priority == 255:  # the address owner never changes its priority (RFC 5798)
+            return 255
+        return self.base_priority if self.tracker.up else max(1, self.base_priority - self.track_weight)
+
+    async def track_once(self, startup: bool = False) -> None:
+        ok, detail = await self.ready_probe()
+        self.tracker.observe(PASS if ok else FAIL, time.time(), detail)
+        wanted = self.tracked_priority()
+        if wanted == self.machine.priority:
+            return
+        reason = f"local balancer {'ready' if self.tracker.up else 'not ready'} ({detail})"
+        self.ctx.log.emit("priority_changed", priority=wanted, reason=reason, startup=startup)
+        if self.machine.state == "INIT":
+            self.machine.priority = wanted  # before the election: just the priority it starts with
+        else:
+            await self.perform(self.machine.set_priority(wanted, time.time()))
+            self.wake.set()
+
     async def track(self) -> None:
-        failures = 0
         while True:
             await asyncio.sleep(self.track_interval)
-            try:
-                _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", self.track_port), self.track_interval)
-                writer.close()
-                failures = 0
-            except (OSError, asyncio.TimeoutError):
-                failures += 1
-            lowered = failures >= self.track_fall
-            wanted = max(1, self.base_priority - self.track_weight) if lowered else self.base_priority
-            if wanted != self.machine.priority and self.base_priority != 255:
-                self.ctx.log.emit("priority_changed", priority=wanted, reason=f"local service on port {self.track_port} "
-                                  + ("failed" if lowered else "recovered"))
-                await self.perform(self.machine.set_priority(wanted, time.time()))
-                self.wake.set()
+            await self.track_once()
 
 
 async def main(ctx: Context) -> None:
     speaker = Speaker(ctx)
+    if speaker.track_port:  # start with the priority the balancer's readiness gives, not a hopeful one
+        await speaker.track_once(startup=True)
     tasks = [ctx.spawn(speaker.receive(), "receive")]
     await speaker.perform(speaker.machine.start(time.time()))
     ctx.ready(vip=speaker.vip, priority=speaker.machine.priority, interface=speaker.iface,

@@ -43,3 +43,19 @@ def alive(pid: int) -> bool:
             return f.read().split()[2] != "Z"
     except OSError:
         return False
+
+
+def wait_event(run_dir, predicate, timeout, what="an event"):
+    """Poll a run's event log until an event satisfies ``predicate``; return it (fail after ``timeout`` s)."""
+    import time
+
+    from lab.events import read_events
+
+    deadline = time.time() + timeout
+    while True:
+        found = next((e for e in read_events(run_dir) if predicate(e)), None)
+        if found is not None:
+            return found
+        if time.time() > deadline:
+            pytest.fail(f"no {what} within {timeout:g} s")
+        time.sleep(0.05)

@@ -10,6 +10,8 @@ from lab.net.lab import Lab
 from lab.net.roles import plan_services
 from lab.runner import load_scenario, run
 
+from .conftest import wait_event
+
 SCENARIO = "exercises/03-vrrp-redundancy/scenario.toml"
 SLACK = 0.1  # scheduling on a loaded 2-core VM
 
@@ -80,16 +82,21 @@ def test_graceful_stop_hands_over_after_skew_time_and_tracking_moves_the_vip(tmp
         # 1. tracking: gw1's balancer dies, its VRRP lives on with priority 150 - 60 = 90 < gw2's 100
         killed = time.time()
         lab.kill(lab.services["gw1-balancer"])
-        time.sleep(2.0)
-        events = read_events(lab.run_dir)
-        lowered = next(e for e in events if e["kind"] == "priority_changed" and e["node"] == "gw1")
-        assert lowered["priority"] == 90 and lowered["t"] > killed
-        took_over = next(e for e in changes(events, "gw2") if e["after"] == "MASTER" and e["t"] > killed)
+        interval, fall = scenario.vrrp.track_interval, scenario.vrrp.track_fall
+        # the next check comes within one interval, then fall - 1 more (each may take up to 1 s to fail)
+        lowered = wait_event(lab.run_dir, lambda e: e["kind"] == "priority_changed" and e["node"] == "gw1" and e["t"] > killed,
+                             fall * (interval + 1) + 1, "lowered priority")
+        assert lowered["priority"] == 90
+        took_over = wait_event(lab.run_dir, lambda e: e["kind"] == "vrrp_state_changed" and e["node"] == "gw2"
+                               and e["after"] == "MASTER" and e["t"] > killed, 2, "takeover by gw2")
         assert took_over["t"] - lowered["t"] <= master_down_interval(100, 0.1) + SLACK
         # 2. graceful stop of gw2's speaker: priority 0, gw1 (90, no balancer) would be the only one left
+        restarted = time.time()
         lab.restart(lab.services["gw1-balancer"])
         lab.wait_ready([lab.services["gw1-balancer"]])
-        time.sleep(1.5)  # tracking restores 150 and gw1 preempts
+        # tracking sees the balancer ready (rise checks), restores 150, and gw1 preempts
+        wait_event(lab.run_dir, lambda e: e["kind"] == "vrrp_state_changed" and e["node"] == "gw1" and e["after"] == "MASTER"
+                   and e["t"] > restarted, scenario.vrrp.track_rise * interval + 2, "gw1 preempting")
         events = read_events(lab.run_dir)
         assert changes(events, "gw1")[-1]["after"] == "MASTER"
         stopped = time.time()
@@ -134,3 +141,16 @@ def test_our_speaker_and_keepalived_interoperate(tmp_path, impls):
     assert last_state("gw2", back) == "MASTER"
     assert last_state("gw1", settled) == "MASTER" and last_state("gw2", settled) == "BACKUP", "gw1 must preempt"
     assert "served by o" in served
+
+
+def test_a_master_that_powers_back_on_takes_the_vip_only_when_it_can_serve(failover):
+    # At poweron gw1's speaker and balancer start together. Its tracking starts failed
+    # (keepalived init_fail): the priority stays lowered until GET /halab-ready says the
+    # balancer has a server it has probed UP, so the preemption never black-holes requests.
+    _, events, _ = failover
+    on = next(e["t"] for e in events if e["kind"] == "fault_reverted")
+    back = next(e for e in changes(events, "gw1") if e["t"] > on and e["after"] == "MASTER")
+    ready = [e for e in events if e["kind"] == "health_checked" and e["node"] == "gw1" and e["t"] > on and e["result"] == "pass"]
+    assert ready and ready[0]["t"] <= back["t"], "gw1 took the VIP before its balancer had seen an origin UP"
+    failed_after = [e for e in events if e["kind"] == "request_finished" and not e["ok"] and e["t"] >= on]
+    assert failed_after == [], f"{len(failed_after)} requests failed after gw1 came back"

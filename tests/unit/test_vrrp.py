@@ -155,3 +155,25 @@ def test_takeover_reasons_say_what_was_heard():
     b.advert(0.2, 100, "10.0.0.3", 0.1)
     b.tick(master_down_interval(200, 0.1))
     assert b.changes[-1].reason.startswith("only adverts of lower priority (preempt)")
+
+
+def test_preempt_delay_holds_back_a_returning_higher_priority_router():
+    # keepalived preempt_delay: the wait for a lower-priority master grows by the delay,
+    # counted from when that master was first heard; without it the backup preempts at
+    # Master_Down_Interval as before.
+    for delay, expected in ((0.0, 0.35), (2.0, 2.45)):  # 0.1 + 0.3414 + 2 s, on a 10 ms tick
+        r = Vrrp(VrrpSettings(vrid=51, priority=150, advert_interval=0.1, preempt=True, address="10.0.0.2", preempt_delay=delay))
+        r.start(0.0)
+        t, took = 0.0, None
+        while took is None and t < 5:
+            t = round(t + 0.01, 2)
+            if round(t * 100) % 10 == 0:
+                r.advert(t, 100, "10.0.0.3", 0.1)  # the lower-priority master keeps advertising
+            if r.tick(t):
+                took = t
+        assert took == expected and r.state == MASTER
+
+
+def test_preempt_delay_is_bounded_like_keepalived():
+    with pytest.raises(ValueError, match="preempt_delay"):
+        VrrpSettings(preempt_delay=1001)
