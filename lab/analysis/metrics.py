@@ -11,8 +11,12 @@ Definitions used throughout halab's reports:
   partial outage (one origin of three failing) as a whole bad slot.
 - **Outage window**: failed requests closer than ``merge_gap`` seconds to
   each other (by due time) form one window, from the first to the last.
-- **Detection time** of a fault: from the fault to the first health DOWN of
-  a server it affects. **Recovery**: from the repair to that server's UP.
+- **Detection time** of a fault: from the fault to the health DOWN of a
+  server it affects. **Recovery**: from the repair to that server's UP. With
+  several balancers each is judged by its own view (its own DOWN and UP, the
+  requests it routed while *it* held the server DOWN); a fault's row shows
+  the slowest of the balancers that saw the server or sent it traffic, and
+  names it.
 - Percentiles are nearest-rank over successful requests' latency, measured
   from when each request was due (open loop).
 """
@@ -43,6 +47,7 @@ class Outage:
     failed: int
     total: int
     cause: str
+    resent: int = 0  # requests in the window that succeeded only after the client resent them on a new connection
 
     @property
     def duration(self) -> float:
@@ -61,6 +66,8 @@ class FaultOutcome:
     failed_before_detection: int
     failed_after_detection: int
     routed_while_down: int | None  # None: the balancer did not log routing
+    detected_by: str = ""  # the balancer whose detection (the slowest) the row shows
+    per_balancer: Mapping[str, Mapping[str, float | int | None]] = field(default_factory=dict)  # node -> detection, recovery, routed_while_down
 
     @property
     def detection(self) -> float | None:
@@ -127,6 +134,9 @@ class Metrics:
     gateway_load: Mapping[str, Mapping[str, Mapping[str, float]]] = field(default_factory=dict)  # node -> before/during -> rps, cpu
     gateway_flaps: Mapping[str, int] = field(default_factory=dict)  # client -> times its serving gateway changed during split brain
     key_moves: tuple[tuple[str, KeyMoves], ...] = ()  # (fault, moves) when the load used many keys (hashing lessons)
+    connections_lost: int = 0  # kept-alive connections a client found reset or closed under a request
+    resent: int = 0  # requests the client resent on a new connection after that, and that then succeeded
+    resent_latency: float | None = None  # their median latency (from when due): what resending cost
     refused: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # gateway -> kind -> requests refused at the door
     aborted: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # gateway -> why -> requests cut off mid-body
     service_failures: tuple[Mapping[str, Any], ...] = ()  # every service_failed: t, node, service, task, error
@@ -167,20 +177,30 @@ def fault_periods(events: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str
     return periods
 
 
-def down_intervals(events: Sequence[Mapping[str, Any]], end: float) -> dict[str, list[tuple[float, float]]]:
-    """Per server, the intervals during which some balancer held it DOWN."""
-    intervals: dict[str, list[tuple[float, float]]] = {}
-    since: dict[str, float] = {}
+def down_intervals(events: Sequence[Mapping[str, Any]], end: float) -> dict[tuple[str, str], list[tuple[float, float]]]:
+    """Per (balancer, server), the intervals during which that balancer held the server DOWN.
+
+    A balancer that restarts (crash, poweron) starts with fresh health: its
+    DOWN ends with the process that held it.
+    """
+    intervals: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    since: dict[tuple[str, str], float] = {}
     for e in events:
+        if e["kind"] == "service_ready" and "servers" in e:
+            for server in e["servers"]:
+                key = (e["node"], server)
+                if key in since:
+                    intervals.setdefault(key, []).append((since.pop(key), e["t"]))
+            continue
         if e["kind"] != "health_changed":
             continue
-        server = e["server"]
+        key = (e["node"], e["server"])
         if e["after"] == "DOWN":
-            since.setdefault(server, e["t"])
-        elif server in since:
-            intervals.setdefault(server, []).append((since.pop(server), e["t"]))
-    for server, t in since.items():
-        intervals.setdefault(server, []).append((t, end))
+            since.setdefault(key, e["t"])
+        elif key in since:
+            intervals.setdefault(key, []).append((since.pop(key), e["t"]))
+    for key, t in since.items():
+        intervals.setdefault(key, []).append((t, end))
     return intervals
 
 
@@ -238,6 +258,9 @@ def compute(events: Sequence[Mapping[str, Any]], settings: Settings = Settings()
         gateway_load=_gateway_load(events, periods, load_start, load_end),
         gateway_flaps=_gateway_flaps(events, _split_brain(events, load_end)),
         key_moves=_key_moves(requests, faults, load_start, load_end),
+        connections_lost=sum(1 for e in events if e["kind"] == "connection_lost"),
+        resent=sum(1 for r in ok if r.get("resent")),
+        resent_latency=percentile(sorted(r["latency"] for r in ok if r.get("resent")), 50),
         refused=_by_node(events, "request_rejected", "reason"),
         aborted=_by_node(events, "request_aborted", "reason"),
         service_failures=tuple({"t": e["t"], "node": e["node"], "service": e.get("service", "?"), "task": e.get("task", "?"),
@@ -396,7 +419,8 @@ def _outages(failures: Sequence[Mapping[str, Any]], requests: Sequence[Mapping[s
     for cluster in clusters:
         start, end = cluster[0]["t"], cluster[-1]["t"]
         total = sum(1 for r in requests if start <= r["t"] <= end)
-        outages.append(Outage(start, end, len(cluster), total, _cause(start, end, periods)))
+        resent = sum(1 for r in requests if r["ok"] and r.get("resent") and start - gap <= r["t"] <= end + gap)
+        outages.append(Outage(start, end, len(cluster), total, _cause(start, end, periods), resent))
     return outages
 
 
@@ -411,20 +435,46 @@ def _cause(start: float, end: float, periods: Sequence[tuple[Mapping[str, Any], 
 
 def _fault_outcome(fault: Mapping[str, Any], reverted: float | None, events: Sequence[Mapping[str, Any]],
                    failures: Sequence[Mapping[str, Any]], routed: Sequence[Mapping[str, Any]],
-                   down: Mapping[str, list[tuple[float, float]]]) -> FaultOutcome:
+                   down: Mapping[tuple[str, str], list[tuple[float, float]]]) -> FaultOutcome:
     affects = tuple(fault.get("affects", ()))
     t0 = fault["t"]
-    downs = [e for e in events if e["kind"] == "health_changed" and e["after"] == "DOWN" and e["server"] in affects and e["t"] >= t0
-             and (reverted is None or e["t"] <= reverted)]
-    detected = downs[0]["t"] if downs else None
-    ups = [e for e in events if reverted is not None and e["kind"] == "health_changed" and e["after"] == "UP"
-           and e["server"] in affects and e["t"] >= reverted]
-    recovered = ups[0]["t"] if ups else None
+    until = reverted if reverted is not None else math.inf
+    balancers = sorted({e["node"] for e in events if e["kind"] in ("health_changed", "health_checked", "request_routed")})
+    per: dict[str, dict[str, float | int | None]] = {}
+    for node in balancers:
+        spans = [(a, b) for server in affects for a, b in down.get((node, server), ()) if a < until and b > t0]
+        mine = [e for e in routed if e["node"] == node and e["server"] in affects and t0 <= e["t"] < until]
+        if not spans and not mine:
+            continue  # this balancer neither saw the server fail nor sent it anything: it has no view to judge
+        detected = min((max(a, t0) for a, b in spans), default=None)
+        back = None
+        if reverted is not None and any(a <= reverted < b for a, b in spans):  # DOWN at the repair: when did it come back?
+            back = next((e["t"] for e in events if e["t"] >= reverted and e["node"] == node and e["kind"] == "health_changed"
+                         and e["after"] == "UP" and e["server"] in affects), None)
+        elif reverted is not None and detected is not None:
+            back = reverted  # UP again already when the repair came
+        per[node] = {"detection": None if detected is None else detected - t0,
+                     "recovery": None if back is None or reverted is None else back - reverted,
+                     "routed_while_down": sum(1 for e in routed if e["node"] == node and e["server"] in affects
+                                              and _inside(e["t"], down.get((node, e["server"]), ())))}
+    # the row: the slowest balancer (one that never detected is the slowest of all)
+    worst = max(per, key=lambda n: math.inf if per[n]["detection"] is None else per[n]["detection"], default="")
+    detected_at = None if not worst or per[worst]["detection"] is None else t0 + float(per[worst]["detection"])  # type: ignore[arg-type]
+    recoveries = [v["recovery"] for v in per.values() if reverted is not None and v["detection"] is not None]
+    recovered_at = None
+    if recoveries and all(r is not None for r in recoveries) and reverted is not None:
+        recovered_at = reverted + max(float(r) for r in recoveries)  # type: ignore[arg-type]
+    first_seen = {n: t0 + float(v["detection"]) for n, v in per.items() if v["detection"] is not None}  # type: ignore[arg-type]
     mine = [r for r in failures if r.get("upstream") in affects and r["t"] + r["latency"] >= t0 and (reverted is None or r["t"] < reverted)]
-    before = sum(1 for r in mine if detected is None or r["t"] < detected)
-    after = sum(1 for r in mine if detected is not None and r["t"] >= detected)
-    routed_down = sum(1 for e in routed if e["server"] in affects and _inside(e["t"], down.get(e["server"], ()))) if routed else None
-    return FaultOutcome(fault["action"], fault["target"], t0, affects, reverted, detected, recovered, before, after, routed_down)
+
+    def seen_by(r: Mapping[str, Any]) -> float | None:  # the detection of the balancer that answered, when the client knows it
+        return first_seen.get(r.get("gateway") or "", detected_at)
+
+    before = sum(1 for r in mine if seen_by(r) is None or r["t"] < seen_by(r))  # type: ignore[operator]
+    after = len(mine) - before
+    routed_down = sum(int(v["routed_while_down"] or 0) for v in per.values()) if routed else None
+    return FaultOutcome(fault["action"], fault["target"], t0, affects, reverted, detected_at, recovered_at, before, after, routed_down,
+                        worst if len(per) > 1 else "", per)
 
 
 def check_expectations(m: Metrics, expect: Mapping[str, Any]) -> tuple[Check, ...]:

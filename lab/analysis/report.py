@@ -88,18 +88,27 @@ def sections(m: Metrics) -> list[tuple[str, list[str], list[list[str]]]]:
         ["time-based availability", f"{format_percent(m.time_availability)}  (share of time slots that met the goal)"],
         ["load duration", f"{m.load_end - m.load_start:.1f} s"],
         ["errors by kind", ", ".join(f"{k}: {v}" for k, v in m.errors.items()) or "none"],
-        ["succeeded only thanks to a retry", str(m.saved_by_retry)],
+        ["succeeded only thanks to a retry", f"{m.saved_by_retry}  (the balancer tried another server)"],
+        ["connections lost under a request", f"{m.connections_lost}  (a kept-alive connection was reset or closed: a failover shows here)"],
+        ["succeeded only after the client resent it", f"{m.resent}" + (f"  (median latency {format_duration(m.resent_latency)})"
+                                                                        if m.resent_latency is not None else "")],
         ["requests counted twice", str(len(m.duplicate_ids))],
     ]))
     bound = f" (bound {m.worst_detection:.2f} s)" if m.worst_detection else ""
     out.append((f"Faults: injected, detected{bound}, repaired", ["at (s)", "fault", "affects", "detected after", "failed before detection",
                                                         "routed to it while DOWN", "repaired at (s)", "back UP after"], [
-        [_clock(f.at, m), f"{f.action} {f.target}", ", ".join(f.affects) or "—", _secs(f.detection),
+        [_clock(f.at, m), f"{f.action} {f.target}", ", ".join(f.affects) or "—", _secs(f.detection) + (f" ({f.detected_by})" if f.detected_by else ""),
          str(f.failed_before_detection), "not logged" if f.routed_while_down is None else str(f.routed_while_down + f.failed_after_detection),
          "—" if f.reverted_at is None else _clock(f.reverted_at, m), _secs(f.recovery)]
         for f in m.faults]))
-    out.append(("Outage windows (failed requests close together)", ["from (s)", "to (s)", "duration", "failed / sent", "cause"], [
-        [_clock(o.start, m), _clock(o.end, m), _secs(o.duration), f"{o.failed} / {o.total}", o.cause] for o in m.outages]))
+    if any(len(f.per_balancer) > 1 for f in m.faults):
+        out.append(("Each balancer judged by its own view", ["at (s)", "fault", "balancer", "detected after", "routed to it while it held it DOWN",
+                                                            "back UP after repair"], [
+            [_clock(f.at, m), f"{f.action} {f.target}", node, _secs(v["detection"]), str(v["routed_while_down"]), _secs(v["recovery"])]
+            for f in m.faults if len(f.per_balancer) > 1 for node, v in f.per_balancer.items()]))
+    out.append(("Outage windows (failed requests close together)", ["from (s)", "to (s)", "duration", "failed / sent",
+                                                                     "succeeded only after the client resent it", "cause"], [
+        [_clock(o.start, m), _clock(o.end, m), _secs(o.duration), f"{o.failed} / {o.total}", str(o.resent), o.cause] for o in m.outages]))
     if m.failovers or m.vip_owners:
         out.append(("VIP failover (VRRP)", ["at (s)", "fault", "VIP", "new MASTER", "took", "Master_Down_Interval"], [
             [_clock(f.at, m), f.fault, f.vip, f.new_master or "nobody", _secs(f.took), _secs(f.master_down_interval)] for f in m.failovers]))

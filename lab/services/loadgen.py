@@ -71,7 +71,7 @@ class LoadGenerator:
         except OSError as e:
             raise RequestFailed("connect_error", f"cannot connect to {self.target}: {e.strerror or e}") from None
 
-    async def exchange(self, rid: str, path: str) -> tuple[int, str | None, str | None, str | None, int]:
+    async def exchange(self, rid: str, path: str) -> tuple[int, str | None, str | None, str | None, int, str | None, bool]:
         request = (f"GET {path} HTTP/1.1\r\nHost: {self.target}\r\nUser-Agent: halab-loadgen\r\n"
                    f"X-Request-Id: {rid}\r\n\r\n").encode()
         for attempt in (1, 2):
@@ -102,17 +102,22 @@ class LoadGenerator:
                 writer.close()
             # An error page says why (the balancer's "cannot connect to o2: ..."): keep its first line.
             reason = body.decode("utf-8", "replace").split("\n", 1)[0][:160] if head.status >= 400 else None
-            return head.status, head.get("X-Served-By"), head.get("X-Upstream"), reason, int(head.get("X-Retries") or 0)
+            # Via names the gateway that answered ("1.1 gw2"): the report judges each balancer by its own view
+            via = head.get("Via")
+            gateway = via.split(",")[-1].split()[1] if via and len(via.split(",")[-1].split()) > 1 else None
+            return head.status, head.get("X-Served-By"), head.get("X-Upstream"), reason, int(head.get("X-Retries") or 0), gateway, attempt == 2
         raise AssertionError("unreachable")
 
     async def one(self, index: int, due: float, path: str) -> None:
         rid = f"{self.node}-{index}"
         started = time.time()
-        status = served_by = upstream = None
+        status = served_by = upstream = gateway = None
         error = detail = None
         retries = 0
+        resent = False
         try:
-            status, served_by, upstream, detail, retries = await within(max(0.001, due + self.timeout - time.time()), self.exchange(rid, path))
+            status, served_by, upstream, detail, retries, gateway, resent = await within(max(0.001, due + self.timeout - time.time()),
+                                                                                        self.exchange(rid, path))
         except asyncio.TimeoutError:
             error, detail = "timeout", f"no answer within {self.timeout:g} s"
         except RequestFailed as e:
@@ -129,7 +134,7 @@ class LoadGenerator:
         self.failed += not ok
         self.ctx.log.emit("request_finished", t=due, id=rid, latency=round(done - due, 6), service_time=round(done - started, 6),
                           status=status, ok=ok, error=error, detail=detail, served_by=served_by, upstream=upstream,
-                          retries=retries, path=path)
+                          retries=retries, path=path, gateway=gateway, resent=resent)
 
     async def run(self) -> None:
         tasks: set[asyncio.Task[None]] = set()

@@ -169,3 +169,33 @@ def test_refusals_and_aborts_are_counted_per_gateway_and_kind():
     from lab.analysis.report import sections
     titles = [title for title, _, _ in sections(m)]
     assert any(t.startswith("Requests refused") for t in titles) and any(t.startswith("Services that failed") for t in titles)
+
+
+def test_each_balancer_is_judged_by_its_own_view():
+    # The case: gw1, cut off, marked every origin DOWN; gw2, the new master, saw o1 UP
+    # and routed to it until o1 crashed. Those requests were not "routed while DOWN".
+    ev = [{"t": T0, "kind": "load_started", "node": "c1", "duration": 20},
+          {"t": T0 + 7.5, "kind": "health_changed", "node": "gw1", "server": "o1", "before": "UP", "after": "DOWN"}]
+    ev += [{"t": T0 + 8 + i / 100, "kind": "request_routed", "node": "gw2", "id": f"r{i}", "server": "o1"} for i in range(280)]
+    ev += [{"t": T0 + 11, "kind": "fault_applied", "node": "lab", "action": "crash", "target": "o1", "affects": ["o1"]},
+           {"t": T0 + 11.2, "kind": "request_routed", "node": "gw2", "id": "late", "server": "o1"},
+           {"t": T0 + 12.5, "kind": "health_changed", "node": "gw2", "server": "o1", "before": "UP", "after": "DOWN"},
+           {"t": T0 + 13, "kind": "request_routed", "node": "gw2", "id": "wrong", "server": "o1"},
+           {"t": T0 + 15, "kind": "fault_reverted", "node": "lab", "action": "restart", "target": "o1", "affects": ["o1"]},
+           {"t": T0 + 15.8, "kind": "health_changed", "node": "gw2", "server": "o1", "before": "DOWN", "after": "UP"}]
+    (f,) = compute(ev).faults
+    assert f.routed_while_down == 1  # only "wrong": gw2 routed it after gw2 itself had marked o1 DOWN
+    assert f.detected_by == "gw2" and f.detection == pytest.approx(1.5)  # gw1 held it DOWN already (0 s); gw2 is the slowest
+    assert f.per_balancer["gw1"]["detection"] == 0 and f.per_balancer["gw2"]["recovery"] == pytest.approx(0.8)
+    assert f.recovery is None  # gw1 never said o1 was UP again: the row says so
+
+
+def test_what_a_failover_costs_the_client_is_counted_apart_from_failures():
+    ev = synthetic()
+    ev.append({"t": T0 + 5.05, "kind": "connection_lost", "node": "c1", "id": "c1-50", "error": "ConnectionResetError"})
+    for e in ev:
+        if e.get("id") == "c1-51" and e["kind"] == "request_finished":
+            e.update(ok=True, resent=True, latency=0.2, status=200, error=None)
+    m = compute(ev)
+    assert m.connections_lost == 1 and m.resent == 1 and m.resent_latency == pytest.approx(0.2)
+    assert sum(o.resent for o in m.outages) == 1  # shown in the outage window it fell in
