@@ -93,6 +93,29 @@ class Failover:
 
 
 @dataclass(frozen=True)
+class Recovery:
+    """How long the lab took to come back to a steady state after a repair that left nothing broken.
+
+    Each part is seconds from the repair until it held for good (until the
+    next fault or the end): ``vip`` exactly one MASTER per VIP, ``health``
+    every balancer sees every origin UP, ``success`` the last failed request.
+    None: it never got there. ``took`` is the slowest part.
+    """
+
+    at: float
+    repair: str
+    vip: float | None
+    health: float | None
+    success: float | None
+    has_vrrp: bool
+
+    @property
+    def took(self) -> float | None:
+        parts = [self.health, self.success] + ([self.vip] if self.has_vrrp else [])
+        return None if any(p is None for p in parts) else max(p for p in parts if p is not None)
+
+
+@dataclass(frozen=True)
 class Slot:
     start: float
     total: int
@@ -134,6 +157,7 @@ class Metrics:
     gateway_load: Mapping[str, Mapping[str, Mapping[str, float]]] = field(default_factory=dict)  # node -> before/during -> rps, cpu
     gateway_flaps: Mapping[str, int] = field(default_factory=dict)  # client -> times its serving gateway changed during split brain
     key_moves: tuple[tuple[str, KeyMoves], ...] = ()  # (fault, moves) when the load used many keys (hashing lessons)
+    recoveries: tuple[Recovery, ...] = ()  # one per repair after which nothing was broken
     connections_lost: int = 0  # kept-alive connections a client found reset or closed under a request
     resent: int = 0  # requests the client resent on a new connection after that, and that then succeeded
     resent_latency: float | None = None  # their median latency (from when due): what resending cost
@@ -258,6 +282,7 @@ def compute(events: Sequence[Mapping[str, Any]], settings: Settings = Settings()
         gateway_load=_gateway_load(events, periods, load_start, load_end),
         gateway_flaps=_gateway_flaps(events, _split_brain(events, load_end)),
         key_moves=_key_moves(requests, faults, load_start, load_end),
+        recoveries=tuple(_recoveries(events, periods, requests, load_end)),
         connections_lost=sum(1 for e in events if e["kind"] == "connection_lost"),
         resent=sum(1 for r in ok if r.get("resent")),
         resent_latency=percentile(sorted(r["latency"] for r in ok if r.get("resent")), 50),
@@ -266,6 +291,85 @@ def compute(events: Sequence[Mapping[str, Any]], settings: Settings = Settings()
         service_failures=tuple({"t": e["t"], "node": e["node"], "service": e.get("service", "?"), "task": e.get("task", "?"),
                                 "error": e.get("error", "")} for e in events if e["kind"] == "service_failed"),
     )
+
+
+REPAIR_GROUP = 0.5  # seconds: repairs this close together (a 'restore') are one repair
+
+
+def _settled(changes: Sequence[tuple[float, bool]], start: float, end: float, good_at_start: bool, tolerate: float = 0.0) -> float | None:
+    """The time from which a condition held until ``end``, given (time, holds) changes in order; None if it did not hold at the end.
+
+    A lapse shorter than ``tolerate`` does not count (a preempting VRRP master
+    and the one it replaces overlap for one advert's flight).
+    """
+    since: float | None = start if good_at_start else None
+    lapse: tuple[float, float | None] | None = None  # (when it broke, the 'since' it had)
+    for t, good in changes:
+        if t < start or t >= end:
+            continue
+        if good:
+            if lapse is not None and t - lapse[0] <= tolerate and lapse[1] is not None:
+                since = lapse[1]
+            elif since is None:
+                since = t
+            lapse = None
+        elif since is not None or lapse is None:
+            lapse = (t, since) if lapse is None else lapse
+            since = None
+    return since
+
+
+def _recoveries(events: Sequence[Mapping[str, Any]], periods: Sequence[tuple[Mapping[str, Any], float | None]],
+                requests: Sequence[Mapping[str, Any]], load_end: float) -> list[Recovery]:
+    repairs = sorted(rev for _, rev in periods if rev is not None)
+    groups: list[float] = []
+    for t in repairs:
+        if not groups or t - groups[-1] > REPAIR_GROUP:
+            groups.append(t)
+    has_vrrp = any(e["kind"] == "vrrp_state_changed" for e in events)
+    servers = sorted({srv for e in events if e["kind"] == "service_ready" and "servers" in e for srv in e["servers"]})
+    balancers = sorted({e["node"] for e in events if e["kind"] == "service_ready" and "servers" in e})
+    out = []
+    for r in groups:
+        last = max(rev for _, rev in periods if rev is not None and rev - r <= REPAIR_GROUP and rev >= r)
+        if any(f["t"] <= last and (rev is None or rev > last) for f, rev in periods):
+            continue  # something is still broken: no steady state to reach yet
+        nxt = min((f["t"] for f, _ in periods if f["t"] > last), default=load_end)  # not past the load: then the lab shuts down
+        label = ", ".join(sorted({f"{e['action']} {e['target']}" for e in events if e["kind"] == "fault_reverted" and r <= e["t"] <= last}))
+        # one MASTER per VIP
+        owners: dict[str, set[str]] = {}
+        vip_changes: list[tuple[float, bool]] = []
+        good_at = None
+        for t, vip, now in _masters_over_time(events):
+            owners[vip] = now
+            ok = all(len(o) == 1 for o in owners.values())
+            if t <= last:
+                good_at = ok
+            else:
+                vip_changes.append((t, ok))
+        vip = _settled(vip_changes, last, nxt, bool(good_at), HANDOVER) if has_vrrp else None
+        # every balancer sees every origin UP (a restarted balancer starts with all of them UP)
+        state: dict[tuple[str, str], bool] = {(b, srv): True for b in balancers for srv in servers}
+        health_changes: list[tuple[float, bool]] = []
+        good_before = True
+        for e in events:
+            if e["kind"] == "health_changed":
+                state[(e["node"], e["server"])] = e["after"] == "UP"
+            elif e["kind"] == "service_ready" and "servers" in e:
+                for srv in e["servers"]:
+                    state[(e["node"], srv)] = True
+            else:
+                continue
+            if e["t"] <= last:
+                good_before = all(state.values())
+            else:
+                health_changes.append((e["t"], all(state.values())))
+        health = _settled(health_changes, last, nxt, good_before)
+        failed_after = [q["t"] for q in requests if not q["ok"] and last <= q["t"] < nxt]
+        success = max(failed_after) if failed_after else last
+        out.append(Recovery(last, label, None if vip is None else vip - last, None if health is None else health - last,
+                            success - last, has_vrrp))
+    return out
 
 
 def _by_node(events: Sequence[Mapping[str, Any]], kind: str, field_name: str) -> dict[str, dict[str, int]]:
@@ -420,7 +524,8 @@ def _outages(failures: Sequence[Mapping[str, Any]], requests: Sequence[Mapping[s
         start, end = cluster[0]["t"], cluster[-1]["t"]
         total = sum(1 for r in requests if start <= r["t"] <= end)
         resent = sum(1 for r in requests if r["ok"] and r.get("resent") and start - gap <= r["t"] <= end + gap)
-        outages.append(Outage(start, end, len(cluster), total, _cause(start, end, periods), resent))
+        in_flight_until = max(r["t"] + r["latency"] for r in cluster)  # a request due just before a fault can still meet it
+        outages.append(Outage(start, end, len(cluster), total, _cause(start, in_flight_until, periods), resent))
     return outages
 
 
@@ -498,6 +603,19 @@ def check_expectations(m: Metrics, expect: Mapping[str, Any]) -> tuple[Check, ..
         else:
             total = sum(r or 0 for r in routed) + sum(f.failed_after_detection for f in m.faults)
             checks.append(Check("no_requests_after_detection", total == 0, f"{total} requests sent to servers already marked DOWN"))
+    if expect.get("reconverge_within") is not None:
+        want = expect["reconverge_within"]
+        slow = [f"{r.repair}: " + ("never" if r.took is None else f"{r.took:.2f} s") for r in m.recoveries if r.took is None or r.took > want]
+        seen = ", ".join("never" if r.took is None else f"{r.took:.2f} s" for r in m.recoveries) or "no complete repair"
+        checks.append(Check("reconverge_within", bool(m.recoveries) and not slow,
+                            f"back to a steady state after each repair: {seen} (want <= {want} s)" + (f"; too slow: {'; '.join(slow)}" if slow else "")))
+    if expect.get("one_master_per_vip"):
+        bad = [r.repair for r in m.recoveries if r.has_vrrp and r.vip is None]
+        after = [f"{vip} {a - m.load_start:.2f}-{b - m.load_start:.2f} s" for vip, a, b in m.split_brain
+                 if any(a >= r.at for r in m.recoveries)]
+        checks.append(Check("one_master_per_vip", not bad and not after and any(r.has_vrrp for r in m.recoveries),
+                            "exactly one MASTER per VIP after every repair" if not bad and not after else
+                            f"not one MASTER after: {', '.join(bad) or '—'}; two MASTERs after a repair: {', '.join(after) or '—'}"))
     if expect.get("max_outage") is not None:
         want = expect["max_outage"]
         longest = max((o.duration for o in m.outages), default=0.0)

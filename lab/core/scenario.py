@@ -174,6 +174,9 @@ EXPECT = {
     "max_detection": Field(float, default=None, minimum=0, help="every fault detected (health DOWN) within this many seconds"),
     "no_requests_after_detection": Field(bool, default=None, help="no request routed to a DOWN server"),
     "max_outage": Field(float, default=None, minimum=0, help="no outage window longer than this many seconds"),
+    "reconverge_within": Field(float, default=None, minimum=0, help="after every repair: one MASTER per VIP, every origin UP "
+                               "at every balancer and no failed request, within this many seconds"),
+    "one_master_per_vip": Field(bool, default=None, help="after every repair each VIP ends up with exactly one MASTER"),
 }
 
 
@@ -272,6 +275,8 @@ class Expectations:
     max_detection: float | None = None
     no_requests_after_detection: bool | None = None
     max_outage: float | None = None
+    reconverge_within: float | None = None
+    one_master_per_vip: bool | None = None
 
 
 @dataclass(frozen=True)

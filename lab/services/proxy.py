@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from lab.core.client_limits import ClientLimits
 from lab.core.http1 import (
-    CHUNKED, HOP_BY_HOP, IDEMPOTENT, LENGTH, MAX_HEAD, NONE, SMUGGLING, UNTIL_CLOSE, ChunkedScanner, Head, HttpError,
+    CHUNKED, HOP_BY_HOP, IDEMPOTENT, LENGTH, MAX_HEAD, NONE, UNTIL_CLOSE, ChunkedScanner, Head, HttpError,
     check_partial_request, error_response, forward_headers, parse_request_head, parse_response_head, plain_response, render_head,
     request_framing, response_framing,
 )

@@ -14,6 +14,7 @@ import errno
 import json
 import os
 import signal
+import socket
 import sys
 import traceback
 from dataclasses import dataclass, field
@@ -152,7 +153,7 @@ async def _run(main: Callable[[Context], Awaitable[None]], ctx: Context, loop_na
 IP_FREEBIND = 15  # linux/in.h: bind an address the node does not hold (yet): a VIP while BACKUP
 
 
-def listening_socket(address: str, port: int) -> "socket.socket":
+def listening_socket(address: str, port: int) -> socket.socket:
     """A TCP socket bound to ``address`` (``0.0.0.0``: every address), ready for ``create_server(sock=...)``.
 
     Services listen on their node's own addresses rather than the wildcard
@@ -161,8 +162,6 @@ def listening_socket(address: str, port: int) -> "socket.socket":
     gateway that becomes MASTER serves at once (HAProxy's ``transparent``,
     keepalived users' ``net.ipv4.ip_nonlocal_bind``).
     """
-    import socket
-
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
@@ -199,8 +198,6 @@ def serve(main: Callable[[Context], Awaitable[None]], argv: list[str] | None = N
 
 def call(path: str, cmd: str, timeout: float = 2.0, **args: Any) -> Any:
     """Send one command to a service's control socket (blocking; used by the lab and CLI)."""
-    import socket
-
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect(path)

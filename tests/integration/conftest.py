@@ -59,3 +59,24 @@ def wait_event(run_dir, predicate, timeout, what="an event"):
         if time.time() > deadline:
             pytest.fail(f"no {what} within {timeout:g} s")
         time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def shipped(tmp_path_factory):
+    """Run a shipped scenario file once per test session and share its run directory.
+
+    Several test files judge the same lesson scenario from different sides
+    (its own [expect] checks, VRRP timing, ...); one network run serves them
+    all, which keeps the suite short.
+    """
+    from lab.runner import load_scenario, run
+
+    runs = {}
+
+    def get(path):
+        if path not in runs:
+            name = path.replace("/", "_").removesuffix(".toml")
+            runs[path] = run(load_scenario(path), tmp_path_factory.mktemp(name) / "run", live=False, say=lambda *a: None)
+        return runs[path]
+
+    return get

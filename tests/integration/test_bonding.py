@@ -11,15 +11,15 @@ from lab.net import features
 from lab.net.faults import Faults
 from lab.net.lab import Lab, LabError
 from lab.net.roles import plan_services
-from lab.runner import load_scenario, run
+from lab.runner import load_scenario
 from lab.services.runtime import call
 
 SCENARIO = "exercises/04-bonding/active-backup.toml"
 
 
-def test_active_backup_moves_to_the_other_link_within_miimon_and_loses_no_request(tmp_path):
+def test_active_backup_moves_to_the_other_link_within_miimon_and_loses_no_request(shipped):
     scenario = load_scenario(SCENARIO)
-    run_dir = run(scenario, tmp_path / "run", live=False, say=lambda *a: None)
+    run_dir = shipped(SCENARIO)
     events, metrics = read_events(run_dir), report.build(run_dir)
     cut = next(e["t"] for e in events if e["kind"] == "fault_applied")
     failover = next(e for e in events if e["kind"] == "bond_failover")

@@ -8,7 +8,7 @@ from lab.core.vrrp import master_down_interval, skew_time
 from lab.events import read_events
 from lab.net.lab import Lab
 from lab.net.roles import plan_services
-from lab.runner import load_scenario, run
+from lab.runner import load_scenario
 
 from .conftest import wait_event
 
@@ -17,10 +17,9 @@ SLACK = 0.1  # scheduling on a loaded 2-core VM
 
 
 @pytest.fixture(scope="module")
-def failover(tmp_path_factory):
-    scenario = load_scenario(SCENARIO)
-    run_dir = run(scenario, tmp_path_factory.mktemp("vrrp") / "run", live=False, say=lambda *a: None)
-    return scenario, read_events(run_dir), report.build(run_dir)
+def failover(shipped):
+    run_dir = shipped(SCENARIO)
+    return load_scenario(SCENARIO), read_events(run_dir), report.build(run_dir)
 
 
 def changes(events, node=None):

@@ -1,13 +1,12 @@
 """Active/active, N-way and split brain on the wire (exercises/03), judged from events."""
 from lab.analysis import report
 from lab.events import read_events
-from lab.runner import load_scenario, run
 
 EX = "exercises/03-vrrp-redundancy"
 
 
-def run_named(tmp_path, name):
-    run_dir = run(load_scenario(f"{EX}/{name}.toml"), tmp_path / name, live=False, say=lambda *a: None)
+def run_named(shipped, name):
+    run_dir = shipped(f"{EX}/{name}.toml")
     return read_events(run_dir), report.build(run_dir)
 
 
@@ -24,8 +23,8 @@ def masters(events, vip, before):
     return sorted(n for n, s in state.items() if s == "MASTER")
 
 
-def test_active_active_survivor_takes_both_vips_and_double_the_load(tmp_path):
-    events, metrics = run_named(tmp_path, "active-active")
+def test_active_active_survivor_takes_both_vips_and_double_the_load(shipped):
+    events, metrics = run_named(shipped, "active-active")
     off = next(e["t"] for e in events if e["kind"] == "fault_applied")
     assert masters(events, "10.0.0.1", off) == ["gw1"] and masters(events, "10.0.0.4", off) == ["gw2"]
     assert masters(events, "10.0.0.4", off + 1.5) == ["gw1"], "gw1 must carry both VIPs"
@@ -38,16 +37,16 @@ def test_active_active_survivor_takes_both_vips_and_double_the_load(tmp_path):
     assert all(c.passed for c in metrics.checks), metrics.checks
 
 
-def test_nway_walks_down_the_priority_list(tmp_path):
-    events, metrics = run_named(tmp_path, "nway")
+def test_nway_walks_down_the_priority_list(shipped):
+    events, metrics = run_named(shipped, "nway")
     assert [(f.fault, f.new_master) for f in metrics.failovers] == [("poweroff gw1", "gw2"), ("poweroff gw2", "gw3")]
     assert all(f.took is not None and f.took <= f.master_down_interval + 0.1 for f in metrics.failovers)
     restored = [e["t"] for e in events if e["kind"] == "fault_reverted"]
     assert masters(events, "10.0.0.1", max(restored) + 1.5) == ["gw1"], "after restore the highest priority preempts"
 
 
-def test_split_brain_is_detected_and_heals(tmp_path):
-    events, metrics = run_named(tmp_path, "split-brain")
+def test_split_brain_is_detected_and_heals(shipped):
+    events, metrics = run_named(shipped, "split-brain")
     cut = next(e["t"] for e in events if e["kind"] == "fault_applied")
     healed = next(e["t"] for e in events if e["kind"] == "fault_reverted")
     ((vip, start, end),) = metrics.split_brain

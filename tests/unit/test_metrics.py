@@ -199,3 +199,43 @@ def test_what_a_failover_costs_the_client_is_counted_apart_from_failures():
     m = compute(ev)
     assert m.connections_lost == 1 and m.resent == 1 and m.resent_latency == pytest.approx(0.2)
     assert sum(o.resent for o in m.outages) == 1  # shown in the outage window it fell in
+
+
+def test_recovery_after_a_repair_is_measured_part_by_part():
+    m = compute(synthetic())
+    (r,) = m.recoveries
+    assert r.repair == "link_up o1-s1" and r.health == pytest.approx(1.0) and r.success == 0 and not r.has_vrrp
+    assert r.took == pytest.approx(1.0)
+    assert [c.passed for c in check_expectations(m, {"reconverge_within": 1.5})] == [True]
+    assert [c.passed for c in check_expectations(m, {"reconverge_within": 0.5})] == [False]
+
+
+def cable_pulled_events(gw1_steps_down: bool):
+    """gw1's cable is pulled at 7 s and plugged back at 15 s; gw2 took over meanwhile."""
+    ev = [{"t": T0, "kind": "load_started", "node": "c1", "duration": 25},
+          {"t": T0 + 0.1, "kind": "vrrp_state_changed", "node": "gw1", "vip": "10.0.0.1", "before": "BACKUP", "after": "MASTER"},
+          {"t": T0 + 7, "kind": "fault_applied", "node": "lab", "action": "link_down", "target": "gw1-s1", "affects": ["gw1"]},
+          {"t": T0 + 7.4, "kind": "vrrp_state_changed", "node": "gw2", "vip": "10.0.0.1", "before": "BACKUP", "after": "MASTER"},
+          {"t": T0 + 15, "kind": "fault_reverted", "node": "lab", "action": "link_up", "target": "gw1-s1", "affects": ["gw1"]}]
+    if gw1_steps_down:
+        ev.append({"t": T0 + 15.1, "kind": "vrrp_state_changed", "node": "gw2", "vip": "10.0.0.1", "before": "MASTER", "after": "BACKUP"})
+    return ev
+
+
+def test_one_master_per_vip_after_a_repair_or_the_check_fails():
+    good = compute(cable_pulled_events(True))
+    (r,) = good.recoveries
+    assert r.vip == pytest.approx(0.1) and r.took == pytest.approx(0.1)
+    assert [c.passed for c in check_expectations(good, {"one_master_per_vip": True, "reconverge_within": 1.0})] == [True, True]
+    bad = compute(cable_pulled_events(False))  # the issue's defect: gw1 back with a dead timer loop, both MASTER to the end
+    assert bad.recoveries[0].vip is None and bad.recoveries[0].took is None
+    assert [c.passed for c in check_expectations(bad, {"one_master_per_vip": True, "reconverge_within": 1.0})] == [False, False]
+
+
+def test_a_preemption_handover_is_not_a_lapse_but_a_longer_overlap_is():
+    from lab.analysis.metrics import _settled
+
+    assert _settled([(1.0, False), (1.02, True)], 0.0, 5.0, True, tolerate=0.05) == 0.0
+    assert _settled([(1.0, False), (1.2, True)], 0.0, 5.0, True, tolerate=0.05) == 1.2
+    assert _settled([(1.0, False)], 0.0, 5.0, True, tolerate=0.05) is None
+    assert _settled([(1.0, True), (2.0, False), (2.01, True)], 0.0, 5.0, False, tolerate=0.05) == 1.0
