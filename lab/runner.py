@@ -97,6 +97,7 @@ def run(scenario: Scenario, run_dir: Path, live: bool = True, say: Any = print) 
                 while pending and time.time() >= start_at + pending[0].at:
                     fault = pending.pop(0)
                     faults.apply(fault.action, fault.target, fault.note)
+                lab.watch()  # a service that died by itself is an event now, not a mystery later
                 if view:
                     view.update(faults.broken())
                 if all(s.proc is not None and s.proc.poll() is not None for s in clients):

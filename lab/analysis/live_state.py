@@ -8,7 +8,7 @@ from typing import Any, Mapping
 from lab.analysis.metrics import percentile
 
 NOTABLE = {"fault_applied", "fault_reverted", "health_changed", "service_started", "service_stopped", "request_rejected",
-           "vrrp_state_changed", "priority_changed", "server_ejected", "server_returned", "service_failed", "advert_send_failed",
+           "vrrp_state_changed", "priority_changed", "server_ejected", "server_returned", "service_failed", "service_exited", "advert_send_failed",
            "advert_send_recovered"}
 HOSTILE_SPIKE = 3  # refused requests within the window that make the live view say "hostile traffic"
 QUIET_TICKS = 5.0  # seconds before another refusal of the same kind by the same node gets a ticker line
@@ -138,6 +138,8 @@ def describe(e: Mapping[str, Any]) -> str:
         return f"{who}: refused a request from {e.get('client')}: {e.get('status')} {e.get('reason', '')}: {e.get('error', '')[:80]}"
     if kind == "service_failed":
         return f"{who}: SERVICE FAILED in {e.get('task')}: {e.get('error')}"
+    if kind == "service_exited":
+        return f"SERVICE FAILED: {e.get('key')} exited by itself with code {e.get('code')} ({e.get('log', '')[-80:]})"
     if kind == "advert_send_failed":
         return f"{who}: cannot send VRRP adverts ({e.get('error')}); still {e.get('state')}, timers running"
     if kind == "advert_send_recovered":

@@ -288,8 +288,12 @@ def compute(events: Sequence[Mapping[str, Any]], settings: Settings = Settings()
         resent_latency=percentile(sorted(r["latency"] for r in ok if r.get("resent")), 50),
         refused=_by_node(events, "request_rejected", "reason"),
         aborted=_by_node(events, "request_aborted", "reason"),
-        service_failures=tuple({"t": e["t"], "node": e["node"], "service": e.get("service", "?"), "task": e.get("task", "?"),
-                                "error": e.get("error", "")} for e in events if e["kind"] == "service_failed"),
+        service_failures=tuple(
+            {"t": e["t"], "node": e["node"], "service": e.get("service", "?"), "task": e.get("task", "?"), "error": e.get("error", "")}
+            if e["kind"] == "service_failed" else
+            {"t": e["t"], "node": e.get("target", "?"), "service": e.get("service", "?"), "task": "(the process)",
+             "error": f"exited by itself with code {e.get('code')}"}
+            for e in events if e["kind"] in ("service_failed", "service_exited")),
     )
 
 

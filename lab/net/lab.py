@@ -26,6 +26,7 @@ from lab.net.roles import CONTROL_DIR, TIERS, ServiceSpec
 from lab.net.state import LabLock, ifindex, kill_session
 
 RUNNING, CRASHED, PAUSED, STOPPED = "running", "crashed", "paused", "stopped"
+EXITED = "exited"  # ended by itself, not by a fault or the lab: something is wrong with it
 
 
 class LabError(RuntimeError):
@@ -209,6 +210,26 @@ class Lab:
             if pending and time.time() > deadline:
                 raise LabError(f"not ready after {timeout:g} s: {', '.join(sorted(pending))} (see {self.run_dir / 'logs'})")
             time.sleep(0.05)
+
+    def watch(self) -> list[Service]:
+        """Services that ended by themselves since the last look: each becomes a ``service_exited`` event at once.
+
+        Faults end services on purpose (their state says so) and load
+        generators end when their load is sent; anything else that stops is
+        a failure the run must show, not a silence.
+        """
+        gone = []
+        for service in self.services.values():
+            proc = service.proc
+            if service.state != RUNNING or service.spec.service == "loadgen" or proc is None or proc.poll() is None:
+                continue
+            service.state = EXITED
+            log = self.run_dir / "logs" / f"{service.spec.key}.log"
+            tail = log.read_text(errors="replace").strip().splitlines()[-3:] if log.exists() else []
+            self.event("service_exited", target=service.spec.node, service=service.spec.service, key=service.spec.key,
+                       code=proc.returncode, log=" | ".join(tail)[-300:])
+            gone.append(service)
+        return gone
 
     def services_on(self, node: str) -> list[Service]:
         return [s for s in self.services.values() if s.spec.node == node]

@@ -47,3 +47,9 @@ def test_a_failed_service_is_told():
     st = LiveState()
     line = st.feed(ev(1, "service_failed", node="gw1", task="timers", error="KeyError: 'x'"))
     assert "SERVICE FAILED in timers" in line
+
+
+def test_a_service_that_exits_by_itself_is_told_as_a_failure():
+    st = LiveState()
+    line = st.feed(ev(1, "service_exited", node="lab", target="lb1", service="balancer", key="lb1-balancer", code=1, log="Traceback"))
+    assert "SERVICE FAILED: lb1-balancer exited by itself with code 1" in line

@@ -162,10 +162,11 @@ def test_refusals_and_aborts_are_counted_per_gateway_and_kind():
         {"t": 3.1, "kind": "request_rejected", "node": "lb1", "reason": "smuggling", "status": 400},
         {"t": 3.2, "kind": "request_rejected", "node": "lb2", "reason": "head_timeout", "status": 408},
         {"t": 3.3, "kind": "request_aborted", "node": "lb1", "reason": "body_timeout", "id": "x", "server": "o1"},
-        {"t": 3.4, "kind": "service_failed", "node": "gw1", "service": "vrrp", "task": "timers", "error": "KeyError"}]
+        {"t": 3.4, "kind": "service_failed", "node": "gw1", "service": "vrrp", "task": "timers", "error": "KeyError"},
+        {"t": 3.5, "kind": "service_exited", "node": "lab", "target": "gw1", "service": "vrrp", "key": "gw1-vrrp", "code": 1}]
     m = compute(events)
     assert m.refused == {"lb1": {"smuggling": 2}, "lb2": {"head_timeout": 1}} and m.aborted == {"lb1": {"body_timeout": 1}}
-    assert [f["task"] for f in m.service_failures] == ["timers"]
+    assert [(f["node"], f["task"]) for f in m.service_failures] == [("gw1", "timers"), ("gw1", "(the process)")]
     from lab.analysis.report import sections
     titles = [title for title, _, _ in sections(m)]
     assert any(t.startswith("Requests refused") for t in titles) and any(t.startswith("Services that failed") for t in titles)
