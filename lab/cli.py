@@ -260,6 +260,30 @@ def cmd_hostile(args: argparse.Namespace) -> int:
     return EXIT_EXPECTATION if run.problems else EXIT_OK
 
 
+def cmd_chaos(args: argparse.Namespace) -> int:
+    from lab.chaos import replay_text, run_chaos, settings_of, summary, with_timeline
+    from lab.runner import load_scenario
+
+    scenario = load_scenario(args.scenario)
+    seeds = list(range(args.seed, args.seed + args.runs))
+    if args.print:
+        for seed in seeds:
+            _, entries = with_timeline(scenario, seed, settings_of(scenario, args.faults))
+            print(replay_text(scenario, entries, seed))
+        return EXIT_OK
+    need_root("chaos")
+    base = Path(args.runs_dir).resolve() / f"{time.strftime('%Y%m%d-%H%M%S')}-chaos-{scenario.name}"
+    impls = [None] if not args.compare else ["halab", args.compare]
+    if args.compare and not scenario.layout.vrrp:
+        print(f"halab: --compare {args.compare} needs a topology with VRRP gateways", file=sys.stderr)
+        return EXIT_USAGE
+    runs = [r for impl in impls for r in run_chaos(scenario, seeds, base, args.faults, impl)]
+    lines = summary(runs)
+    print("\n".join(lines))
+    (base / "chaos.txt").write_text("\n".join(lines) + "\n")
+    return EXIT_EXPECTATION if any(r.violations for r in runs) else EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="halab", description="An educational high-availability lab on Mininet.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -318,6 +342,15 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--rounds", type=int, default=3, help="balancer: rounds over all balancers (the order rotates)")
     b.add_argument("--runs", default="runs")
     b.set_defaults(func=cmd_bench)
+    ch = sub.add_parser("chaos", help="seeded random faults, every one repaired; checks that the lab heals each time")
+    ch.add_argument("scenario")
+    ch.add_argument("--seed", type=int, default=1, help="the first seed (runs use seed, seed+1, ...)")
+    ch.add_argument("--runs", type=int, default=1, help="how many seeds to run")
+    ch.add_argument("--faults", type=int, help="fault-and-repair pairs per run (default: the scenario's [chaos] faults, 3)")
+    ch.add_argument("--print", action="store_true", help="print the drawn timelines as scenario files; run nothing (no root)")
+    ch.add_argument("--compare", choices=["keepalived"], help="run every seed with halab's VRRP speaker and with this one")
+    ch.add_argument("--runs-dir", default="runs", help="where run directories go")
+    ch.set_defaults(func=cmd_chaos)
     h = sub.add_parser("hostile", help="send a corpus of hostile HTTP requests to halab's gateway, HAProxy and nginx; compare")
     h.add_argument("--impl", action="append", choices=["halab", "haproxy", "nginx"], help="only these gateways (repeatable)")
     h.add_argument("--runs", default="runs")

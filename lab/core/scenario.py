@@ -76,6 +76,17 @@ TOP = {
     "bond": Field(dict, default={}),
     "report": Field(dict, default={}),
     "expect": Field(dict, default={}),
+    "chaos": Field(dict, default={}),
+}
+CHAOS = {
+    "faults": Field(int, default=3, minimum=0, maximum=50, help="fault-and-repair pairs per chaos run"),
+    "kinds": Field(list, default=["link", "flap", "power", "crash", "pause", "partition"], item=str,
+                   help="what chaos may do: link, flap, power, crash, pause, partition"),
+    "min_hold": Field(float, default=1.0, minimum=0.1, help="seconds a fault lasts, at least"),
+    "max_hold": Field(float, default=4.0, minimum=0.1, help="seconds a fault lasts, at most"),
+    "settle": Field(float, default=5.0, minimum=1, help="seconds between the last repair and the end of the load"),
+    "reconverge_within": Field(float, default=None, minimum=0, help="the recovery bound chaos holds each repair to "
+                               "(default: derived from the health, VRRP and client timeouts)"),
 }
 TOPOLOGY = {
     "name": Field(str, required=True, help="a name from `halab topos`"),
@@ -280,6 +291,16 @@ class Expectations:
 
 
 @dataclass(frozen=True)
+class ChaosSpec:
+    faults: int = 3
+    kinds: tuple[str, ...] = ("link", "flap", "power", "crash", "pause", "partition")
+    min_hold: float = 1.0
+    max_hold: float = 4.0
+    settle: float = 5.0
+    reconverge_within: float | None = None
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     description: str
@@ -299,6 +320,7 @@ class Scenario:
     report: ReportSettings
     expect: Expectations
     source: str = "<scenario>"
+    chaos: ChaosSpec = field(default_factory=ChaosSpec)
 
 
 def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup, default_name: str = "scenario") -> Scenario:
@@ -346,6 +368,14 @@ def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup,
     bond = BondSettings(**check_table(top["bond"], BOND, source, "bond"))
     report = ReportSettings(**check_table(top["report"], REPORT, source, "report"))
     expect = Expectations(**check_table(top["expect"], EXPECT, source, "expect"))
+    chaos = check_table(top["chaos"], CHAOS, source, "chaos")
+    for i, kind in enumerate(chaos["kinds"]):
+        known = CHAOS["kinds"].default
+        if kind not in known:
+            raise ConfigError(source, f"chaos.kinds[{i}]", f"got {kind!r}{suggest(kind, known)}, expected one of {', '.join(known)}")
+    if chaos["min_hold"] > chaos["max_hold"]:
+        raise ConfigError(source, "chaos.min_hold", f"{chaos['min_hold']} s is more than max_hold ({chaos['max_hold']} s)")
+    chaos["kinds"] = tuple(chaos["kinds"])
     return Scenario(
         name=top["name"] or default_name,
         description=top["description"],
@@ -365,6 +395,7 @@ def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup,
         report=report,
         expect=expect,
         source=source,
+        chaos=ChaosSpec(**chaos),
     )
 
 
@@ -459,6 +490,11 @@ def resolve_pair(target: str, layout: Layout) -> tuple[str, str] | str:
         return f"a node cannot be cut off from itself ({target!r})"
     first, second = sorted((a, b))
     return (first, second)
+
+
+def parse_faults(items: list[dict[str, Any]], duration: float, layout: Layout, source: str) -> tuple[Fault, ...]:
+    """``[[faults]]`` entries checked and in time order, as a scenario file's are (for timelines made elsewhere: chaos)."""
+    return _faults(items, duration, layout, source)
 
 
 def _faults(items: list[dict[str, Any]], duration: float, layout: Layout, source: str) -> tuple[Fault, ...]:

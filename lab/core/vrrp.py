@@ -61,6 +61,9 @@ class VrrpSettings:
             raise ValueError(f"advert_interval must be 0.01..40.95 s (12 bits of centiseconds), got {self.advert_interval}")
 
 
+LOWER_PRIO_GARP_GAP = 1.0  # seconds between two GARP bursts answering a lower-priority master
+
+
 def skew_time(priority: int, interval: float) -> float:
     return (256 - priority) * interval / 256
 
@@ -99,6 +102,7 @@ class Vrrp:
     master: str = ""  # who we believe is master (its address)
     last_advert: float | None = None
     lower_master_since: float | None = None  # when we first heard a lower-priority master (preempt_delay counts from it)
+    last_lower_garp: float | None = None  # when we last answered a lower-priority master with adverts and GARP
     changes: list[Change] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -175,7 +179,16 @@ class Vrrp:
             self.master = source
             self.master_adver_interval = interval
             return self._to_backup(now, f"advert from {source} with priority {priority} > ours {self.priority}")
-        return []  # we win: keep advertising, the other side will yield
+        # We win, and another router believes it is MASTER too: a split brain (or a partition)
+        # just healed. Advertise now, so it yields at once, and send gratuitous ARP, because
+        # the clients' caches may still point at the other one (keepalived does both by
+        # default: vrrp_lower_prio_no_advert off, vrrp_garp_lower_prio_repeat). At most once
+        # per second, in case the other side keeps advertising.
+        if self.last_lower_garp is not None and now - self.last_lower_garp < LOWER_PRIO_GARP_GAP:
+            return []
+        self.last_lower_garp = now
+        self.advert_at = now + self.settings.advert_interval
+        return [Action(SEND_ADVERT, self.priority), Action(SEND_GARP, reason=f"a lower-priority MASTER ({source}) was heard")]
 
     def _tick_master(self, now: float) -> list[Action]:
         if self.advert_at is not None and now >= self.advert_at:

@@ -81,11 +81,12 @@ def test_master_yields_to_higher_priority_and_to_higher_address_on_ties():
     m.start(0)
     m.tick(10)
     assert m.state == MASTER
-    assert m.advert(11, 50, "10.0.0.9", 1.0) == [] and m.state == MASTER
+    # a lower-priority master is answered (advert + GARP, as keepalived), not obeyed
+    assert kinds(m.advert(11, 50, "10.0.0.9", 1.0)) == [SEND_ADVERT, SEND_GARP] and m.state == MASTER
     assert kinds(m.advert(12, 100, "10.0.0.9", 1.0)) == [DROP_VIP] and m.state == BACKUP
     m2 = router(priority=100, address="10.0.0.9")
     m2.start(0), m2.tick(10)
-    assert m2.advert(11, 100, "10.0.0.2", 1.0) == [] and m2.state == MASTER
+    assert kinds(m2.advert(11, 100, "10.0.0.2", 1.0)) == [SEND_ADVERT, SEND_GARP] and m2.state == MASTER
 
 
 def test_backup_learns_the_masters_interval():
@@ -177,3 +178,16 @@ def test_preempt_delay_holds_back_a_returning_higher_priority_router():
 def test_preempt_delay_is_bounded_like_keepalived():
     with pytest.raises(ValueError, match="preempt_delay"):
         VrrpSettings(preempt_delay=1001)
+
+
+def test_a_master_that_hears_a_lower_priority_master_reasserts_itself_with_garp():
+    # A healed split brain: both are MASTER; the winner advertises and sends GARP at once
+    # (keepalived's defaults), so the loser yields and the clients' ARP caches follow.
+    m = router(priority=150, interval=0.1)
+    m.start(0.0)
+    m.tick(0.4)
+    assert m.state == MASTER
+    assert kinds(m.advert(5.0, 100, "10.0.0.3", 0.1)) == [SEND_ADVERT, SEND_GARP]
+    assert m.advert(5.1, 100, "10.0.0.3", 0.1) == []  # not a storm: once a second at most
+    assert kinds(m.advert(6.2, 100, "10.0.0.3", 0.1)) == [SEND_ADVERT, SEND_GARP]
+    assert m.state == MASTER
