@@ -178,7 +178,11 @@ class Vrrp:
         if priority > self.priority or (priority == self.priority and _ip_key(source) > _ip_key(self.settings.address)):
             self.master = source
             self.master_adver_interval = interval
-            return self._to_backup(now, f"advert from {source} with priority {priority} > ours {self.priority}")
+            # One last advert of ours before yielding (keepalived vrrp_higher_prio_send_advert):
+            # after a split brain the clients may be sending to us, and the winner answers a
+            # lower-priority MASTER with gratuitous ARP (below), which moves them back.
+            mine = Action(SEND_ADVERT, self.priority, "yielding: tell the winner we were MASTER too")
+            return [mine] + self._to_backup(now, f"advert from {source} with priority {priority} > ours {self.priority}")
         # We win, and another router believes it is MASTER too: a split brain (or a partition)
         # just healed. Advertise now, so it yields at once, and send gratuitous ARP, because
         # the clients' caches may still point at the other one (keepalived does both by

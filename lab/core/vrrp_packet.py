@@ -85,9 +85,17 @@ def decode_ip(packet: bytes) -> tuple[str, int, Advert]:
 
 
 def garp(mac: str, ip: str) -> bytes:
-    """A gratuitous ARP reply as an Ethernet frame: 'ip is at mac', to everyone."""
+    """A gratuitous ARP as an Ethernet frame, to everyone: an ARP announcement (RFC 5227 2.3).
+
+    A request whose sender and target address are both ``ip`` (target MAC
+    zero). Linux treats exactly this as gratuitous and updates a neighbour
+    entry at once; a *reply* counts as gratuitous only if its target MAC
+    equals its sender MAC, and otherwise waits out ``locktime``, which
+    continuous traffic keeps renewing: the clients would stay with the old
+    owner of the address (seen after a healed split brain).
+    """
     hw = bytes.fromhex(mac.replace(":", ""))
     addr = socket.inet_aton(ip)
     eth = b"\xff" * 6 + hw + b"\x08\x06"
-    arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 2) + hw + addr + b"\xff" * 6 + addr
+    arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + hw + addr + b"\x00" * 6 + addr
     return eth + arp

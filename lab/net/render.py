@@ -71,7 +71,9 @@ def keepalived_config(node: str, iface: str, vip: str, vrid: int, priority: int,
     (``GET /halab-ready``: can you serve?), starting failed (``init_fail``).
     """
     lines = ["global_defs {", f"    router_id {node}", "    vrrp_version 3", "    script_user root", "    enable_script_security",
-             "    vrrp_garp_master_repeat 5", "}", ""]
+             # a healed split brain moves the clients back: the loser advertises once as it yields,
+             # the winner answers a lower-priority MASTER with GARP (halab's speaker does both)
+             "    vrrp_garp_master_repeat 5", "    vrrp_higher_prio_send_advert true", "}", ""]
     if track_port:
         lines += ["vrrp_script local_balancer {",
                   f"    script \"/usr/bin/curl -sf -o /dev/null -m 1 http://127.0.0.1:{track_port}{READY_PATH}\"",

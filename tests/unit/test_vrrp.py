@@ -83,7 +83,8 @@ def test_master_yields_to_higher_priority_and_to_higher_address_on_ties():
     assert m.state == MASTER
     # a lower-priority master is answered (advert + GARP, as keepalived), not obeyed
     assert kinds(m.advert(11, 50, "10.0.0.9", 1.0)) == [SEND_ADVERT, SEND_GARP] and m.state == MASTER
-    assert kinds(m.advert(12, 100, "10.0.0.9", 1.0)) == [DROP_VIP] and m.state == BACKUP
+    # yielding, it advertises once more (keepalived vrrp_higher_prio_send_advert), then drops the VIP
+    assert kinds(m.advert(12, 100, "10.0.0.9", 1.0)) == [SEND_ADVERT, DROP_VIP] and m.state == BACKUP
     m2 = router(priority=100, address="10.0.0.9")
     m2.start(0), m2.tick(10)
     assert kinds(m2.advert(11, 100, "10.0.0.2", 1.0)) == [SEND_ADVERT, SEND_GARP] and m2.state == MASTER
@@ -142,8 +143,12 @@ def test_bad_adverts_are_named():
 
 def test_garp_frame():
     frame = Ether(wire.garp("00:00:00:00:00:02", "10.0.0.1"))
-    assert frame.dst == "ff:ff:ff:ff:ff:ff" and frame[ARP].op == 2
+    # an ARP announcement (RFC 5227): a request, sender = target address, target MAC zero. Linux
+    # takes only this (or a reply whose target MAC is its sender MAC) as gratuitous and updates a
+    # busy neighbour entry at once; the earlier broadcast-target reply waited out locktime forever.
+    assert frame.dst == "ff:ff:ff:ff:ff:ff" and frame[ARP].op == 1
     assert frame[ARP].psrc == frame[ARP].pdst == "10.0.0.1" and frame[ARP].hwsrc == "00:00:00:00:00:02"
+    assert frame[ARP].hwdst == "00:00:00:00:00:00"
 
 
 def test_takeover_reasons_say_what_was_heard():
