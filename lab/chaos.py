@@ -45,9 +45,10 @@ class ChaosRun:
     @property
     def reconverged(self) -> float | None:
         """The slowest recovery of the run (None: one never came)."""
-        if self.metrics is None or not self.metrics.recoveries:
+        judged = [r for r in self.metrics.recoveries if not r.cut_short] if self.metrics is not None else []
+        if not judged:
             return None
-        times = [r.took for r in self.metrics.recoveries]
+        times = [r.took for r in judged]
         return None if any(t is None for t in times) else max(t for t in times if t is not None)
 
 
@@ -109,12 +110,14 @@ def invariants(scenario: Scenario, run_dir: Path, metrics: Metrics, bound: float
     events = read_events(run_dir)
     for r in metrics.recoveries:
         clock = f"{r.at - metrics.load_start:.2f} s"
+        if r.cut_short:
+            continue  # the next fault came before the lab could settle: nothing to judge here
         if r.took is None or r.took > bound:
             parts = ", ".join(f"{name} {'never' if v is None else f'{v:.2f} s'}" for name, v in
                               (("one MASTER per VIP", r.vip), ("every origin UP", r.health), ("last failure", r.success))
                               if name != "one MASTER per VIP" or r.has_vrrp)
             out.append(f"reconverge: after '{r.repair}' at {clock}: {parts} (bound {bound:.2f} s)" + around(events, r.at, metrics))
-    if any(r.has_vrrp and r.vip is None for r in metrics.recoveries):
+    if any(r.has_vrrp and r.vip is None and not r.cut_short for r in metrics.recoveries):
         out.append("one MASTER per VIP: not reached after a repair")
     for f in metrics.service_failures:
         out.append(f"service failed: {f['node']} {f['service']} {f['task']}: {f['error']}")

@@ -110,7 +110,7 @@ def sections(m: Metrics) -> list[tuple[str, list[str], list[list[str]]]]:
         out.append(("Recovery after each repair (back to a steady state)", ["repaired at (s)", "repair", "one MASTER per VIP",
                                                                             "every origin UP everywhere", "last failed request", "reconverged"], [
             [_clock(r.at, m), r.repair[:40], _secs(r.vip) if r.has_vrrp else "no VRRP", _secs(r.health), _secs(r.success),
-             "never" if r.took is None else _secs(r.took)] for r in m.recoveries]))
+             "cut short by the next fault" if r.cut_short else "never" if r.took is None else _secs(r.took)] for r in m.recoveries]))
     out.append(("Outage windows (failed requests close together)", ["from (s)", "to (s)", "duration", "failed / sent",
                                                                      "succeeded only after the client resent it", "cause"], [
         [_clock(o.start, m), _clock(o.end, m), _secs(o.duration), f"{o.failed} / {o.total}", str(o.resent), o.cause] for o in m.outages]))

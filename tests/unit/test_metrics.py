@@ -240,3 +240,14 @@ def test_a_preemption_handover_is_not_a_lapse_but_a_longer_overlap_is():
     assert _settled([(1.0, False), (1.2, True)], 0.0, 5.0, True, tolerate=0.05) == 1.2
     assert _settled([(1.0, False)], 0.0, 5.0, True, tolerate=0.05) is None
     assert _settled([(1.0, True), (2.0, False), (2.01, True)], 0.0, 5.0, False, tolerate=0.05) == 1.0
+
+
+def test_a_repair_followed_too_soon_by_the_next_fault_is_not_judged():
+    ev = synthetic()
+    # another fault 0.3 s after o1's link came back, before the balancer could see o1 UP (at 11 s)
+    ev.append({"t": T0 + 10.3, "kind": "fault_applied", "node": "lab", "action": "crash", "target": "o2", "affects": ["o2"]})
+    ev.append({"t": T0 + 20, "kind": "fault_reverted", "node": "lab", "action": "restart", "target": "o2", "affects": ["o2"]})
+    m = compute(ev)
+    first = m.recoveries[0]
+    assert first.cut_short and first.window == pytest.approx(0.3) and first.took is None
+    assert check_expectations(m, {"reconverge_within": 2.0})[0].detail.count("never") == 0
