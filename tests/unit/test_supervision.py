@@ -80,3 +80,30 @@ def test_a_supervised_loop_that_dies_stops_the_service_with_its_traceback(tmp_pa
     failed = [json.loads(line) for line in (tmp_path / "svc.jsonl").read_text().splitlines()]
     assert ctx.failed and [e["kind"] for e in failed] == ["service_failed"]
     assert failed[0]["task"] == "check o1" and "KeyError" in failed[0]["error"] and "raise KeyError" in failed[0]["traceback"]
+
+
+@pytest.mark.parametrize("code", sorted(TRANSIENT_ERRNOS))
+def test_a_health_probe_that_meets_a_pulled_cable_is_a_failed_probe_and_the_loop_goes_on(tmp_path, code):
+    from lab.services.balancer import Balancer
+
+    async def go():
+        ctx = Context({"node": "lb1", "servers": [{"name": "o1", "address": "127.0.0.1", "port": 1}],
+                       "health": {"inter": 0.05, "rise": 1, "fall": 1}}, EventLog(tmp_path / "lb.jsonl", "lb1", "balancer"))
+        balancer = Balancer(ctx)
+        calls = []
+
+        async def failing(server):
+            calls.append(1)
+            if len(calls) <= 2:
+                raise OSError(code, "pulled cable")
+            return True, "HTTP 200"
+
+        balancer._probe = failing
+        task = ctx.spawn(balancer.check_loop(balancer.pool.servers[0], 0), "check o1")
+        await asyncio.sleep(0.4)
+        task.cancel()
+        return balancer, ctx
+    balancer, ctx = asyncio.run(go())
+    kinds = [json.loads(line)["kind"] for line in (tmp_path / "lb.jsonl").read_text().splitlines()]
+    assert not ctx.failed and "service_failed" not in kinds
+    assert [k for k in kinds if k == "health_changed"] == ["health_changed", "health_changed"]  # DOWN on the errors, UP again after
