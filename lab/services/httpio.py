@@ -55,6 +55,12 @@ async def read_body(reader: asyncio.StreamReader, framing: str, length: int) -> 
         return await reader.readexactly(length)
     if framing == UNTIL_CLOSE:
         return await reader.read()
+    body, _ = await _read_chunked(reader, 502, keep=True)
+    return body
+
+
+async def _read_chunked(reader: asyncio.StreamReader, status: int, keep: bool) -> tuple[bytes, int]:
+    """A chunked body read to its end: its raw bytes (when ``keep``) and the size of its data."""
     parts = []
     scanner = ChunkedScanner()
     while not scanner.done:
@@ -62,12 +68,11 @@ async def read_body(reader: asyncio.StreamReader, framing: str, length: int) -> 
         if not data:
             raise asyncio.IncompleteReadError(b"", None)
         used = scanner.feed(data)
-        parts.append(data[:used])
+        if keep:
+            parts.append(data[:used])
         if used < len(data):
-            raise HttpError(502, "bytes after the end of a chunked body (pipelining is not supported)")
-    return b"".join(parts)
-
-
+            raise HttpError(status, "bytes after the end of a chunked body (pipelining is not supported)")
+    return b"".join(parts), scanner.size
 
 
 async def discard_body(reader: asyncio.StreamReader, framing: str, length: int) -> int:
@@ -82,12 +87,5 @@ async def discard_body(reader: asyncio.StreamReader, framing: str, length: int) 
                 raise asyncio.IncompleteReadError(b"", left)
             left -= len(data)
         return length
-    scanner = ChunkedScanner()
-    while not scanner.done:
-        data = await reader.read(65536)
-        if not data:
-            raise asyncio.IncompleteReadError(b"", None)
-        used = scanner.feed(data)
-        if used < len(data):
-            raise HttpError(400, "bytes after the end of a chunked body (pipelining is not supported here)")
-    return scanner.size
+    _, size = await _read_chunked(reader, 400, keep=False)
+    return size
