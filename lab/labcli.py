@@ -14,6 +14,7 @@ from typing import Any
 from mininet.cli import CLI
 
 from lab.analysis.live_state import describe
+from lab.core.faults import ACTIONS, NONE, Action, usage
 from lab.events import read_events
 from lab.net.faults import Faults
 from lab.net.lab import Lab, LabError
@@ -31,8 +32,8 @@ class LabCLI(CLI):
 
     def _fault(self, action: str, line: str) -> None:
         target = line.strip() or None
-        if action != "restore" and not target:
-            print(f"usage: {action} NODE-or-LINK")
+        if ACTIONS[action].target != NONE and not target:
+            print(f"usage: {usage(ACTIONS[action])}")
             return
         try:
             for change in self.faults.apply(action, target, "by hand"):
@@ -93,30 +94,15 @@ class LabCLI(CLI):
         print(f"{len(specs)} clients sending {rate:g} req/s each for {seconds:g} s; watch with 'stats' and 'events'")
 
 
-# verb -> (fault action, help). One table instead of ten look-alike methods;
-# Mininet's CLI finds do_<verb> and shows the docstring for 'help <verb>'.
-FAULT_VERBS = {
-    "fail": ("link_down", "fail LINK: take a link down (LINK is 'a-b' or a node with one link)."),
-    "heal": ("link_up", "heal LINK: bring a link back up."),
-    "crash": ("crash", "crash NODE: SIGKILL the halab services on NODE."),
-    "restart": ("restart", "restart NODE: start a crashed node's services again."),
-    "pause": ("pause", "pause NODE: SIGSTOP its services (the kernel still answers ping and TCP handshakes)."),
-    "resume": ("resume", "resume NODE: SIGCONT a paused node's services."),
-    "poweroff": ("poweroff", "poweroff NODE: the whole machine dies: services killed, every interface down."),
-    "poweron": ("poweron", "poweron NODE: boot a powered-off node again (interfaces up, services started)."),
-    "partition": ("partition", "partition A/B: A and B drop each other's packets; both still reach everyone else."),
-    "unpartition": ("unpartition", "unpartition A/B: let A and B talk again."),
-    "restore": ("restore", "restore: undo every fault in force."),
-}
-
-
-def _fault_verb(action: str, doc: str) -> Any:
+def _fault_verb(action: Action) -> Any:
     def verb(self: LabCLI, line: str) -> None:
-        self._fault(action, "" if action == "restore" else line)
+        self._fault(action.name, "" if action.target == NONE else line)
 
-    verb.__doc__ = doc
+    verb.__doc__ = usage(action)
     return verb
 
 
-for _name, (_action, _doc) in FAULT_VERBS.items():
-    setattr(LabCLI, f"do_{_name}", _fault_verb(_action, _doc))
+# One command per declared fault action (lab.core.faults); Mininet's CLI finds
+# do_<verb> and shows the docstring for 'help <verb>'.
+for _action in ACTIONS.values():
+    setattr(LabCLI, f"do_{_action.verb}", _fault_verb(_action))

@@ -29,7 +29,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from lab.analysis.keys import KeyMoves, key_moves
 from lab.core.availability import nines
-from lab.core.scenario import REVERTS
+from lab.core.faults import REPAIRS, STOPS_SERVICES
 
 
 @dataclass(frozen=True)
@@ -202,7 +202,7 @@ def fault_periods(events: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str
         if e["kind"] != "fault_applied":
             continue
         reverted = next((r["t"] for r in events[i + 1:] if r["kind"] == "fault_reverted"
-                         and REVERTS.get(r["action"]) == e["action"] and r["target"] == e["target"]), None)
+                         and REPAIRS.get(r["action"]) == e["action"] and r["target"] == e["target"]), None)
         periods.append((e, reverted))
     return periods
 
@@ -454,7 +454,7 @@ def _masters_over_time(events: Sequence[Mapping[str, Any]]) -> Iterable[tuple[fl
             owners = masters.setdefault(e["vip"], set())
             (owners.add if e["after"] == "MASTER" else owners.discard)(e["node"])
             yield e["t"], e["vip"], set(owners)
-        elif e["kind"] == "fault_applied" and e["action"] in ("crash", "poweroff"):
+        elif e["kind"] == "fault_applied" and e["action"] in STOPS_SERVICES:
             for owners in masters.values():  # a killed speaker cannot say it stopped being MASTER
                 owners.discard(e["target"])
 
@@ -481,7 +481,7 @@ def _failovers(events: Sequence[Mapping[str, Any]], periods: Sequence[tuple[Mapp
             mdi = ready[after["node"]]["master_down_interval"] if after is not None and after["node"] in ready else None
             out.append(Failover(f"{e['action']} {e['target']}", e["t"], vip, after["node"] if after else None,
                                 after["t"] - e["t"] if after else None, mdi))
-            if e["action"] in ("crash", "poweroff"):
+            if e["action"] in STOPS_SERVICES:
                 owners -= affects  # a killed speaker cannot say it stopped being MASTER
     return out
 

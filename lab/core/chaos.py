@@ -18,17 +18,13 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from lab.core.faults import ACTIONS, LINK, NODE, PAIR, REPAIR_OF, REPAIRS
 from lab.core.scenario import SERVICE_ROLES, Layout
 
-# kind -> (fault action, repair action): what a chaos fault does to its target
-KINDS = {
-    "link": ("link_down", "link_up"),
-    "flap": ("link_down", "link_up"),  # down and up three times, 0.3 s apart
-    "power": ("poweroff", "poweron"),
-    "crash": ("crash", "restart"),
-    "pause": ("pause", "resume"),
-    "partition": ("partition", "unpartition"),
-}
+# kind -> the fault a chaos fault of that kind applies to its target (and then its declared repair)
+FAULT_OF = {"link": "link_down", "flap": "link_down", "power": "poweroff", "crash": "crash", "pause": "pause",
+            "partition": "partition"}  # a flap: down and up three times, 0.3 s apart
+KINDS = {kind: (fault, REPAIR_OF[fault]) for kind, fault in FAULT_OF.items()}
 FLAP_STEP = 0.3  # seconds between the transitions of a flapping link
 FLAPS = 3
 
@@ -67,19 +63,24 @@ def targets(layout: Layout, kinds: tuple[str, ...]) -> list[Target]:
     for a, b in layout.links:
         if roles.get(a) == "client" or roles.get(b) == "client":
             continue
-        for kind in ("link", "flap"):
+        for kind in _kinds(LINK):
             if kind in kinds:
                 out.append(Target(kind, f"{a}-{b}", frozenset((a, b))))
     for node in services:
-        for kind in ("power", "crash", "pause"):
+        for kind in _kinds(NODE):
             if kind in kinds:
                 out.append(Target(kind, node, frozenset((node,))))
-    if "partition" in kinds:
+    if any(kind in kinds for kind in _kinds(PAIR)):
         balancers = sorted(n for n in services if roles[n] == "balancer")
         origins = sorted(n for n in services if roles[n] == "origin")
         pairs = [(a, b) for i, a in enumerate(balancers) for b in balancers[i + 1:]] + [(g, o) for g in balancers for o in origins]
-        out += [Target("partition", f"{a}/{b}", frozenset((a, b))) for a, b in pairs]
+        out += [Target(kind, f"{a}/{b}", frozenset((a, b))) for kind in _kinds(PAIR) if kind in kinds for a, b in pairs]
     return out
+
+
+def _kinds(target: str) -> tuple[str, ...]:
+    """The chaos kinds whose fault acts on this kind of target, in table order (seeds replay the same draws)."""
+    return tuple(kind for kind, fault in FAULT_OF.items() if ACTIONS[fault].target == target)
 
 
 def draw(layout: Layout, duration: float, seed: int, settings: ChaosSettings = ChaosSettings()) -> list[dict[str, Any]]:
@@ -105,7 +106,7 @@ def draw(layout: Layout, duration: float, seed: int, settings: ChaosSettings = C
             busy.append((start, end, target.nodes))
             entries += _entries(target, start, end, number)
             break
-    return sorted(entries, key=lambda e: (e["at"], e["action"] in ("link_up", "poweron", "restart", "resume", "unpartition")))
+    return sorted(entries, key=lambda e: (e["at"], e["action"] in REPAIRS))
 
 
 def _entries(target: Target, start: float, end: float, number: int) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping
 from lab.core import client_limits
 from lab.core.balancing import ALGORITHMS
 from lab.core.client_limits import ClientLimits
+from lab.core.faults import ACTIONS, BROKEN_SETS, LINK, NONE, PAIR
 from lab.core.health import DEFAULT_FALL, DEFAULT_RISE, HealthSettings
 from lab.core.schema import ConfigError, Field, check_table, suggest
 
@@ -52,12 +53,6 @@ REAL_BALANCERS = {
               "hash": "hash $request_uri;", "consistent": "hash $request_uri consistent;", "p2c": "random two least_conn;",
               "random": "random;"},
 }
-LINK_ACTIONS = ("link_down", "link_up")
-# repair -> the fault it undoes
-REVERTS = {"link_up": "link_down", "restart": "crash", "resume": "pause", "poweron": "poweroff", "unpartition": "partition"}
-NODE_ACTIONS = ("crash", "restart", "pause", "resume", "poweroff", "poweron")
-PAIR_ACTIONS = ("partition", "unpartition")  # target "a/b": all traffic between a and b dropped, both still reach the rest
-ACTIONS = LINK_ACTIONS + NODE_ACTIONS + PAIR_ACTIONS + ("restore",)
 SERVICE_ROLES = ("origin", "balancer")
 NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,63}")  # a plain file name: no '/', no '..', no leading '.'
 
@@ -149,7 +144,7 @@ LOAD = {
 }
 FAULT = {
     "at": Field(float, required=True, minimum=0, help="seconds after the load starts"),
-    "action": Field(str, required=True, choices=ACTIONS),
+    "action": Field(str, required=True, choices=tuple(ACTIONS)),
     "target": Field(str, default=None, help="a node (crash, pause...) or a link 'a-b' / a node with one link"),
     "note": Field(str, default="", help="shown in the live view and the report"),
 }
@@ -201,7 +196,7 @@ class Fault:
 
     @property
     def link(self) -> tuple[str, str] | None:
-        if self.action in LINK_ACTIONS and self.target:
+        if ACTIONS[self.action].target == LINK and self.target:
             a, _, b = self.target.partition("-")
             return (a, b)
         return None
@@ -503,19 +498,20 @@ def _faults(items: list[dict[str, Any]], duration: float, layout: Layout, source
         where = f"faults[{i}]"
         values = check_table(item, FAULT, source, where)
         action, target = values["action"], values["target"]
+        kind = ACTIONS[action].target
         if values["at"] > duration:
             raise ConfigError(source, f"{where}.at", f"{values['at']} s is after the run ends (duration = {duration} s)")
-        if action == "restore":
+        if kind == NONE:
             if target is not None:
-                raise ConfigError(source, f"{where}.target", "'restore' undoes every fault and takes no target")
+                raise ConfigError(source, f"{where}.target", f"'{action}' undoes every fault and takes no target")
         elif target is None:
             raise ConfigError(source, f"{where}.target", f"action {action!r} needs a target")
-        elif action in PAIR_ACTIONS:
+        elif kind == PAIR:
             pair = resolve_pair(target, layout)
             if isinstance(pair, str):
                 raise ConfigError(source, f"{where}.target", pair)
             target = f"{pair[0]}/{pair[1]}"
-        elif action in LINK_ACTIONS:
+        elif kind == LINK:
             link = resolve_link(target, layout)
             if isinstance(link, str):
                 raise ConfigError(source, f"{where}.target", link)
@@ -531,33 +527,19 @@ def _faults(items: list[dict[str, Any]], duration: float, layout: Layout, source
     return ordered
 
 
-# action -> (what it breaks or mends, whether the target must already be broken, complaint)
-TIMELINE_RULES = {
-    "link_down": ("down", False, "link {t} is already down at {at} s"),
-    "link_up": ("down", True, "link {t} is not down at {at} s (nothing to heal)"),
-    "crash": ("crashed", False, "{t} is already crashed at {at} s"),
-    "restart": ("crashed", True, "{t} is not crashed at {at} s (nothing to restart)"),
-    "pause": ("paused", False, "{t} is already paused at {at} s"),
-    "resume": ("paused", True, "{t} is not paused at {at} s (nothing to resume)"),
-    "poweroff": ("off", False, "{t} is already powered off at {at} s"),
-    "poweron": ("off", True, "{t} is not powered off at {at} s (nothing to power on)"),
-    "partition": ("cut", False, "{t} are already partitioned at {at} s"),
-    "unpartition": ("cut", True, "{t} are not partitioned at {at} s (nothing to heal)"),
-}
-
-
 def _check_timeline(faults: tuple[Fault, ...], source: str) -> None:
     """Replay the timeline on sets of broken things; reject moves that cannot happen."""
-    broken: dict[str, set[str]] = {"down": set(), "crashed": set(), "paused": set(), "off": set(), "cut": set()}
+    broken: dict[str, set[str]] = {kind: set() for kind in BROKEN_SETS}
     for f in faults:
-        if f.action == "restore":
+        action = ACTIONS[f.action]
+        if action.broken is None:  # restore
             for items in broken.values():
                 items.clear()
             continue
-        kind, must_be_broken, complaint = TIMELINE_RULES[f.action]
+        kind, must_be_broken = action.broken, action.is_repair
         target = f.target or ""
         if (target in broken[kind]) != must_be_broken:
-            raise ConfigError(source, f"faults[{f.index}]", complaint.format(t=target, at=f.at))
+            raise ConfigError(source, f"faults[{f.index}]", action.complaint(target, f.at))
         gone = broken["off"] if f.action == "crash" else broken["crashed"] | broken["off"]
         if f.action in ("pause", "resume", "crash") and target in gone:
             raise ConfigError(source, f"faults[{f.index}]", f"{target} is crashed or powered off at {f.at} s; bring it back before you {f.action} it")

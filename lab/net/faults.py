@@ -23,7 +23,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from lab.core.scenario import REVERTS, SERVICE_ROLES, resolve_link, resolve_pair
+from lab.core.faults import ACTIONS, BROKEN_SETS, LINK, NONE, REPAIR_OF, REPAIRS
+from lab.core.scenario import SERVICE_ROLES, resolve_link, resolve_pair
 from lab.net.lab import CRASHED, PAUSED, RUNNING, Lab, LabError
 
 
@@ -71,7 +72,7 @@ class Faults:
         # Stamped with the moment the action began: the kill or the cable pull
         # happens before the call returns, and requests failing in between
         # must not look as if they failed before the fault.
-        kind = "fault_reverted" if change.action in REVERTS else "fault_applied"
+        kind = "fault_reverted" if change.action in REPAIRS else "fault_applied"
         self.lab.event(kind, t=began, action=change.action, target=change.target, affects=list(change.affects), note=note, **change.details)
         return change
 
@@ -88,15 +89,16 @@ class Faults:
 
     # ---- the verbs -------------------------------------------------------------------
     def apply(self, action: str, target: str | None, note: str = "") -> list[Change]:
-        if action == "restore":
+        """Do one declared action (``lab.core.faults.ACTIONS``); nothing else on this object can be called this way."""
+        declared = ACTIONS.get(action)
+        if declared is None:
+            raise LabError(f"unknown fault action {action!r} (known: {', '.join(ACTIONS)})")
+        if declared.target == NONE:
             return self.restore(note)
         if target is None:
             raise LabError(f"{action} needs a target")
-        method = getattr(self, action, None)
-        if method is None or action.startswith("_"):
-            raise LabError(f"unknown fault action {action!r}")
         began = time.time()
-        return [self._record(method(target), began, note)]
+        return [self._record(getattr(self, action)(target), began, note)]
 
     def link_down(self, target: str) -> Change:
         link = self._link(target)
@@ -238,18 +240,21 @@ class Faults:
         self.paused.discard(node)
         return Change("resume", node, (node,), {"continued": pids})
 
+    def _in_force(self) -> list[tuple[str, str]]:
+        """(fault, target) for everything broken, in the order of the fault table."""
+        sets = {"down": list(self.down), "crashed": sorted(self.crashed), "paused": sorted(self.paused),
+                "off": sorted(self.off), "cut": sorted(self.cut)}
+        assert set(sets) == set(BROKEN_SETS), "a broken set of lab.core.faults has no state here"
+        faults = {a.broken: a for a in ACTIONS.values() if a.broken and not a.is_repair}
+        return [(faults[kind].name, target) for kind in BROKEN_SETS for target in sets[kind]]
+
     def restore(self, note: str = "") -> list[Change]:
-        """Undo every fault still in force: heal links, resume, restart."""
-        steps = ([(self.link_up, name) for name in list(self.down)] + [(self.resume, node) for node in sorted(self.paused)]
-                 + [(self.restart, node) for node in sorted(self.crashed)] + [(self.poweron, node) for node in sorted(self.off)]
-                 + [(self.unpartition, pair) for pair in sorted(self.cut)])
+        """Undo every fault still in force, each by its declared repair."""
         changes = []
-        for verb, target in steps:
+        for fault, target in self._in_force():
             began = time.time()
-            changes.append(self._record(verb(target), began, note or "restore"))
+            changes.append(self._record(getattr(self, REPAIR_OF[fault])(target), began, note or "restore"))
         return changes
 
     def broken(self) -> list[str]:
-        return ([f"link {n} down" for n in self.down] + [f"{n} crashed" for n in sorted(self.crashed)]
-                + [f"{n} paused" for n in sorted(self.paused)] + [f"{n} powered off" for n in sorted(self.off)]
-                + [f"{p} partitioned" for p in sorted(self.cut)])
+        return [f"{'link ' if ACTIONS[f].target == LINK else ''}{t} {ACTIONS[f].state}" for f, t in self._in_force()]
