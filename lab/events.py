@@ -8,6 +8,11 @@ is computed from them alone, so a run can be re-examined offline.
 
 Files are line-buffered: an event is on disk as soon as it is emitted, so a
 service killed with SIGKILL (a "crash" fault) loses nothing it said.
+
+Every kind of event, with its fields and their types, is declared once in
+``KINDS`` (lab/event_kinds.py). A unit test reads every ``emit`` in the code
+against it, the integration tests check every event of every run they
+make, and ``check`` says what is wrong with one event.
 """
 from __future__ import annotations
 
@@ -15,7 +20,9 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
+
+from lab.event_kinds import COMMON, KINDS
 
 EVENTS_DIR = "events"
 
@@ -85,3 +92,19 @@ class Tail:
                 new.extend(parse_lines(chunk[:end].decode("utf-8").splitlines(), str(path)))
         new.sort(key=lambda e: e["t"])
         return new
+
+
+def check(event: Mapping[str, Any]) -> list[str]:
+    """What is wrong with one event against its declaration (an empty list: nothing)."""
+    kind = event.get("kind")
+    declared = KINDS.get(kind)  # type: ignore[arg-type]
+    if declared is None:
+        return [f"undeclared kind {kind!r}"]
+    problems = [f"{kind}: missing {name}" for name in declared.required if name not in event]
+    for name, value in event.items():
+        spec = COMMON.get(name) or declared.fields.get(name)
+        if spec is None:
+            problems.append(f"{kind}: undeclared field {name!r}")
+        elif not spec.accepts(value):
+            problems.append(f"{kind}.{name}: {value!r} is not {spec}")
+    return problems

@@ -72,8 +72,7 @@ class Faults:
         # Stamped with the moment the action began: the kill or the cable pull
         # happens before the call returns, and requests failing in between
         # must not look as if they failed before the fault.
-        kind = "fault_reverted" if change.action in REPAIRS else "fault_applied"
-        self.lab.event(kind, t=began, action=change.action, target=change.target, affects=list(change.affects), note=note, **change.details)
+        self.lab.event("fault_reverted" if change.action in REPAIRS else "fault_applied", t=began, action=change.action, target=change.target, affects=list(change.affects), note=note, **change.details)
         return change
 
     def _set_link(self, link: tuple[str, str], status: str) -> list[str]:

@@ -8,6 +8,8 @@ import shutil
 
 import pytest
 
+from lab.events import check, read_events
+
 DEMO = "exercises/01-health-checks-and-failover/scenario.toml"
 
 
@@ -77,6 +79,9 @@ def shipped(tmp_path_factory):
         if path not in runs:
             name = path.replace("/", "_").removesuffix(".toml")
             runs[path] = run(load_scenario(path), tmp_path_factory.mktemp(name) / "run", live=False, say=lambda *a: None)
+            # every event the network wrote keeps to its declaration (lab/event_kinds.py)
+            problems = sorted({p for e in read_events(runs[path]) for p in check(e)})
+            assert not problems, f"{path}: events off their declaration: {problems[:10]}"
         return runs[path]
 
     return get
