@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from lab.core.faults import ACTIONS, LINK, NODE, PAIR, REPAIR_OF, REPAIRS
-from lab.core.scenario import SERVICE_ROLES, Layout
+from lab.core.roles import SERVICE_ROLES
+from lab.core.scenario import Layout
 
 # kind -> the fault a chaos fault of that kind applies to its target (and then its declared repair)
 FAULT_OF = {"link": "link_down", "flap": "link_down", "power": "poweroff", "crash": "crash", "pause": "pause",

@@ -18,6 +18,7 @@ from lab.core import client_limits
 from lab.core.balancing import ALGORITHMS
 from lab.core.client_limits import ClientLimits
 from lab.core.faults import ACTIONS, BROKEN_SETS, LINK, NONE, PAIR
+from lab.core.roles import SERVICE_ROLES, SERVING_ROLES
 from lab.core.health import DEFAULT_FALL, DEFAULT_RISE, HealthSettings
 from lab.core.schema import ConfigError, Field, check_table, suggest
 
@@ -53,7 +54,6 @@ REAL_BALANCERS = {
               "hash": "hash $request_uri;", "consistent": "hash $request_uri consistent;", "p2c": "random two least_conn;",
               "random": "random;"},
 }
-SERVICE_ROLES = ("origin", "balancer")
 NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,63}")  # a plain file name: no '/', no '..', no leading '.'
 
 TOP = {
@@ -141,6 +141,8 @@ LOAD = {
     "keys": Field(int, default=1000, minimum=1, help="how many distinct keys '{key}' takes (hashing lessons)"),
     "clients": Field(list, default=None, item=str, help="client nodes that send load (default: all)"),
     "max_in_flight": Field(int, default=512, minimum=1, help="open-loop guard: concurrent requests per client"),
+    "target": Field(str, default=None, help="a node to send load to, e.g. an origin, bypassing the balancer "
+                    "(default: the client's target in the topology, else the first balancer)"),
 }
 FAULT = {
     "at": Field(float, required=True, minimum=0, help="seconds after the load starts"),
@@ -243,6 +245,7 @@ class LoadSettings:
     keys: int = 1000
     clients: tuple[str, ...] = ()
     max_in_flight: int = 512
+    target: str | None = None
 
 
 @dataclass(frozen=True)
@@ -452,6 +455,15 @@ def _load(table: Mapping[str, Any], layout: Layout, source: str) -> LoadSettings
             raise ConfigError(source, f"load.clients[{i}]", f"no client named {name!r}{suggest(name, all_clients)} (clients: {', '.join(all_clients)})")
     if not clients:
         raise ConfigError(source, "load.clients", "needs at least one client")
+    target = values["target"]
+    if target is not None:
+        serving = [n for n, r in layout.nodes.items() if r in SERVING_ROLES]
+        if target not in layout.nodes:
+            raise ConfigError(source, "load.target", f"no node named {target!r}{suggest(target, serving)} (nodes that serve "
+                              f"clients: {', '.join(serving)})")
+        if target not in serving:
+            raise ConfigError(source, "load.target", f"{target!r} is a {layout.nodes[target]} and serves no clients "
+                              f"(nodes that do: {', '.join(serving)})")
     values["clients"] = tuple(clients)
     return LoadSettings(**values)
 

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lab.core.faults import ACTIONS, BROKEN_SETS, LINK, NONE, REPAIR_OF, REPAIRS
-from lab.core.scenario import SERVICE_ROLES, resolve_link, resolve_pair
+from lab.core.roles import SERVICE_ROLES
+from lab.core.scenario import resolve_link, resolve_pair
 from lab.net.lab import CRASHED, PAUSED, RUNNING, Lab, LabError
 
 

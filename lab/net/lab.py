@@ -22,7 +22,8 @@ from typing import Any
 from lab.core.scenario import Scenario
 from lab.events import EventLog, event_path, parse_lines
 from lab.net import features
-from lab.net.roles import CONTROL_DIR, TIERS, ServiceSpec
+from lab.core.roles import ROLES, TIERS
+from lab.net.roles import CONTROL_DIR, ServiceSpec
 from lab.net.state import LabLock, ifindex, kill_session
 
 RUNNING, CRASHED, PAUSED, STOPPED = "running", "crashed", "paused", "stopped"
@@ -221,7 +222,7 @@ class Lab:
         gone = []
         for service in self.services.values():
             proc = service.proc
-            if service.state != RUNNING or service.spec.service == "loadgen" or proc is None or proc.poll() is None:
+            if service.state != RUNNING or ROLES[service.spec.service].with_load or proc is None or proc.poll() is None:
                 continue
             service.state = EXITED
             log = self.run_dir / "logs" / f"{service.spec.key}.log"

@@ -1,29 +1,25 @@
 """Which service runs on which host, with which settings (pure: no Mininet).
 
 The topology gives each host a role and an address; the scenario gives the
-settings. ``plan_services`` joins them into one ``ServiceSpec`` per process,
-whose ``config`` is the JSON the service reads. Kept free of I/O so a test
-can check, without root, that every origin is a backend of the balancer and
+settings. Each role of the registry (``lab.core.roles``) names a planner
+here that joins the two into one ``ServiceSpec`` per process, whose
+``config`` is the JSON the service reads. Kept free of I/O so a test can
+check, without root, that every origin is a backend of the balancer and
 every client aims at it.
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from lab.core import client_limits
+from lab.core.roles import ROLES, TIERS
 from lab.core.scenario import Scenario
 from lab.events import event_path
 
 CONTROL_DIR = "/run/halab/ctl"  # short, fixed: a Unix socket path must stay under 108 bytes
-
-MODULES = {"origin": "lab.services.origin", "balancer": "lab.services.balancer", "loadgen": "lab.services.loadgen",
-           "vrrp": "lab.services.vrrp", "team": "lab.services.team"}
-TIERS = ("team", "origin", "balancer", "vrrp", "loadgen")  # start order: each tier ready before the next
-# (service, impl) -> the wrapper that runs the real daemon behind halab's event log
-REAL_DAEMONS = {("balancer", "haproxy"): "lab.services.realbalancer", ("balancer", "nginx"): "lab.services.realbalancer",
-                ("vrrp", "keepalived"): "lab.services.keepalived"}
 
 
 @dataclass
@@ -46,7 +42,13 @@ class ServiceSpec:
 
     @property
     def module(self) -> str:
-        return REAL_DAEMONS.get((self.service, self.config.get("impl", "halab")), MODULES[self.service])
+        return ROLES[self.service].module_for(self.config.get("impl", "halab"))
+
+
+def resolve(ref: str) -> Callable[..., Any]:
+    """A registry reference 'package.module:function' -> the function."""
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
 
 
 def _base(node: str, service: str, run_dir: Path) -> dict[str, Any]:
@@ -55,15 +57,27 @@ def _base(node: str, service: str, run_dir: Path) -> dict[str, Any]:
 
 
 def plan_services(scenario: Scenario, addresses: Mapping[str, str], run_dir: Path) -> list[ServiceSpec]:
-    """Origins and balancers (started before the load); clients come from ``plan_load``."""
-    layout = scenario.layout
+    """Every lasting service of the lab, tier by tier (the load comes from ``plan_load``, when it starts)."""
+    specs = []
+    for name in TIERS:
+        if not ROLES[name].with_load:
+            specs += resolve(ROLES[name].plan)(scenario, addresses, run_dir)
+    return specs
+
+
+def plan_origins(scenario: Scenario, addresses: Mapping[str, str], run_dir: Path) -> list[ServiceSpec]:
     specs = []
     for node, settings in scenario.origins.items():
         cfg = _base(node, "origin", run_dir)
         cfg.update(port=settings.port, latency_ms=settings.latency_ms, capacity=settings.capacity,  # weight/backup are the balancer's
                    log_requests=settings.log_requests, bind=list(settings.bind or own_addresses(scenario, addresses, node)))
         specs.append(ServiceSpec(node, "origin", cfg))
-    b = scenario.balancer
+    return specs
+
+
+def plan_balancers(scenario: Scenario, addresses: Mapping[str, str], run_dir: Path) -> list[ServiceSpec]:
+    layout, b = scenario.layout, scenario.balancer
+    specs = []
     servers = [{"name": n, "address": addresses[n], "port": scenario.origins[n].port, "weight": scenario.origins[n].weight,
                 "backup": scenario.origins[n].backup} for n in layout.by_role("origin")]
     h = b.health
@@ -79,9 +93,15 @@ def plan_services(scenario: Scenario, addresses: Mapping[str, str], run_dir: Pat
         if b.impl != "halab":
             cfg.update(_real_balancer(scenario, servers, node, run_dir, cfg["bind"]))
         specs.append(ServiceSpec(node, "balancer", cfg))
-    specs += plan_vrrp(scenario, run_dir)
-    specs += plan_bonds(scenario, run_dir)
     return specs
+
+
+def origin_port(scenario: Scenario, node: str) -> int:
+    return scenario.origins[node].port
+
+
+def balancer_port(scenario: Scenario, node: str) -> int:
+    return scenario.balancer.port
 
 
 def own_addresses(scenario: Scenario, addresses: Mapping[str, str], node: str) -> list[str]:
@@ -95,7 +115,7 @@ def own_addresses(scenario: Scenario, addresses: Mapping[str, str], node: str) -
     return [addresses[node], *vips, "127.0.0.1"]
 
 
-def plan_bonds(scenario: Scenario, run_dir: Path) -> list[ServiceSpec]:
+def plan_bonds(scenario: Scenario, addresses: Mapping[str, str], run_dir: Path) -> list[ServiceSpec]:
     """The bond agent of each multi-homed node (``bond.impl`` must be resolved: kernel or userspace)."""
     b = scenario.bond
     specs = []
@@ -107,7 +127,7 @@ def plan_bonds(scenario: Scenario, run_dir: Path) -> list[ServiceSpec]:
     return specs
 
 
-def plan_vrrp(scenario: Scenario, run_dir: Path) -> list[ServiceSpec]:
+def plan_vrrp(scenario: Scenario, addresses: Mapping[str, str], run_dir: Path) -> list[ServiceSpec]:
     """One speaker per VRRP group a node takes part in (active/active: two per gateway)."""
     layout, v = scenario.layout, scenario.vrrp
     specs = []
@@ -151,16 +171,28 @@ def _real_balancer(scenario: Scenario, servers: list[dict[str, Any]], node: str,
 
 
 def plan_load(scenario: Scenario, addresses: Mapping[str, str], run_dir: Path, start_at: float) -> list[ServiceSpec]:
-    balancers = scenario.layout.by_role("balancer")
-    aimless = [n for n in scenario.load.clients if n not in scenario.layout.targets]
-    if aimless and not balancers:
-        raise ValueError(f"topology {scenario.topology!r} has no balancer for {', '.join(aimless)} to aim at")
-    load = scenario.load
+    """One load generator per client, aimed at ``[load] target``, else the client's own target in the topology
+    (a VIP), else the first balancer."""
+    layout, load = scenario.layout, scenario.load
+    balancers = layout.by_role("balancer")
+    aimless = [n for n in load.clients if n not in layout.targets]
+    if aimless and not balancers and load.target is None:
+        raise ValueError(f"topology {scenario.topology!r} has no balancer for {', '.join(aimless)} to aim at; name a node "
+                         "with [load] target")
     specs = []
     for node in load.clients:
+        if load.target is not None:
+            target, port = addresses[load.target], serving_port(scenario, load.target)
+        else:
+            target, port = layout.targets.get(node) or addresses[balancers[0]], scenario.balancer.port
         cfg = _base(node, "loadgen", run_dir)
-        cfg.update(target=scenario.layout.targets.get(node) or addresses[balancers[0]], port=scenario.balancer.port, rate=load.rate, duration=scenario.duration,
-                   start_at=start_at, timeout=load.timeout, path=load.path, keys=load.keys, max_in_flight=load.max_in_flight,
-                   seed=f"{scenario.seed}-{node}")
+        cfg.update(target=target, port=port, rate=load.rate, duration=scenario.duration, start_at=start_at, timeout=load.timeout,
+                   path=load.path, keys=load.keys, max_in_flight=load.max_in_flight, seed=f"{scenario.seed}-{node}")
         specs.append(ServiceSpec(node, "loadgen", cfg))
     return specs
+
+
+def serving_port(scenario: Scenario, node: str) -> int:
+    """The port a client reaches ``node``'s service on, from the role that runs there."""
+    role = next(r for r in ROLES.values() if r.node_role == scenario.layout.nodes[node] and r.port)
+    return int(resolve(role.port)(scenario, node))  # type: ignore[arg-type]
