@@ -22,16 +22,16 @@ import gc
 import os
 import random
 import time
-from collections import deque
 from typing import Any, Iterator, Mapping
 
 from lab.core import client_limits
 from lab.core.balancing import Pool, RequestInfo, Server, make_algorithm
-from lab.core.health import FAIL, PASS, READY_PATH, HealthCounter, HealthSettings
-from lab.core.http1 import IDEMPOTENT, Head, HttpError, error_response, render_response
+from lab.core.health import READY_PATH, HealthSettings
+from lab.core.dispatch import Admission, may_retry
+from lab.core.http1 import Head, HttpError, error_response, render_response
 from lab.core.passive import PassiveHealth, PassiveSettings
-from lab.services.httpio import PeerClosed, within
-from lab.services.probes import http_probe, icmp_probe, tcp_probe
+from lab.services.healthcheck import HealthChecker, Probe, Target
+from lab.services.httpio import within
 from lab.services.proxy import ClientSide, Exchange, UpstreamError, UpstreamSide, idle_connection
 from lab.services.runtime import Context, listen, serve
 
@@ -72,21 +72,17 @@ class Balancer:
         self.passive = PassiveHealth(PassiveSettings(**cfg.get("passive", {})), [s.name for s in servers])
         self.passive_on = self.passive.settings.enabled  # settings are frozen: read once, not per request
         hc = cfg.get("health", {})
-        self.check_kind = hc.get("kind", "http")
-        self.check_path = hc.get("path", "/health")
-        self.expect_status = int(hc.get("expect_status") or 0)
-        self.expect_body = hc.get("expect_body") or ""
         settings = HealthSettings(int(hc.get("rise", 2)), int(hc.get("fall", 3)), float(hc.get("inter", 2.0)),
                                   hc.get("fastinter"), hc.get("downinter"), hc.get("timeout"))
-        self.health = {s.name: HealthCounter(s.name, settings) for s in servers}
+        probe = Probe(hc.get("kind", "http"), hc.get("path", "/health"), int(hc.get("expect_status") or 0), hc.get("expect_body") or "")
+        self.checker = HealthChecker([Target(s.name, s.address, s.port) for s in servers], settings, probe, self.log, self.health_changed)
+        self.health = self.checker.counters
+        self.last_check = self.checker.last_check
         self.idle: dict[str, list[UpstreamSide]] = {s.name: [] for s in servers}
         self.errors = {s.name: 0 for s in servers}
-        self.last_check: dict[str, tuple[int, str]] = {s.name: (0, "not probed yet") for s in servers}  # (count, result)
         self.retried = 0
         self.requests = 0
-        self.maxconn = int(cfg.get("maxconn", 0))  # 0: no limit
-        self.in_flight = 0
-        self.queue: deque[Exchange] = deque()
+        self.admission: Admission[Exchange] = Admission(int(cfg.get("maxconn", 0)))  # HAProxy maxconn (0: no limit)
         self.no_server = 0
         self.bad_requests = 0
         self.limits = client_limits.from_config(cfg)
@@ -99,7 +95,7 @@ class Balancer:
     def statistics(self) -> dict[str, Any]:
         return {
             "requests": self.requests, "no_server": self.no_server, "bad_requests": self.bad_requests, "retried": self.retried,
-            "in_flight": self.in_flight, "queued": len(self.queue), "refused": dict(self.refusals), "idle_closed": self.idle_closed,
+            "in_flight": self.in_flight, "queued": len(self.admission.queue), "refused": dict(self.refusals), "idle_closed": self.idle_closed,
             "client_aborts": self.client_aborts,
             "servers": {s.name: {"state": self.health[s.name].label(), "active": s.active, "picked": s.picked,
                                  "errors": self.errors[s.name], "weight": s.weight, "drain": s.drain,
@@ -115,45 +111,11 @@ class Balancer:
         self.log.emit("server_changed", server=server.name, **changes)
         return self.statistics()["servers"][server.name]
 
-    # ---- health checks ---------------------------------------------------------------
-    async def probe(self, server: Server) -> tuple[bool, str]:
-        timeout = self.health[server.name].settings.check_timeout
-        try:
-            return await within(timeout, self._probe(server))
-        except asyncio.TimeoutError:
-            return False, f"no answer within {timeout:g} s"
-        except ConnectionRefusedError:
-            return False, "connection refused"
-        except (OSError, HttpError, asyncio.IncompleteReadError, PeerClosed) as e:
-            return False, f"{type(e).__name__}: {e}"
-
-    async def _probe(self, server: Server) -> tuple[bool, str]:
-        if self.check_kind == "tcp":
-            return await tcp_probe(server.address, server.port)
-        if self.check_kind == "icmp":
-            return await icmp_probe(server.address)
-        return await http_probe(server.address, server.port, self.check_path, self.expect_status, self.expect_body)
-
-    async def check_loop(self, server: Server, first_delay: float) -> None:
-        counter = self.health[server.name]
-        loop = asyncio.get_running_loop()
-        await asyncio.sleep(first_delay)
-        while True:
-            started = loop.time()
-            ok, detail = await self.probe(server)
-            self.last_check[server.name] = (self.last_check[server.name][0] + 1, f"{'pass' if ok else 'fail'}: {detail}")
-            before = counter.label()
-            transition = counter.observe(PASS if ok else FAIL, time.time(), detail)
-            if counter.label() != before:  # steady UP 3/3 or DOWN 0/2 probes are not news
-                self.log.emit("health_checked", server=server.name, result=PASS if ok else FAIL, detail=detail,
-                              label=counter.label(), took=round(loop.time() - started, 4))
-            if transition is not None:
-                self.pool.set_up(server.name, counter.up, time.time())
-                self.log.emit("health_changed", server=server.name, before=transition.before, after=transition.after,
-                              reason=transition.reason, label=counter.label())
-                if not server.up:
-                    self.drop_idle(server.name)
-            await asyncio.sleep(counter.next_interval())  # counted from the end of the probe, like HAProxy
+    # ---- health checks (lab.services.healthcheck runs them) ----------------------------
+    def health_changed(self, name: str, up: bool) -> None:
+        self.pool.set_up(name, up, time.time())
+        if not up:
+            self.drop_idle(name)
 
     def drop_idle(self, name: str) -> None:
         while self.idle[name]:
@@ -162,8 +124,7 @@ class Balancer:
     # ---- proxying (the data path itself is lab.services.proxy) ------------------------
     def ready(self) -> list[str]:
         """Servers this balancer can send a request to now: UP, and confirmed so by a probe of its own."""
-        return [s.name for s in self.pool.servers
-                if self.health[s.name].up and not s.disabled and self.last_check[s.name][1].startswith("pass")]
+        return [s.name for s in self.pool.servers if self.checker.ready(s.name) and not s.disabled]
 
     def answer_ready(self, x: Exchange) -> None:
         """``GET /halab-ready``: 200 when at least one server is ready, else 503 (HAProxy ``monitor-uri``).
@@ -185,22 +146,18 @@ class Balancer:
             return
         self.requests += 1
         x.number = self.requests
-        if self.maxconn and self.in_flight >= self.maxconn:
-            self.queue.append(x)  # HAProxy maxconn: past the limit requests wait their turn
-            return
-        self.in_flight += 1
-        self.attempt(x)
+        if self.admission.arrive(x):  # else it waits in the queue for a request to finish
+            self.attempt(x)
 
     def done_with(self, x: Exchange) -> None:
-        """A request has its answer (or its error): let the next queued one through."""
-        self.in_flight -= 1
-        if self.queue:
-            nxt = self.queue.popleft()
-            self.in_flight += 1
-            if nxt.client.closed:
-                self.done_with(nxt)
-            else:
-                self.attempt(nxt)
+        """A request has its answer (or its error): let the next queued one through, unless its client left."""
+        nxt = self.admission.leave(lambda queued: not queued.client.closed)
+        if nxt is not None:
+            self.attempt(nxt)
+
+    @property
+    def in_flight(self) -> int:
+        return self.admission.in_flight
 
     def attempt(self, x: Exchange) -> None:
         """Pick a server for ``x`` (avoiding those already tried) and send it there."""
@@ -298,9 +255,7 @@ class Balancer:
         self.errors[server.name] += 1
         self.release(x, ok=False)
         x.tried.append(server.name)
-        # nginx proxy_next_upstream: a request that may have reached the server is
-        # replayed only if it is idempotent; one that never left is always safe to move.
-        if len(x.tried) <= self.retries and x.replayable and (not e.sent or x.head.method in IDEMPOTENT):
+        if may_retry(len(x.tried), self.retries, x.replayable, e.sent, x.head.method):
             self.retried += 1
             self.log.emit("request_retried", id=x.rid, server=server.name, error=e.kind, detail=e.message)
             x.fresh_retry = False
@@ -342,8 +297,8 @@ async def main(ctx: Context) -> None:
     port = int(ctx.config.get("port", 80))
     listeners = await listen(lambda: ClientSide(balancer), list(ctx.config.get("bind") or ()), port)
     servers = balancer.pool.servers
-    inter = balancer.health[servers[0].name].settings.inter if servers else 1.0
-    checks = [ctx.spawn(balancer.check_loop(s, i * inter / max(1, len(servers))), f"check {s.name}") for i, s in enumerate(servers)]
+    checker = balancer.checker
+    checks = [ctx.spawn(checker.loop(t, delay), f"check {t.name}") for t, delay in zip(checker.targets, checker.first_delays())]
     checks.append(ctx.spawn(report_load(balancer), "report_load"))
     # Everything built so far lives as long as the process: freeze it out of the
     # garbage collector's sight, and collect the young generation ten times less

@@ -41,8 +41,9 @@ from pathlib import Path
 from typing import Any
 
 from lab.core import vrrp_packet as wire
-from lab.core.health import FAIL, PASS, READY_PATH, HealthCounter, HealthSettings
+from lab.core.health import READY_PATH, HealthSettings
 from lab.core.vrrp import DROP_VIP, MASTER, SEND_ADVERT, SEND_GARP, TAKE_VIP, Action, Vrrp, VrrpSettings
+from lab.services.healthcheck import HealthChecker, Probe, Target
 from lab.services.runtime import Context, serve, transient
 
 GARP_REPEAT = 5  # keepalived vrrp_garp_master_repeat default
@@ -62,9 +63,13 @@ class Speaker:
         self.track_port = int(cfg.get("track_port") or 0)
         self.track_interval = float(cfg["track_interval"]) if self.track_port else 1.0
         self.track_weight = int(cfg["track_weight"]) if self.track_port else 0
-        # keepalived's script rise/fall, starting failed (init_fail): not ready until a probe says so
-        self.tracker = HealthCounter("local balancer", HealthSettings(int(cfg.get("track_rise", 1)), int(cfg.get("track_fall", 2)),
-                                                                       self.track_interval), start_up=False)
+        # keepalived's script rise/fall, starting failed (init_fail): not ready until a probe says so. The
+        # shared checker, without events of its own: its verdicts are the priority_changed events below.
+        self.ready_target = Target("local balancer", "127.0.0.1", self.track_port)
+        settings = HealthSettings(int(cfg.get("track_rise", 1)), int(cfg.get("track_fall", 2)), self.track_interval,
+                                  timeout=min(1.0, self.track_interval))
+        self.checker = HealthChecker([self.ready_target], settings, Probe("http", READY_PATH), start_up=False)
+        self.tracker = self.checker.counters[self.ready_target.name]
         self.wake = asyncio.Event()
         self.adverts_sent = self.adverts_seen = self.bad_adverts = 0
         self.send_failures = 0  # adverts lost in the current streak of send errors (0: sending works)
@@ -200,31 +205,13 @@ class Speaker:
             self.ctx.log.emit("vrrp_heartbeat", vip=self.vip, state=s["state"], master=s["master"], priority=s["priority"],
                               last_advert_age=s["last_advert_age"])
 
-    async def ready_probe(self) -> tuple[bool, str]:
-        """Ask the local balancer whether it can serve (``GET /halab-ready``)."""
-        timeout = min(1.0, self.track_interval)
-        try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", self.track_port), timeout)
-        except (OSError, asyncio.TimeoutError) as e:
-            return False, f"no connection to port {self.track_port}: {type(e).__name__}"
-        try:
-            writer.write(f"GET {READY_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
-            line = await asyncio.wait_for(reader.readline(), timeout)
-        except (OSError, asyncio.TimeoutError) as e:
-            return False, f"no answer: {type(e).__name__}"
-        finally:
-            writer.close()
-        status = line.decode("latin-1").strip()
-        return status.startswith("HTTP/1.") and status[9:10] == "2", status or "closed without an answer"
-
     def tracked_priority(self) -> int:
         if self.base_priority == 255:  # the address owner never changes its priority (RFC 5798)
             return 255
         return self.base_priority if self.tracker.up else max(1, self.base_priority - self.track_weight)
 
     async def track_once(self, startup: bool = False) -> None:
-        ok, detail = await self.ready_probe()
-        self.tracker.observe(PASS if ok else FAIL, time.time(), detail)
+        _, detail, _ = await self.checker.check_once(self.ready_target)
         wanted = self.tracked_priority()
         if wanted == self.machine.priority:
             return

@@ -92,14 +92,14 @@ def test_a_health_probe_that_meets_a_pulled_cable_is_a_failed_probe_and_the_loop
         balancer = Balancer(ctx)
         calls = []
 
-        async def failing(server):
+        async def failing(address, port):
             calls.append(1)
             if len(calls) <= 2:
                 raise OSError(code, "pulled cable")
             return True, "HTTP 200"
 
-        balancer._probe = failing
-        task = ctx.spawn(balancer.check_loop(balancer.pool.servers[0], 0), "check o1")
+        balancer.checker.probe = failing
+        task = ctx.spawn(balancer.checker.loop(balancer.checker.targets[0], 0), "check o1")
         await asyncio.sleep(0.4)
         task.cancel()
         return balancer, ctx
