@@ -8,7 +8,7 @@ SYSPY     ?= /usr/bin/python3
 DEMO      ?= exercises/01-health-checks-and-failover/scenario.toml
 PYTEST    ?= $(PY) -m pytest
 
-.PHONY: install demo test unit integration clean-lab distclean
+.PHONY: install demo test lint unit integration clean-lab distclean
 
 install: $(VENV)/.installed
 
@@ -22,8 +22,11 @@ $(VENV)/.installed: pyproject.toml scripts/install-system.sh
 demo: install
 	$(VENV)/bin/halab run $(DEMO)
 
-test: install
+test: install lint
 	$(PYTEST) -q tests
+
+lint: install
+	$(VENV)/bin/ruff check .
 
 unit: install
 	$(PYTEST) -q tests/unit

@@ -70,13 +70,12 @@ def topology_params(items: list[str]) -> dict[str, object]:
 
 
 def cmd_cli(args: argparse.Namespace) -> int:
+    import topologies
     from lab.core.scenario import parse_scenario
     from lab.labcli import LabCLI
     from lab.net.lab import Lab
     from lab.net.roles import plan_services
     from lab.runner import new_run_dir, write_meta
-
-    import topologies
 
     params = topology_params(args.param)
     scenario = parse_scenario({"name": f"cli-{args.topology}", "duration": 3600, "topology": {"name": args.topology, "switch": args.switch, **params}},
@@ -231,9 +230,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from lab.bench import run_bench, summary
-
-    from lab.bench import failover_summary, run_failover_bench
+    from lab.bench import failover_summary, run_bench, run_failover_bench, summary
 
     need_root("bench")
     run_dir = Path(args.runs).resolve() / f"{time.strftime('%Y%m%d-%H%M%S')}-bench-{args.what}"

@@ -73,10 +73,9 @@ def write_meta(scenario: Scenario, run_dir: Path) -> None:
 def run(scenario: Scenario, run_dir: Path, live: bool = True, say: Any = print) -> Path:
     """Run ``scenario`` end to end; return the run directory (the report is built by the caller)."""
     from lab.live import LiveView
+    from lab.net import features
     from lab.net.faults import Faults
     from lab.net.lab import Lab
-
-    from lab.net import features
 
     scenario = features.resolve(scenario, say)
     run_dir.mkdir(parents=True, exist_ok=True)

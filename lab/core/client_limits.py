@@ -12,7 +12,8 @@ connection, never silence: 408 (too slow), 413 (body), 414 (target),
 """
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, field, fields as dc_fields
+from dataclasses import MISSING, dataclass, field
+from dataclasses import fields as dc_fields
 from typing import Any, Mapping
 
 from lab.core.schema import Field

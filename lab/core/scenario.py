@@ -18,8 +18,8 @@ from lab.core import client_limits
 from lab.core.balancing import ALGORITHMS
 from lab.core.client_limits import ClientLimits
 from lab.core.faults import ACTIONS, BROKEN_SETS, LINK, NONE, PAIR
-from lab.core.roles import SERVICE_ROLES, SERVING_ROLES
 from lab.core.health import DEFAULT_FALL, DEFAULT_RISE, HealthSettings
+from lab.core.roles import SERVICE_ROLES, SERVING_ROLES
 from lab.core.schema import ConfigError, Field, check_table, suggest
 
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lab.core.roles import ROLES, TIERS
 from lab.core.scenario import Scenario
 from lab.events import EventLog, event_path, parse_lines
 from lab.net import features
-from lab.core.roles import ROLES, TIERS
 from lab.net.roles import CONTROL_DIR, ServiceSpec
 from lab.net.state import LabLock, ifindex, kill_session
 
@@ -46,8 +46,8 @@ class Service:
 
 
 def switch_class(kind: str) -> Any:
-    from mininet.nodelib import LinuxBridge
     from mininet.node import OVSBridge
+    from mininet.nodelib import LinuxBridge
 
     if kind == "lxbr":
         return LinuxBridge

@@ -22,37 +22,22 @@ import gc
 import os
 import random
 import time
-from typing import Any, Iterator, Mapping
+from collections import defaultdict
+from typing import Any, Callable
 
 from lab.core import client_limits
-from lab.core.balancing import Pool, RequestInfo, Server, make_algorithm
-from lab.core.health import READY_PATH, HealthSettings
+from lab.core.balancing import Pool, Server, make_algorithm
 from lab.core.dispatch import Admission, may_retry
-from lab.core.http1 import Head, HttpError, error_response, render_response
+from lab.core.health import READY_PATH, HealthSettings
+from lab.core.http1 import HttpError, error_response, render_response
 from lab.core.passive import PassiveHealth, PassiveSettings
+from lab.services.exchange import CONNECTING, DONE, QUEUED, Exchange, Observer, UpstreamError
 from lab.services.healthcheck import HealthChecker, Probe, Target
 from lab.services.httpio import within
-from lab.services.proxy import ClientSide, Exchange, UpstreamError, UpstreamSide, idle_connection
+from lab.services.proxy import ClientSide
 from lab.services.runtime import Context, listen, serve
-
-
-class HeaderView(Mapping[str, str]):
-    """A request's headers for the hashing algorithms, without copying them per request."""
-
-    def __init__(self, head: Head) -> None:
-        self.head = head
-
-    def __getitem__(self, name: str) -> str:
-        value = self.head.get(name)
-        if value is None:
-            raise KeyError(name)
-        return value
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.head.index)
-
-    def __len__(self) -> int:
-        return len(self.head.index)
+from lab.services.upstream_side import UpstreamSide, idle_connection
+from lab.services.upstreams import PooledUpstreams
 
 
 class Balancer:
@@ -67,10 +52,9 @@ class Balancer:
         servers = [Server(s["name"], s["address"], int(s.get("port", 80)), int(s.get("weight", 1)), bool(s.get("backup", False))) for s in cfg["servers"]]
         algorithm = make_algorithm(cfg.get("algorithm", "roundrobin"), servers, cfg.get("hash_key", "uri"))
         self.pool = Pool(servers, algorithm, random.Random(cfg.get("seed", 1)), float(cfg.get("slowstart", 0.0)))
-        self.uses_request = algorithm.uses_request
         self.retries = int(cfg.get("retries", 0))
         self.passive = PassiveHealth(PassiveSettings(**cfg.get("passive", {})), [s.name for s in servers])
-        self.passive_on = self.passive.settings.enabled  # settings are frozen: read once, not per request
+        self.upstreams = PooledUpstreams(self.pool, self.passive, self.log, self.drop_idle)
         hc = cfg.get("health", {})
         settings = HealthSettings(int(hc.get("rise", 2)), int(hc.get("fall", 3)), float(hc.get("inter", 2.0)),
                                   hc.get("fastinter"), hc.get("downinter"), hc.get("timeout"))
@@ -78,7 +62,9 @@ class Balancer:
         self.checker = HealthChecker([Target(s.name, s.address, s.port) for s in servers], settings, probe, self.log, self.health_changed)
         self.health = self.checker.counters
         self.last_check = self.checker.last_check
-        self.idle: dict[str, list[UpstreamSide]] = {s.name: [] for s in servers}
+        self.idle: dict[str, list[UpstreamSide]] = defaultdict(list)  # by server name (a forward proxy's are any host)
+        # Opt-in: a function giving each exchange an observer of its answer (a cache); None costs nothing.
+        self.observe: Callable[[Exchange], Observer | None] | None = None
         self.errors = {s.name: 0 for s in servers}
         self.retried = 0
         self.requests = 0
@@ -136,6 +122,7 @@ class Balancer:
         status = 200 if ready else 503
         body = f"{'ready' if ready else 'not ready'}: {len(ready)} of {len(self.pool.servers)} servers UP ({', '.join(ready) or 'none'})\n"
         keep = x.keep and not x.client.streaming
+        x.state = DONE
         x.client.write(render_response(status, body.encode(), [("Via", f"1.1 {self.name}"), ("Cache-Control", "no-store")], keep))
         x.client.finish(keep)
 
@@ -146,11 +133,16 @@ class Balancer:
             return
         self.requests += 1
         x.number = self.requests
-        if self.admission.arrive(x):  # else it waits in the queue for a request to finish
+        if self.observe is not None:
+            x.observer = self.observe(x)
+        if self.admission.arrive(x):
             self.attempt(x)
+        else:
+            x.state = QUEUED  # until a request in flight finishes
 
     def done_with(self, x: Exchange) -> None:
         """A request has its answer (or its error): let the next queued one through, unless its client left."""
+        x.state = DONE
         nxt = self.admission.leave(lambda queued: not queued.client.closed)
         if nxt is not None:
             self.attempt(nxt)
@@ -161,13 +153,7 @@ class Balancer:
 
     def attempt(self, x: Exchange) -> None:
         """Pick a server for ``x`` (avoiding those already tried) and send it there."""
-        now = time.time() if self.passive_on or self.pool.slowstart else 0.0  # the clock only when something reads it
-        if self.passive_on:
-            for name in self.passive.expire(now):
-                self.pool[name].ejected = False
-                self.log.emit("server_returned", server=name)
-        info = RequestInfo(x.client.ip, x.head.method, x.head.target, HeaderView(x.head)) if self.uses_request else None
-        server = self.pool.pick(info, x.tried, now)
+        server = self.upstreams.pick(x)
         if server is None:
             self.no_server += 1
             why = "no server is UP" if not x.tried else f"no server left to retry on after {', '.join(x.tried)}"
@@ -180,7 +166,6 @@ class Balancer:
         if self.log_requests:
             self.log.emit("request_routed", id=x.rid, server=server.name, client=x.client.ip, method=x.head.method,
                           path=x.head.target, attempt=len(x.tried) + 1)
-        server.active += 1
         x.server = server
         x.started = time.monotonic()
         conn = idle_connection(self.idle[server.name])
@@ -190,6 +175,7 @@ class Balancer:
             self.connect(x, server)
 
     def connect(self, x: Exchange, server: Server) -> None:
+        x.state = CONNECTING
         asyncio.get_running_loop().create_task(self._connect(x, server))
 
     async def _connect(self, x: Exchange, server: Server) -> None:
@@ -230,12 +216,7 @@ class Balancer:
         self.done_with(x)
 
     def release(self, x: Exchange, ok: bool) -> None:
-        server = x.server
-        assert server is not None
-        server.active -= 1
-        self.pool.finished(server, time.monotonic() - x.started, ok)
-        if self.passive_on:
-            self._passive(server, ok)
+        self.upstreams.release(x, ok)
 
     def finished(self, x: Exchange, status: int) -> None:
         self.release(x, status < 500)
@@ -266,18 +247,6 @@ class Balancer:
         x.client.write(error_response(e.status, e.message, [("Via", f"1.1 {self.name}"), ("X-Upstream", server.name)], x.keep))
         self.done_with(x)
         x.client.finish(x.keep)
-
-
-    def _passive(self, server: Server, ok: bool) -> None:
-        now = time.time()
-        if ok:
-            self.passive.success(server.name, now)
-            return
-        ejection = self.passive.failure(server.name, now)
-        if ejection is not None:
-            server.ejected = True
-            self.drop_idle(server.name)
-            self.log.emit("server_ejected", server=server.name, until=ejection.until, rule=ejection.rule)
 
 
 async def report_load(balancer: Balancer, every: float = 1.0) -> None:

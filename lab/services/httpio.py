@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from typing import Awaitable, TypeVar
+from typing import Awaitable, Callable, MutableSequence, TypeVar
 
 from lab.core.http1 import LENGTH, MAX_HEAD, NONE, UNTIL_CLOSE, ChunkedScanner, HttpError
 
@@ -19,16 +18,30 @@ async def within(seconds: float, awaitable: Awaitable[T]) -> T:
 
 
 Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+C = TypeVar("C")
 
 
-def take_idle(idle: "deque[Conn]") -> Conn | None:
-    """The most recently used kept-alive connection that is still open, closing dead ones."""
+def take_idle(idle: MutableSequence[C], usable: Callable[[C], bool], discard: Callable[[C], None] | None = None) -> C | None:
+    """The most recently used kept-alive connection that is still usable (the warmest), discarding dead ones.
+
+    One pool rule for every client of an idle pool: the load generator's
+    stream pairs and the gateway's server connections.
+    """
     while idle:
         conn = idle.pop()
-        if not conn[0].at_eof() and not conn[1].is_closing():
+        if usable(conn):
             return conn
-        conn[1].close()
+        if discard is not None:
+            discard(conn)
     return None
+
+
+def stream_open(conn: Conn) -> bool:
+    return not conn[0].at_eof() and not conn[1].is_closing()
+
+
+def close_stream(conn: Conn) -> None:
+    conn[1].close()
 
 
 class PeerClosed(Exception):

@@ -26,9 +26,8 @@ from collections import deque
 from typing import Any
 
 from lab.core.http1 import HttpError, parse_response_head, response_framing
-from lab.services.httpio import Conn, PeerClosed, read_body, read_head, take_idle, within
+from lab.services.httpio import Conn, PeerClosed, close_stream, read_body, read_head, stream_open, take_idle, within
 from lab.services.runtime import Context, serve
-
 
 
 class RequestFailed(Exception):
@@ -61,7 +60,7 @@ class LoadGenerator:
         return {"sent": self.sent, "ok": self.ok, "failed": self.failed, "in_flight": self.in_flight, "rate": self.rate}
 
     async def connection(self) -> tuple[Conn, bool]:
-        conn = take_idle(self.idle)
+        conn = take_idle(self.idle, stream_open, close_stream)
         if conn is not None:
             return conn, True
         try:

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import datetime
 import socket
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 

@@ -1,7 +1,6 @@
 """Seeded chaos timelines: replayable, always valid, always repaired, never impossible."""
-import tomllib
-
 import pytest
+import tomllib
 
 import topologies
 from lab.core.chaos import KINDS, ChaosSettings, as_toml, draw, targets

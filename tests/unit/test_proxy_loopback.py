@@ -27,10 +27,12 @@ async def upstream(kind):
     return server, server.sockets[0].getsockname()[1]
 
 
-async def through_balancer(tmp_path, servers, request, retries=0):
+async def through_balancer(tmp_path, servers, request, retries=0, setup=None):
     ctx = Context({"node": "lb1", "servers": servers, "retries": retries, "timeout_connect": 0.5, "timeout_server": 1.0,
                    "health": {"inter": 60}}, EventLog(tmp_path / "lb.jsonl", "lb1", "balancer"))
     balancer = Balancer(ctx)
+    if setup is not None:  # a test plugs something into a seam (lab.services.exchange)
+        setup(balancer)
     front = await asyncio.get_running_loop().create_server(lambda: ClientSide(balancer), "127.0.0.1", 0)
     reader, writer = await asyncio.open_connection("127.0.0.1", front.sockets[0].getsockname()[1])
     writer.write(request)

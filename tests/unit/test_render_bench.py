@@ -77,6 +77,7 @@ def test_real_balancer_log_lines_become_events():
 
 def test_scenario_refuses_an_algorithm_the_daemon_lacks():
     import textwrap
+
     import tomllib
 
     import topologies

@@ -1,7 +1,18 @@
+import importlib.util
 from pathlib import Path
 
-from lab.net.roles import plan_load, plan_services
+import pytest
+import tomllib
+
+import topologies
+from lab.core.roles import ROLES, RUNTIME_EVENTS, SERVICE_ROLES, TIERS
+from lab.core.scenario import parse_scenario
+from lab.core.schema import ConfigError
+from lab.event_kinds import KINDS
+from lab.net.roles import plan_load, plan_services, resolve
 from lab.runner import load_scenario
+
+from .test_event_kinds import emits
 
 ADDR = {"lb1": "10.0.0.2", "o1": "10.0.0.11", "o2": "10.0.0.12", "o3": "10.0.0.13", "c1": "10.0.0.101", "c2": "10.0.0.102"}
 
@@ -20,21 +31,6 @@ def test_every_origin_is_a_backend_and_every_client_aims_at_the_balancer():
 
 
 # ---- the registry (lab.core.roles) -------------------------------------------------------
-import importlib.util  # noqa: E402
-import tomllib  # noqa: E402
-
-import topologies  # noqa: E402
-
-import pytest  # noqa: E402
-
-from lab.core.roles import ROLES, RUNTIME_EVENTS, SERVICE_ROLES, TIERS  # noqa: E402
-from lab.core.scenario import parse_scenario  # noqa: E402
-from lab.core.schema import ConfigError  # noqa: E402
-from lab.event_kinds import KINDS  # noqa: E402
-from lab.net.roles import resolve  # noqa: E402
-
-from .test_event_kinds import emits  # noqa: E402
-
 
 def test_every_role_names_modules_and_planners_that_exist():
     for role in ROLES.values():

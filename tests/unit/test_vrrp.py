@@ -5,8 +5,21 @@ from scapy.layers.l2 import ARP, Ether
 from scapy.layers.vrrp import VRRPv3
 
 from lab.core import vrrp_packet as wire
-from lab.core.vrrp import (BACKUP, DROP_VIP, INIT, MASTER, SEND_ADVERT, SEND_GARP, TAKE_VIP, IllegalTransition, Vrrp,
-                           VrrpSettings, diagram, master_down_interval, skew_time)
+from lab.core.vrrp import (
+    BACKUP,
+    DROP_VIP,
+    INIT,
+    MASTER,
+    SEND_ADVERT,
+    SEND_GARP,
+    TAKE_VIP,
+    IllegalTransition,
+    Vrrp,
+    VrrpSettings,
+    diagram,
+    master_down_interval,
+    skew_time,
+)
 
 
 def kinds(actions):
