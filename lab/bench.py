@@ -156,7 +156,7 @@ def summary(rounds: Rounds) -> list[str]:
                      f"{spread(r['rps_ratio'], '.2f'):>22}{spread(r['added_ratio'], '.2f'):>24}")
     halab = per_balancer.get("halab")
     if halab:
-        lines.append("halab's targets (issue 3): " + "; ".join(
+        lines.append("halab's targets: " + "; ".join(
             f"{what} met in {sum(ok(v) for v in values)}/{len(values)} rounds (median {statistics.median(values):.2f})"
             # judged at the two decimals printed, so a shown 2.00 is never a miss
             for what, values, ok in (("req/s >= 0.5 x HAProxy", halab["rps_ratio"], lambda v: round(v, 2) >= TARGET_RPS_RATIO),

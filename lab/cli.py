@@ -110,7 +110,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 def cmd_spof(args: argparse.Namespace) -> int:
     import topologies
-    from lab.analysis.spof import DEFAULT_AVAILABILITY, HOST, LINK, SWITCH, Service, availability_of, report
+    from lab.analysis.spof import DEFAULT_AVAILABILITY, HOST, LINK, SWITCH, ServiceGraph, availability_of, report
 
     params = topology_params(args.param)
     try:
@@ -118,7 +118,7 @@ def cmd_spof(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(e, file=sys.stderr)
         return EXIT_USAGE
-    service = Service(topologies.layout_of(topo))
+    service = ServiceGraph(topologies.layout_of(topo))
     defaults = {HOST: args.host, SWITCH: args.switch, LINK: args.link}
     overrides = {}
     for item in args.set:

@@ -2,7 +2,7 @@
 
 Half the clients use VIP 10.0.0.1 (gw1 MASTER, gw2 BACKUP), the other half
 VIP 10.0.0.4 (gw2 MASTER, gw1 BACKUP). Both gateways work all the time,
-so no capacity sits idle: the seed's active/active. The price shows when
+so no capacity sits idle: the course's active/active. The price shows when
 one fails: the survivor takes over both VIPs and carries all the traffic,
 so its load (requests/s, CPU) doubles.
 

@@ -3,7 +3,7 @@
 Clients only know the VIP 10.0.0.1. gw1 (priority 150) is MASTER and holds
 it; gw2 (priority 100) is BACKUP and takes it over when gw1's adverts stop.
 Both gateways are L7 balancers over the same origins, so whichever holds the
-VIP can serve. The seed's trade-off: safe, but gw2's capacity sits idle.
+VIP can serve. Active/standby's trade-off: safe, but gw2's capacity sits idle.
 
     c1 ─┐             gw1 10.0.0.2  (VRRP MASTER, priority 150) ─┐
     c2 ─┼──── s1 ─────                  VIP 10.0.0.1              ├─ o1 o2 o3

@@ -61,7 +61,7 @@ class Part:
     ends: tuple[str, str] | None = None  # a link's two nodes
 
 
-class Service:
+class ServiceGraph:
     """The topology as a graph, and the rule for when a client is served."""
 
     def __init__(self, layout: Layout) -> None:
@@ -166,7 +166,7 @@ class Spofs:
     redundant: tuple[str, ...]  # no single failure of these stops anyone
 
 
-def single_points_of_failure(service: Service) -> Spofs:
+def single_points_of_failure(service: ServiceGraph) -> Spofs:
     everyone, some, redundant = [], {}, []
     for name in service.parts:
         if name in service.clients:
@@ -193,7 +193,7 @@ def availability_of(defaults: Mapping[str, float] = DEFAULT_AVAILABILITY,
     return lambda part: (overrides or {}).get(part.name, defaults[part.kind])
 
 
-def predicted(service: Service, client: str, availability: Availability,
+def predicted(service: ServiceGraph, client: str, availability: Availability,
               fixed_up: frozenset[str] = frozenset(), fixed_down: frozenset[str] = frozenset()) -> float:
     """Exact probability that ``client`` is served, parts failing independently (see the module text)."""
     undecided = _pivot_order(service, client, [p for p in service.relevant(client) if p not in fixed_up and p not in fixed_down])
@@ -217,10 +217,10 @@ def predicted(service: Service, client: str, availability: Availability,
     return factor(0, service.dead(frozenset(fixed_down)))
 
 
-def _pivot_order(service: Service, client: str, parts: list[str]) -> list[str]:
+def _pivot_order(service: ServiceGraph, client: str, parts: list[str]) -> list[str]:
     """Single points of failure first (their failed branch ends at once), then each host followed by its links.
 
-    With that order and ``Service.dead`` folding equivalent states together,
+    With that order and ``ServiceGraph.dead`` folding equivalent states together,
     a pool of N redundant origins costs N steps instead of 2^N.
     """
     spofs = [p for p in parts if not service.served(client, {p})]
@@ -233,7 +233,7 @@ def _pivot_order(service: Service, client: str, parts: list[str]) -> list[str]:
     return ordered + [p for p in parts if p not in ordered]
 
 
-def importance(service: Service, client: str, availability: Availability) -> list[tuple[str, float]]:
+def importance(service: ServiceGraph, client: str, availability: Availability) -> list[tuple[str, float]]:
     """Birnbaum importance of every part for ``client``, highest first."""
     rows = []
     for name in service.relevant(client):
@@ -243,7 +243,7 @@ def importance(service: Service, client: str, availability: Availability) -> lis
     return sorted(rows, key=lambda row: (-row[1], row[0]))
 
 
-def report(name: str, service: Service, availability: Availability, described: str, top: int = 6) -> list[str]:
+def report(name: str, service: ServiceGraph, availability: Availability, described: str, top: int = 6) -> list[str]:
     """The text ``halab spof`` prints: SPOFs, then predicted availability and importance per client."""
     from lab.core.availability import downtime_per_year, format_duration, format_nines, format_percent
 

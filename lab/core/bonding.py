@@ -24,6 +24,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from lab.core.checksum import internet_checksum
+
 ACTIVE_BACKUP, BALANCE_RR, BALANCE_XOR, BROADCAST = "active-backup", "balance-rr", "balance-xor", "broadcast"
 MODES = (ACTIVE_BACKUP, BALANCE_RR, BALANCE_XOR, BROADCAST)
 HASH_POLICIES = ("layer2", "layer3+4")
@@ -54,12 +56,6 @@ def layer34_hash(frame: bytes) -> int:
     return h
 
 
-def _fold(total: int) -> int:
-    while total >> 16:
-        total = (total >> 16) + (total & 0xFFFF)
-    return total
-
-
 def complete_checksum(frame: bytes) -> bytes:
     """Fill in the TCP/UDP checksum of an IPv4 frame whose sender left it to the NIC.
 
@@ -83,8 +79,7 @@ def complete_checksum(frame: bytes) -> bytes:
     segment = bytearray(frame[start:end])
     segment[offset:offset + 2] = b"\0\0"
     pseudo = frame[26:34] + struct.pack("!BBH", 0, proto, len(segment))
-    data = pseudo + bytes(segment) + (b"\0" if len(segment) % 2 else b"")
-    checksum = ~_fold(sum(struct.unpack(f"!{len(data) // 2}H", data))) & 0xFFFF
+    checksum = internet_checksum(pseudo + bytes(segment))
     if proto == 17 and checksum == 0:
         checksum = 0xFFFF
     segment[offset:offset + 2] = struct.pack("!H", checksum)

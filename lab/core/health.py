@@ -31,6 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from lab.core.errors import IllegalTransition
+
 UP = "UP"
 DOWN = "DOWN"
 PASS = "pass"
@@ -44,10 +46,6 @@ DEFAULT_INTER = 2.0
 READY_PATH = "/halab-ready"
 DEFAULT_RISE = 2
 DEFAULT_FALL = 3
-
-
-class IllegalTransition(Exception):
-    """An event arrived that the state table has no entry for."""
 
 
 @dataclass(frozen=True)

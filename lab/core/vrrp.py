@@ -26,6 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar
 
+from lab.core.errors import IllegalTransition
+
 INIT, BACKUP, MASTER = "INIT", "BACKUP", "MASTER"
 
 # Actions the driver must carry out, in order.
@@ -33,10 +35,6 @@ SEND_ADVERT = "send_advert"  # with the current priority (0 when stopping)
 TAKE_VIP = "take_vip"  # add the VIP to the interface
 SEND_GARP = "send_garp"  # gratuitous ARP for the VIP
 DROP_VIP = "drop_vip"
-
-
-class IllegalTransition(Exception):
-    pass
 
 
 @dataclass(frozen=True)
@@ -80,7 +78,7 @@ class Action:
 
 
 @dataclass(frozen=True)
-class Change:
+class StateChange:
     before: str
     after: str
     at: float
@@ -103,7 +101,7 @@ class Vrrp:
     last_advert: float | None = None
     lower_master_since: float | None = None  # when we first heard a lower-priority master (preempt_delay counts from it)
     last_lower_garp: float | None = None  # when we last answered a lower-priority master with adverts and GARP
-    changes: list[Change] = field(default_factory=list)
+    changes: list[StateChange] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.priority = self.settings.priority
@@ -124,7 +122,7 @@ class Vrrp:
 
     # ---- transitions -----------------------------------------------------------------
     def _become(self, state: str, now: float, reason: str) -> None:
-        self.changes.append(Change(self.state, state, now, reason))
+        self.changes.append(StateChange(self.state, state, now, reason))
         self.state = state
         self.lower_master_since = None
 
@@ -143,6 +141,7 @@ class Vrrp:
         return [Action(DROP_VIP, reason=reason)] if was_master else []
 
     def _start(self, now: float) -> list[Action]:
+        """BACKUP, MASTER after Master_Down_Interval (+ preempt_delay) of silence; the owner (255): MASTER now"""
         # RFC 5798 6.4.1: the address owner (255) becomes master at once, others start as backup.
         if self.priority == 255:
             return self._to_master(now, "address owner (priority 255)")
@@ -152,6 +151,7 @@ class Vrrp:
         return actions
 
     def _advert_backup(self, now: float, priority: int, source: str, interval: float) -> list[Action]:
+        """restart the down timer; priority 0: wait only Skew_Time; a lower one with preempt: ignore it"""
         self.last_advert = now
         if priority == 0:  # the master is stopping: take over after only Skew_Time
             self.master_down_at = now + self.skew
@@ -171,6 +171,7 @@ class Vrrp:
         return []
 
     def _advert_master(self, now: float, priority: int, source: str, interval: float) -> list[Action]:
+        """a higher one (or equal, higher IP): advertise once, drop the VIP, BACKUP; a lower one: advert + GARP"""
         self.last_advert = now
         if priority == 0:  # another master stopping: assert ourselves at once
             self.advert_at = now + self.settings.advert_interval
@@ -195,12 +196,14 @@ class Vrrp:
         return [Action(SEND_ADVERT, self.priority), Action(SEND_GARP, reason=f"a lower-priority MASTER ({source}) was heard")]
 
     def _tick_master(self, now: float) -> list[Action]:
+        """advertise every advert_interval"""
         if self.advert_at is not None and now >= self.advert_at:
             self.advert_at = now + self.settings.advert_interval
             return [Action(SEND_ADVERT, self.priority)]
         return []
 
     def _tick_backup(self, now: float) -> list[Action]:
+        """down timer run out: MASTER, take the VIP, gratuitous ARP"""
         if self.master_down_at is not None and now >= self.master_down_at:
             heard = "no advert since startup" if self.last_advert is None else f"no advert for {now - self.last_advert:.3f} s"
             if self.last_advert is not None and self.master_adver_interval and now - self.last_advert < self.down_interval:
@@ -209,11 +212,13 @@ class Vrrp:
         return []
 
     def _shutdown_master(self, now: float) -> list[Action]:
+        """advertise priority 0, drop the VIP, INIT"""
         self._become(INIT, now, "shutdown")
         self.advert_at = None
         return [Action(SEND_ADVERT, 0, "stopping: priority 0 lets a backup take over after Skew_Time"), Action(DROP_VIP, reason="shutdown")]
 
     def _shutdown_backup(self, now: float) -> list[Action]:
+        """INIT"""
         self._become(INIT, now, "shutdown")
         self.master_down_at = None
         return []
@@ -260,5 +265,5 @@ class Vrrp:
 
 
 def diagram() -> str:
-    return "\n".join(f"{state:<6} on {event:<8} -> {fn.__name__ if hasattr(fn, '__name__') else 'ignore'}"
-                     for (state, event), fn in Vrrp.TABLE.items())
+    """The state table as text, each row from its handler's docstring: the docs show it and cannot drift from it."""
+    return "\n".join(f"{state:<6} on {event:<8} -> {(fn.__doc__ or 'ignored').strip()}" for (state, event), fn in Vrrp.TABLE.items())

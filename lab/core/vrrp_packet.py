@@ -16,6 +16,8 @@ import socket
 import struct
 from dataclasses import dataclass
 
+from lab.core.checksum import internet_checksum
+
 PROTO = 112
 GROUP = "224.0.0.18"
 
@@ -32,15 +34,6 @@ class Advert:
     addresses: tuple[str, ...]
 
 
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total >> 16) + (total & 0xFFFF)
-    return ~total & 0xFFFF
-
-
 def _pseudo(src: str, dst: str, length: int) -> bytes:
     return socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, PROTO, length)
 
@@ -51,7 +44,7 @@ def encode(advert: Advert, src: str, dst: str = GROUP) -> bytes:
         raise BadAdvert(f"interval {advert.interval} s does not fit 12 bits of centiseconds")
     body = b"".join(socket.inet_aton(a) for a in advert.addresses)
     head = struct.pack("!BBBBHH", 0x31, advert.vrid, advert.priority, len(advert.addresses), centis, 0)
-    checksum = _checksum(_pseudo(src, dst, len(head) + len(body)) + head + body)
+    checksum = internet_checksum(_pseudo(src, dst, len(head) + len(body)) + head + body)
     return head[:6] + struct.pack("!H", checksum) + body
 
 
@@ -66,7 +59,7 @@ def decode(message: bytes, src: str, dst: str = GROUP) -> Advert:
         raise BadAdvert(f"VRRP type {ver_type & 0xF} is not an ADVERTISEMENT")
     if len(message) < 8 + 4 * count:
         raise BadAdvert(f"says {count} addresses but carries {len(message) - 8} bytes of them")
-    if _checksum(_pseudo(src, dst, len(message)) + message) != 0:
+    if internet_checksum(_pseudo(src, dst, len(message)) + message) != 0:
         raise BadAdvert("bad checksum")
     addresses = tuple(socket.inet_ntoa(message[8 + 4 * i: 12 + 4 * i]) for i in range(count))
     return Advert(vrid, priority, (word & 0xFFF) / 100, addresses)

@@ -1,6 +1,6 @@
 """Breaking things on purpose, and putting them back exactly.
 
-Each fault acts on the running lab and returns a ``Change`` saying what it
+Each fault acts on the running lab and returns a ``FaultChange`` saying what it
 did (which interfaces went down, which processes were killed or frozen),
 also written to the event log as ``fault_applied``/``fault_reverted``. The
 ``Faults`` object remembers what is broken, so ``restore()`` undoes exactly
@@ -30,7 +30,7 @@ from lab.net.lab import CRASHED, PAUSED, RUNNING, Lab, LabError
 
 
 @dataclass(frozen=True)
-class Change:
+class FaultChange:
     action: str
     target: str
     affects: tuple[str, ...]
@@ -69,7 +69,7 @@ class Faults:
         roles = self.lab.scenario.layout.nodes
         return tuple(n for n in nodes if roles.get(n) in SERVICE_ROLES)
 
-    def _record(self, change: Change, began: float, note: str = "") -> Change:
+    def _record(self, change: FaultChange, began: float, note: str = "") -> FaultChange:
         # Stamped with the moment the action began: the kill or the cable pull
         # happens before the call returns, and requests failing in between
         # must not look as if they failed before the fault.
@@ -88,7 +88,7 @@ class Faults:
         return names
 
     # ---- the verbs -------------------------------------------------------------------
-    def apply(self, action: str, target: str | None, note: str = "") -> list[Change]:
+    def apply(self, action: str, target: str | None, note: str = "") -> list[FaultChange]:
         """Do one declared action (``lab.core.faults.ACTIONS``); nothing else on this object can be called this way."""
         declared = ACTIONS.get(action)
         if declared is None:
@@ -100,25 +100,25 @@ class Faults:
         began = time.time()
         return [self._record(getattr(self, action)(target), began, note)]
 
-    def link_down(self, target: str) -> Change:
+    def link_down(self, target: str) -> FaultChange:
         link = self._link(target)
         name = f"{link[0]}-{link[1]}"
         if name in self.down:
             raise LabError(f"link {name} is already down")
         intfs = self._set_link(link, "down")
         self.down[name] = link
-        return Change("link_down", name, self._affects(link), {"interfaces": intfs})
+        return FaultChange("link_down", name, self._affects(link), {"interfaces": intfs})
 
-    def link_up(self, target: str) -> Change:
+    def link_up(self, target: str) -> FaultChange:
         link = self._link(target)
         name = f"{link[0]}-{link[1]}"
         if name not in self.down:
             raise LabError(f"link {name} is not down")
         intfs = self._set_link(link, "up")
         del self.down[name]
-        return Change("link_up", name, self._affects(link), {"interfaces": intfs})
+        return FaultChange("link_up", name, self._affects(link), {"interfaces": intfs})
 
-    def crash(self, target: str) -> Change:
+    def crash(self, target: str) -> FaultChange:
         node = self._node(target)
         if node in self.crashed:
             raise LabError(f"{node} is already crashed")
@@ -128,9 +128,9 @@ class Faults:
             self.lab.kill(service)
         self.crashed.add(node)
         self.paused.discard(node)
-        return Change("crash", node, (node,), {"killed": pids})
+        return FaultChange("crash", node, (node,), {"killed": pids})
 
-    def restart(self, target: str) -> Change:
+    def restart(self, target: str) -> FaultChange:
         node = self._node(target)
         if node not in self.crashed:
             raise LabError(f"{node} is not crashed")
@@ -139,9 +139,9 @@ class Faults:
             self.lab.restart(service)
         self.lab.wait_ready(services)
         self.crashed.discard(node)
-        return Change("restart", node, (node,), {"started": [s.pid for s in services]})
+        return FaultChange("restart", node, (node,), {"started": [s.pid for s in services]})
 
-    def poweroff(self, target: str) -> Change:
+    def poweroff(self, target: str) -> FaultChange:
         node = self._node(target)
         if node in self.off:
             raise LabError(f"{node} is already powered off")
@@ -160,9 +160,9 @@ class Faults:
         self.off.add(node)
         self.crashed.discard(node)
         self.paused.discard(node)
-        return Change("poweroff", node, (node,), {"killed": killed, "interfaces": intfs})
+        return FaultChange("poweroff", node, (node,), {"killed": killed, "interfaces": intfs})
 
-    def poweron(self, target: str) -> Change:
+    def poweron(self, target: str) -> FaultChange:
         node = self._node(target)
         if node not in self.off:
             raise LabError(f"{node} is not powered off")
@@ -177,7 +177,7 @@ class Faults:
             self.lab.restart(service)
         self.lab.wait_ready(services)
         self.off.discard(node)
-        return Change("poweron", node, (node,), {"started": [s.pid for s in services]})
+        return FaultChange("poweron", node, (node,), {"started": [s.pid for s in services]})
 
     def _pair(self, target: str) -> tuple[str, str]:
         pair = resolve_pair(target, self.lab.scenario.layout)
@@ -185,7 +185,7 @@ class Faults:
             raise LabError(pair)
         return pair
 
-    def partition(self, target: str) -> Change:
+    def partition(self, target: str) -> FaultChange:
         """Each of the two drops every packet from and to the other (nftables, in its own namespace)."""
         a, b = self._pair(target)
         name = f"{a}/{b}"
@@ -203,9 +203,9 @@ class Faults:
             if "OK" not in out:
                 raise LabError(f"could not cut {here} off from {there}: {out.strip()}")
         self.cut.add(name)
-        return Change("partition", name, self._affects((a, b)), {"rule": "nftables drop both ways"})
+        return FaultChange("partition", name, self._affects((a, b)), {"rule": "nftables drop both ways"})
 
-    def unpartition(self, target: str) -> Change:
+    def unpartition(self, target: str) -> FaultChange:
         a, b = self._pair(target)
         name = f"{a}/{b}"
         if name not in self.cut:
@@ -213,9 +213,9 @@ class Faults:
         for here, there in ((a, b), (b, a)):
             self.lab.net[here].cmd(f"nft delete table inet halab_cut_{there}")
         self.cut.discard(name)
-        return Change("unpartition", name, self._affects((a, b)))
+        return FaultChange("unpartition", name, self._affects((a, b)))
 
-    def pause(self, target: str) -> Change:
+    def pause(self, target: str) -> FaultChange:
         node = self._node(target)
         if node in self.paused or node in self.crashed:
             raise LabError(f"{node} is already {'paused' if node in self.paused else 'crashed'}")
@@ -225,9 +225,9 @@ class Faults:
             service.state = PAUSED
             pids.append(service.pid)
         self.paused.add(node)
-        return Change("pause", node, (node,), {"stopped": pids})
+        return FaultChange("pause", node, (node,), {"stopped": pids})
 
-    def resume(self, target: str) -> Change:
+    def resume(self, target: str) -> FaultChange:
         node = self._node(target)
         if node not in self.paused:
             raise LabError(f"{node} is not paused")
@@ -238,7 +238,7 @@ class Faults:
                 service.state = RUNNING
                 pids.append(service.pid)
         self.paused.discard(node)
-        return Change("resume", node, (node,), {"continued": pids})
+        return FaultChange("resume", node, (node,), {"continued": pids})
 
     def _in_force(self) -> list[tuple[str, str]]:
         """(fault, target) for everything broken, in the order of the fault table."""
@@ -248,7 +248,7 @@ class Faults:
         faults = {a.broken: a for a in ACTIONS.values() if a.broken and not a.is_repair}
         return [(faults[kind].name, target) for kind in BROKEN_SETS for target in sets[kind]]
 
-    def restore(self, note: str = "") -> list[Change]:
+    def restore(self, note: str = "") -> list[FaultChange]:
         """Undo every fault still in force, each by its declared repair."""
         changes = []
         for fault, target in self._in_force():

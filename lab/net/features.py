@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from lab.net.errors import LabError
+
 
 @dataclass(frozen=True)
 class Feature:
@@ -74,8 +76,6 @@ def resolve_bond_impl(asked: str) -> tuple[str, str]:
     """'auto' -> kernel where the kernel can bond, else userspace; 'kernel' without it is an error."""
     bonding = probe("bonding")
     if asked == "kernel" and not bonding.available:
-        from lab.net.lab import LabError
-
         raise LabError(f"kernel bonding was asked for (bond.impl = \"kernel\") but this kernel cannot make a bond: {bonding.detail}. "
                        "Use impl = \"userspace\" (halab's team agent) or \"auto\".")
     if asked == "auto":

@@ -23,15 +23,12 @@ from lab.core.roles import ROLES, TIERS
 from lab.core.scenario import Scenario
 from lab.events import EventLog, event_path, parse_lines
 from lab.net import features
+from lab.net.errors import LabError
 from lab.net.roles import CONTROL_DIR, ServiceSpec
 from lab.net.state import LabLock, ifindex, kill_session
 
 RUNNING, CRASHED, PAUSED, STOPPED = "running", "crashed", "paused", "stopped"
 EXITED = "exited"  # ended by itself, not by a fault or the lab: something is wrong with it
-
-
-class LabError(RuntimeError):
-    """The lab cannot do what was asked; the message says why and what to do."""
 
 
 @dataclass

@@ -152,13 +152,6 @@ class Ledger:
         self.path.unlink(missing_ok=True)
         return done
 
-    def leftovers(self) -> list[str]:
-        """What is recorded and still exists (empty after a good cleanup)."""
-        left = [f"process {p['pid']} ({p['what']})" for p in self.data["processes"] if p["start"] is not None and process_start_time(p["pid"]) == p["start"]]
-        left += [f"process {pid} (session of {p['what']})" for p in self.data["processes"] if p.get("session") for pid in session_members(p["pid"])]
-        left += [f"interface {i['name']}" for i in self.data["interfaces"] if ifindex(i["name"]) is not None]
-        return left
-
 
 def _signal(pid: int, sig: int) -> None:
     try:

@@ -1,5 +1,11 @@
 """Running a real daemon (HAProxy, nginx, keepalived) as a child of a halab service.
 
+``supervise`` is the life every wrapper shares: write the daemon's config,
+start it, turn each line it says into events, tell the lab it is ready, and
+when it exits by itself say so and fail the service (the lab must see a
+dead HAProxy as loudly as a dead halab balancer). A wrapper supplies only
+the command, the line translator and what "ready" means.
+
 The child gets PR_SET_PDEATHSIG=SIGKILL, so a ``crash`` fault that kills the
 wrapper takes the daemon down too, as it would a real machine; its stderr
 and stdout come back line by line through a real pipe (nginx opens
@@ -12,7 +18,13 @@ import asyncio
 import ctypes
 import os
 import signal
-from typing import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable
+
+if TYPE_CHECKING:
+    from lab.services.runtime import Context
+
+Process = asyncio.subprocess.Process
 
 
 def _die_with_parent() -> None:
@@ -55,3 +67,28 @@ async def stop(proc: asyncio.subprocess.Process, grace: float = 3.0) -> None:
         except asyncio.TimeoutError:
             proc.kill()
             await proc.wait()
+
+
+async def supervise(ctx: "Context", name: str, cmd: list[str], conf_path: str, conf_text: str, on_line: Callable[[str], None],
+                    ready: Callable[[Process], Awaitable[None]], after_stop: Callable[[], None] | None = None) -> None:
+    """Run one real daemon for the whole life of the service (see the module's docstring)."""
+    conf = Path(conf_path)
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    conf.write_text(conf_text)
+    proc, output = await spawn(cmd)
+
+    async def pump() -> None:
+        async for text in lines(output):
+            on_line(text)
+
+    reader = asyncio.create_task(pump())
+    try:
+        await ready(proc)
+        if await until_exit_or_stop(proc, ctx.stopping):
+            ctx.log.emit("daemon_exited", code=proc.returncode)
+            ctx.fail("daemon", RuntimeError(f"{name} exited by itself with code {proc.returncode}"))
+    finally:
+        await stop(proc)
+        await asyncio.wait_for(reader, 2)
+        if after_stop is not None:
+            after_stop()

@@ -14,7 +14,6 @@ advert_interval, events, control.
 """
 from __future__ import annotations
 
-import asyncio
 import re
 from pathlib import Path
 from typing import Any
@@ -39,47 +38,39 @@ def parse_line(line: str) -> tuple[str, dict[str, Any]] | None:
 
 async def main(ctx: Context) -> None:
     cfg = ctx.config
-    conf = Path(cfg["conf_path"])
-    conf.parent.mkdir(parents=True, exist_ok=True)
-    conf.write_text(cfg["conf_text"])
-    stem = conf.with_suffix("")
+    stem = Path(cfg["conf_path"]).with_suffix("")
     for pidfile in (Path(f"{stem}.pid"), Path(f"{stem}-vrrp.pid")):
         # Left by a killed predecessor (poweroff); keepalived refuses to start while the
         # pid in it exists, and a zombie nobody reaped counts as existing.
         pidfile.unlink(missing_ok=True)
-    cmd = ["keepalived", "--dont-fork", "--log-console", "--log-detail", "--vrrp", "--no-syslog", "-f", str(conf),
+    cmd = ["keepalived", "--dont-fork", "--log-console", "--log-detail", "--vrrp", "--no-syslog", "-f", cfg["conf_path"],
            "-p", f"{stem}.pid", "-r", f"{stem}-vrrp.pid"]
-    proc, output = await daemon.spawn(cmd)
     state = {"value": "INIT"}
-    ctx.commands["stats"] = lambda req: {"impl": "keepalived", "pid": proc.pid, "state": state["value"]}
 
-    async def pump() -> None:
-        async for text in daemon.lines(output):
-            parsed = parse_line(text)
-            if parsed is None:
-                ctx.log.emit("daemon_said", line=text[:300])
-                continue
-            kind, fields = parsed
-            if kind == "vrrp_state_changed":
-                fields.update(before=state["value"], vip=cfg["vip"])
-                state["value"] = fields["after"]
-                if fields["after"] == "MASTER":
-                    ctx.log.emit("vip_taken", vip=cfg["vip"], reason="keepalived")
-            ctx.log.emit(kind, **fields)
+    def on_line(text: str) -> None:
+        parsed = parse_line(text)
+        if parsed is None:
+            ctx.log.emit("daemon_said", line=text[:300])
+            return
+        kind, fields = parsed
+        if kind == "vrrp_state_changed":
+            fields.update(before=state["value"], vip=cfg["vip"])
+            state["value"] = fields["after"]
+            if fields["after"] == "MASTER":
+                ctx.log.emit("vip_taken", vip=cfg["vip"], reason="keepalived")
+        ctx.log.emit(kind, **fields)
 
-    reader = asyncio.create_task(pump())
-    ctx.ready(vip=cfg["vip"], priority=cfg["priority"], impl="keepalived", daemon_pid=proc.pid,
-              master_down_interval=round(master_down_interval(int(cfg["priority"]), float(cfg["advert_interval"])), 4))
-    try:
-        if await daemon.until_exit_or_stop(proc, ctx.stopping):
-            ctx.log.emit("daemon_exited", code=proc.returncode)
-            ctx.fail("daemon", RuntimeError(f"keepalived exited by itself with code {proc.returncode}"))  # the lab must see it
-    finally:
-        await daemon.stop(proc)
-        await asyncio.wait_for(reader, 2)
+    async def ready(proc: daemon.Process) -> None:
+        ctx.commands["stats"] = lambda req: {"impl": "keepalived", "pid": proc.pid, "state": state["value"]}
+        ctx.ready(vip=cfg["vip"], priority=cfg["priority"], impl="keepalived", daemon_pid=proc.pid,
+                  master_down_interval=round(master_down_interval(int(cfg["priority"]), float(cfg["advert_interval"])), 4))
+
+    def after_stop() -> None:
         if state["value"] != "INIT":  # keepalived says nothing as it exits; the VIP went with it
             ctx.log.emit("vrrp_state_changed", vrid=int(cfg["vrid"]), before=state["value"], after="INIT", reason="keepalived stopped",
                          vip=cfg["vip"])
+
+    await daemon.supervise(ctx, "keepalived", cmd, cfg["conf_path"], cfg["conf_text"], on_line, ready, after_stop)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import os
 import socket
 import struct
 
+from lab.core.checksum import internet_checksum
 from lab.core.http1 import parse_response_head, response_framing
 from lab.services.httpio import read_body, read_head
 
@@ -52,18 +53,9 @@ async def tcp_probe(address: str, port: int) -> tuple[bool, str]:
     return True, "TCP connect ok"
 
 
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    total = (total >> 16) + (total & 0xFFFF)
-    total += total >> 16
-    return ~total & 0xFFFF
-
-
 def echo_request(ident: int, seq: int, payload: bytes = b"halab-check") -> bytes:
     header = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
-    return struct.pack("!BBHHH", 8, 0, _checksum(header + payload), ident, seq) + payload
+    return struct.pack("!BBHHH", 8, 0, internet_checksum(header + payload), ident, seq) + payload
 
 
 def is_echo_reply(packet: bytes, source: str, ident: int, seq: int) -> bool:

@@ -23,7 +23,6 @@ import re
 import socket
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from lab.services import daemon
@@ -121,40 +120,30 @@ async def wait_listening(port: int, timeout: float = 10.0) -> None:
 async def main(ctx: Context) -> None:
     cfg = ctx.config
     impl = cfg["impl"]
-    conf = Path(cfg["conf_path"])
-    conf.parent.mkdir(parents=True, exist_ok=True)
-    conf.write_text(cfg["conf_text"])
+    port = int(cfg.get("port", 80))
     names = {f"{s['address']}:{s['port']}": s["name"] for s in cfg["servers"]}
-    proc, output = await daemon.spawn(command(impl, str(conf)))
-    ctx.commands["stats"] = lambda req: {"impl": impl, "pid": proc.pid, "running": proc.returncode is None}
-
     last_check: dict[str, dict[str, Any]] = {}
 
-    async def pump() -> None:
-        async for text in daemon.lines(output):
-            parsed = parse_line(impl, text, names)
-            if parsed is not None:
-                kind, fields = parsed
-                if kind == "health_checked":
-                    last_check[fields["server"]] = fields
-                elif kind == "health_changed" and fields["server"] in last_check:
-                    # "Server origins/o1 is DOWN." follows the check line that caused it
-                    check = last_check[fields["server"]]
-                    fields.update(reason=fields["reason"] or check["detail"], label=check["label"])
-                ctx.log.emit(kind, **fields)
-            elif "ROUTED" not in text and not (HAPROXY_CHECK.search(text) or HAPROXY_STATE.search(text)):
-                ctx.log.emit("daemon_said", line=text[:300])
+    def on_line(text: str) -> None:
+        parsed = parse_line(impl, text, names)
+        if parsed is not None:
+            kind, fields = parsed
+            if kind == "health_checked":
+                last_check[fields["server"]] = fields
+            elif kind == "health_changed" and fields["server"] in last_check:
+                # "Server origins/o1 is DOWN." follows the check line that caused it
+                check = last_check[fields["server"]]
+                fields.update(reason=fields["reason"] or check["detail"], label=check["label"])
+            ctx.log.emit(kind, **fields)
+        elif "ROUTED" not in text and not (HAPROXY_CHECK.search(text) or HAPROXY_STATE.search(text)):
+            ctx.log.emit("daemon_said", line=text[:300])
 
-    reader = asyncio.create_task(pump())
-    try:
-        await wait_listening(int(cfg.get("port", 80)))
-        ctx.ready(port=int(cfg.get("port", 80)), servers=[s["name"] for s in cfg["servers"]], algorithm=impl, impl=impl, daemon_pid=proc.pid)
-        if await daemon.until_exit_or_stop(proc, ctx.stopping):
-            ctx.log.emit("daemon_exited", code=proc.returncode)
-            ctx.fail("daemon", RuntimeError(f"{impl} exited by itself with code {proc.returncode}"))  # the lab must see it
-    finally:
-        await daemon.stop(proc)
-        await asyncio.wait_for(reader, 2)
+    async def ready(proc: daemon.Process) -> None:
+        ctx.commands["stats"] = lambda req: {"impl": impl, "pid": proc.pid, "running": proc.returncode is None}
+        await wait_listening(port)
+        ctx.ready(port=port, servers=[s["name"] for s in cfg["servers"]], algorithm=impl, impl=impl, daemon_pid=proc.pid)
+
+    await daemon.supervise(ctx, impl, command(impl, cfg["conf_path"]), cfg["conf_path"], cfg["conf_text"], on_line, ready)
 
 
 if __name__ == "__main__":

@@ -112,7 +112,7 @@ def test_bench_ratios_are_taken_within_each_round():
     lines = summary(rounds)
     halab = next(line for line in lines if line.startswith("halab"))
     assert "0.50 (0.50-0.50)" in halab and "2.00 (2.00-2.00)" in halab and "90 (60-120)" in halab
-    assert lines[-1] == ("halab's targets (issue 3): req/s >= 0.5 x HAProxy met in 2/2 rounds (median 0.50); "
+    assert lines[-1] == ("halab's targets: req/s >= 0.5 x HAProxy met in 2/2 rounds (median 0.50); "
                          "added p50 <= 2 x HAProxy met in 2/2 rounds (median 2.00)")
     rounds[1]["halab"]["p50_1conn"] = 230e-6  # added 180 us against HAProxy's 60: 3x
     assert "added p50 <= 2 x HAProxy met in 1/2 rounds" in summary(rounds)[-1]

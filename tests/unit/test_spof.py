@@ -5,7 +5,7 @@ import random
 import pytest
 
 import topologies
-from lab.analysis.spof import LINK, Service, availability_of, importance, predicted, single_points_of_failure
+from lab.analysis.spof import LINK, ServiceGraph, availability_of, importance, predicted, single_points_of_failure
 from lab.cli import main
 from lab.core.availability import parallel, series
 from lab.core.scenario import Layout
@@ -13,7 +13,7 @@ from lab.core.scenario import Layout
 
 def service(name, **params):
     topo, _ = topologies.make(name, params)
-    return Service(topologies.layout_of(topo))
+    return ServiceGraph(topologies.layout_of(topo))
 
 
 def test_single_balancer_is_a_spof_and_the_origins_are_not():
@@ -57,7 +57,7 @@ def test_prediction_of_a_bridge_network_matches_its_textbook_formula():
         nodes={"c": "client", "o": "origin", "sa": "switch", "sx": "switch", "sy": "switch", "sb": "switch"},
         links=(("c", "sa"), ("sa", "sx"), ("sa", "sy"), ("sx", "sy"), ("sx", "sb"), ("sy", "sb"), ("sb", "o")),
         addresses={"o": "10.0.0.2"}, targets={"c": "10.0.0.2"})
-    s = Service(layout)
+    s = ServiceGraph(layout)
     for p in (0.5, 0.9, 0.99):
         perfect = {name: 1.0 for name, part in s.parts.items() if part.kind != LINK or name in ("c-sa", "sb-o")}
         a = availability_of({"host": 1.0, "switch": 1.0, "link": p}, perfect)
