@@ -47,6 +47,20 @@ def alive(pid: int) -> bool:
         return False
 
 
+def wait_until(condition, timeout, what="a condition"):
+    """Poll ``condition()`` until it returns something true; return that (fail after ``timeout`` s)."""
+    import time
+
+    deadline = time.time() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.time() > deadline:
+            pytest.fail(f"no {what} within {timeout:g} s")
+        time.sleep(0.05)
+
+
 def wait_event(run_dir, predicate, timeout, what="an event"):
     """Poll a run's event log until an event satisfies ``predicate``; return it (fail after ``timeout`` s)."""
     import time

@@ -14,6 +14,8 @@ from lab.net.roles import plan_services
 from lab.runner import load_scenario
 from lab.services.runtime import call
 
+from .conftest import wait_event, wait_until
+
 SCENARIO = "exercises/04-bonding/active-backup.toml"
 
 
@@ -49,10 +51,11 @@ def test_balance_rr_uses_both_links_until_one_is_cut(tmp_path):
         lab.start_all(plan_services(scenario, lab.addresses, lab.run_dir))
         c1, srv = lab.net["c1"], lab.net["srv"]
         c1.cmd("iperf -s > /dev/null 2>&1 &")
-        time.sleep(0.3)
+        wait_until(lambda: ":5001 " in c1.cmd("ss -ltnH"), 2.0, "iperf listening on c1")
         both = throughput(srv, lab.addresses["c1"])
+        cut = time.time()
         Faults(lab).apply("link_down", "srv-s2")
-        time.sleep(0.3)
+        wait_event(lab.run_dir, lambda e: e["kind"] == "member_link" and not e["up"] and e["t"] > cut, 2.0, "the bond seeing its member down")
         one = throughput(srv, lab.addresses["c1"])
         stats = call(lab.services["srv-team"].spec.config["control"], "stats")
         c1.cmd("kill %iperf")

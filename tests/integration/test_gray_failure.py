@@ -14,6 +14,8 @@ from lab.net.roles import plan_services
 from lab.runner import load_scenario
 from lab.services.runtime import call
 
+from .conftest import wait_event, wait_until
+
 KINDS = {"http": "lb1-balancer", "tcp": "lb1-balancer-tcp", "icmp": "lb1-balancer-icmp"}
 
 
@@ -24,12 +26,20 @@ def test_frozen_origin_passes_icmp_and_tcp_checks_but_fails_http(tmp_path):
         http = next(s for s in specs if s.service == "balancer")
         others = [http.another(kind, port=port, health=dict(http.config["health"], kind=kind)) for kind, port in (("tcp", 81), ("icmp", 82))]
         lab.start_all(specs + others)
-        time.sleep(1.0)
         sockets = {kind: lab.services[key].spec.config["control"] for kind, key in KINDS.items()}
-        before = {kind: call(path, "stats")["servers"]["o3"]["checks"] for kind, path in sockets.items()}
+
+        def o3(kind):
+            return call(sockets[kind], "stats")["servers"]["o3"]
+        wait_until(lambda: all(o3(kind)["checks"] for kind in KINDS), 2.0, "first probe of o3 by every balancer")
+        before = {kind: o3(kind)["checks"] for kind in KINDS}
+        paused = time.time()
         Faults(lab).apply("pause", "o3")
-        time.sleep(scenario.balancer.health.worst_detection() + 1.0)
-        after = {kind: call(path, "stats")["servers"]["o3"] for kind, path in sockets.items()}
+        wait_event(lab.run_dir, lambda e: e["kind"] == "health_changed" and e["server"] == "o3" and e["t"] > paused,
+                   scenario.balancer.health.worst_detection() + 1.0, "o3 DOWN at the HTTP-checking balancer")
+        # the TCP and ICMP balancers go on probing the frozen o3: three more probes each, all passed
+        wait_until(lambda: all(o3(kind)["checks"] >= before[kind] + 3 for kind in ("tcp", "icmp")),
+                   3 * scenario.balancer.health.inter + 1.0, "three more TCP and ICMP probes")
+        after = {kind: o3(kind) for kind in KINDS}
         changes = {kind: [json.loads(line) for line in (lab.run_dir / "events" / f"{key}.jsonl").read_text().splitlines()
                           if '"kind":"health_changed"' in line and '"server":"o3"' in line] for kind, key in KINDS.items()}
     assert [c["after"] for c in changes["http"]] == ["DOWN"]

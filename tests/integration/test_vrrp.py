@@ -10,7 +10,7 @@ from lab.net.lab import Lab
 from lab.net.roles import plan_services
 from lab.runner import load_scenario
 
-from .conftest import wait_event
+from .conftest import wait_event, wait_until
 
 SCENARIO = "exercises/03-vrrp-redundancy/scenario.toml"
 SLACK = 0.1  # scheduling on a loaded 2-core VM
@@ -95,7 +95,8 @@ def test_graceful_stop_hands_over_after_skew_time_and_tracking_moves_the_vip(tmp
     scenario = load_scenario(SCENARIO)
     with Lab(scenario, tmp_path / "run", say=lambda *a: None) as lab:
         lab.start_all(plan_services(scenario, lab.addresses, lab.run_dir))
-        time.sleep(1.0)
+        wait_until(lambda: (last := changes(read_events(lab.run_dir), "gw1")) and last[-1]["after"] == "MASTER", 3.0,
+                   "gw1 MASTER after startup")
         # 1. tracking: gw1's balancer dies, its VRRP lives on with priority 150 - 60 = 90 < gw2's 100
         killed = time.time()
         lab.kill(lab.services["gw1-balancer"])
@@ -118,7 +119,8 @@ def test_graceful_stop_hands_over_after_skew_time_and_tracking_moves_the_vip(tmp
         assert changes(events, "gw1")[-1]["after"] == "MASTER"
         stopped = time.time()
         lab._stop(lab.services["gw1-vrrp"])
-        time.sleep(0.5)
+        wait_event(lab.run_dir, lambda e: e["kind"] == "vrrp_state_changed" and e["node"] == "gw2" and e["after"] == "MASTER"
+                   and e["t"] > stopped, 1.0, "gw2 MASTER after gw1's goodbye")
         events = read_events(lab.run_dir)
     last = changes(events, "gw2")[-1]
     assert last["after"] == "MASTER"
@@ -136,14 +138,22 @@ def test_our_speaker_and_keepalived_interoperate(tmp_path, impls):
     scenario = dataclasses.replace(base, vrrp=dataclasses.replace(base.vrrp, impls=impls, track=False))
     with Lab(scenario, tmp_path / "run", say=lambda *a: None) as lab:
         lab.start_all(plan_services(scenario, lab.addresses, lab.run_dir))
-        time.sleep(1.5)
+
+        def settled_on(master, backup, since):
+            def check():
+                events = read_events(lab.run_dir)
+                states = {n: [e["after"] for e in changes(events, n) if e["t"] > since] for n in (master, backup)}
+                return states[master][-1:] == ["MASTER"] and states[backup][-1:] == ["BACKUP"]
+            return check
+        wait_until(settled_on("gw1", "gw2", 0), 3.0, "gw1 MASTER and gw2 BACKUP after startup")
         faults = Faults(lab)
         cut = time.time()
         faults.apply("poweroff", "gw1")
-        time.sleep(1.0)
+        wait_event(lab.run_dir, lambda e: e["kind"] == "vrrp_state_changed" and e["node"] == "gw2" and e["after"] == "MASTER"
+                   and e["t"] > cut, 2.0, "gw2 taking over")
         back = time.time()
         faults.apply("poweron", "gw1")
-        time.sleep(1.5)
+        wait_until(settled_on("gw1", "gw2", back), 3.0, "gw1 preempting and gw2 back to BACKUP")
         served = lab.net["c1"].cmd("curl -s -m 2 http://10.0.0.1/")
         settled = time.time()
         events = read_events(lab.run_dir)

@@ -121,14 +121,17 @@ async def read_answer(reader):
 def test_server_timeout_counts_from_each_request_on_a_kept_alive_connection(tmp_path):
     # The balancer keeps one lazily re-armed timer per upstream connection. A request sent
     # 0.6 s after the previous one must still get its full timeout_server (1.0 s), not the
-    # 0.4 s left on the timer armed for the first request.
+    # 0.4 s left on the timer armed for the first request. The 0.6 s pass on a fake clock:
+    # the loop's time jumps ahead, and the timer armed for the first request fires early.
     async def go():
         server, port = await echo_upstream()
         front, reader, writer = await balancer_front(tmp_path, port)
         writer.write(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
         _, body = await read_answer(reader)
-        await asyncio.sleep(0.6)
         loop = asyncio.get_running_loop()
+        real, skew = loop.time, [0.0]
+        loop.time = lambda: real() + skew[0]  # type: ignore[method-assign]
+        skew[0] += 0.6
         sent = loop.time()
         writer.write(b"GET /stall HTTP/1.1\r\nHost: x\r\n\r\n")
         head, _ = await asyncio.wait_for(read_answer(reader), 3)

@@ -1,18 +1,22 @@
 """The balancing algorithms, one module each, behind one interface (``base.Algorithm``).
 
-| name | module | follows |
-|---|---|---|
-| roundrobin | roundrobin.py | HAProxy static-rr with equal weights |
-| weighted_roundrobin | weighted_rr.py | nginx smooth weighted round robin |
-| leastconn | leastconn.py | HAProxy leastconn (ties: round robin) |
-| weighted_leastconn | leastconn.py | nginx least_conn (ties: smooth WRR) |
-| random | random_choice.py | HAProxy random(1), weighted |
-| p2c | random_choice.py | HAProxy random(2), Envoy least request |
-| source | hashing.py | nginx ip_hash (first three octets) |
-| hash | hashing.py | HAProxy hash-type map-based |
-| consistent | hashing.py | nginx hash ... consistent (ketama ring) |
-| maglev | hashing.py | Envoy / Google Maglev |
-| least_time | least_time.py | Finagle/Linkerd peak EWMA |
+| name | module | follows | slot table (``table()``) |
+|---|---|---|---|
+| roundrobin | roundrobin.py | HAProxy static-rr with equal weights | each in turn |
+| weighted_roundrobin | weighted_rr.py | nginx smooth weighted round robin | one smooth period |
+| leastconn | leastconn.py | HAProxy leastconn (ties: round robin) | no: live counts |
+| weighted_leastconn | leastconn.py | nginx least_conn (ties: smooth WRR) | no: live counts |
+| random | random_choice.py | HAProxy random(1), weighted | slots by weight |
+| p2c | random_choice.py | HAProxy random(2), Envoy least request | no: live counts |
+| source | hashing.py | nginx ip_hash (first three octets) | slots by weight (kernel jhash) |
+| hash | hashing.py | HAProxy hash-type map-based | slots by weight |
+| consistent | hashing.py | nginx hash ... consistent (ketama ring) | no: a ring (use maglev) |
+| maglev | hashing.py | Envoy / Google Maglev | Maglev's own table |
+| least_time | least_time.py | Finagle/Linkerd peak EWMA | no: live latency |
+
+A slot table is what a kernel data plane looks up per packet (nftables
+``numgen``/``jhash ... map``); ``Algorithm.table`` fills it from the same
+code the L7 balancer runs.
 """
 from __future__ import annotations
 

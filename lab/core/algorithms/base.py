@@ -60,3 +60,49 @@ class Algorithm:
 
     def observe(self, server: Server, latency: float, ok: bool) -> None:
         """Feedback after a request finished (used by least response time)."""
+
+    def table(self, candidates: Sequence[Server], size: int | None = None) -> list[int]:
+        """This algorithm as a slot table: ``size`` indices into ``candidates``, for a table-driven data plane.
+
+        A kernel data plane cannot run Python per packet; it looks a slot up
+        (nftables ``numgen inc``/``numgen random``/``jhash ... mod size map
+        @slots``) and the control plane fills the table from the same code
+        the L7 balancer runs. Only algorithms whose choice does not depend on
+        live state can be a table; the others (least connections, least
+        time, p2c) say so.
+        """
+        raise TableNotPossible(f"{self.name} decides per request from live state (requests in flight, response times); "
+                               "it cannot be a fixed slot table: use an L7 or userspace L4 balancer for it")
+
+
+class TableNotPossible(ValueError):
+    """The algorithm cannot be expressed as a slot table."""
+
+
+def apportion(weights: Sequence[float], size: int) -> list[int]:
+    """``size`` slots shared in proportion to ``weights`` (largest remainder; every positive weight gets a slot if it can)."""
+    total = sum(w for w in weights if w > 0)
+    if total <= 0 or size <= 0:
+        raise ValueError(f"cannot share {size} slots among weights {list(weights)}")
+    exact = [size * w / total if w > 0 else 0.0 for w in weights]
+    counts = [int(x) for x in exact]
+    if size >= sum(1 for w in weights if w > 0):
+        for i, w in enumerate(weights):
+            if w > 0 and counts[i] == 0:
+                counts[i] = 1  # a server that is in the pool is reachable through the table
+    while sum(counts) > size:  # the slots given above came from the largest shares
+        i = max(range(len(counts)), key=lambda k: (counts[k] - exact[k], counts[k]))
+        counts[i] -= 1
+    by_remainder = sorted(range(len(weights)), key=lambda k: (-(exact[k] - int(exact[k])), k))
+    k = 0
+    while sum(counts) < size:
+        i = by_remainder[k % len(by_remainder)]
+        if weights[i] > 0:
+            counts[i] += 1
+        k += 1
+    return counts
+
+
+def blocks(counts: Sequence[int]) -> list[int]:
+    """Contiguous runs of each index: [2, 1] -> [0, 0, 1] (for hashed or random lookups, order does not matter)."""
+    return [i for i, n in enumerate(counts) for _ in range(n)]

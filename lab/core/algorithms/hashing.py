@@ -29,7 +29,7 @@ import random
 import zlib
 from typing import Sequence
 
-from lab.core.algorithms.base import Algorithm, RequestInfo, Server
+from lab.core.algorithms.base import Algorithm, RequestInfo, Server, TableNotPossible, apportion, blocks
 from lab.core.algorithms.roundrobin import RoundRobin
 
 RING_POINTS = 160  # per unit of weight: nginx ngx_http_upstream_hash_module.c (ketama)
@@ -71,6 +71,16 @@ class HashModN(Algorithm):
                 return s
         return candidates[-1]
 
+    def table(self, candidates: Sequence[Server], size: int | None = None) -> list[int]:
+        """The same map: the hash of the key indexes the sum of weights (``jhash ... mod size``)."""
+        return weighted_slots(candidates, size)
+
+
+def weighted_slots(candidates: Sequence[Server], size: int | None) -> list[int]:
+    """Runs of slots per server in configuration order, as many as its whole weight (or apportioned to ``size``)."""
+    whole = [max(1, round(s.w)) for s in candidates]
+    return blocks(whole if size is None else apportion(whole, size))
+
 
 class ConsistentRing(Algorithm):
     name = "consistent"
@@ -87,6 +97,10 @@ class ConsistentRing(Algorithm):
             entries = sorted((h32(f"{s.name}-{i}"), s.name) for s in candidates for i in range(self.points * max(1, s.weight)))
             self._ring = (members, [e[0] for e in entries], [e[1] for e in entries])
         return self._ring[1], self._ring[2]
+
+    def table(self, candidates: Sequence[Server], size: int | None = None) -> list[int]:
+        raise TableNotPossible("consistent is a ring searched per key (bisect), not a slot table; maglev is the consistent "
+                               "hash built as a table: use it for a kernel data plane")
 
     def choose(self, candidates: Sequence[Server], request: RequestInfo, rng: random.Random) -> Server:
         hashes, owners = self.ring(candidates)
@@ -130,6 +144,13 @@ class Maglev(Algorithm):
             self._table = (names, maglev_table(names, self.size))
         return candidates[self._table[1][h32(request_key(request, self.key)) % self.size]]
 
+    def table(self, candidates: Sequence[Server], size: int | None = None) -> list[int]:
+        """Maglev's own lookup table (``size`` should be prime: every backend's permutation then visits every slot)."""
+        size = self.size if size is None else size
+        if size < 2 or any(size % d == 0 for d in range(2, int(size ** 0.5) + 1)):
+            raise ValueError(f"a Maglev table needs a prime size, got {size} (e.g. 251, 1021, 65537)")
+        return maglev_table([s.name for s in candidates], size)
+
 
 class SourceIPHash(Algorithm):
     """nginx ``ip_hash``: the first three octets of the client's IPv4 address.
@@ -169,3 +190,12 @@ class SourceIPHash(Algorithm):
             if s.name in names:
                 return next(c for c in candidates if c.name == s.name)
         return self.fallback.choose(candidates, request, rng)
+
+    def table(self, candidates: Sequence[Server], size: int | None = None) -> list[int]:
+        """Source affinity for a kernel data plane: ``jhash ip saddr mod size`` into weighted slots.
+
+        The kernel hashes the whole address (nftables has no nginx /24 hash),
+        so clients of one /24 may land on different servers; one client
+        always lands on the same one while the set holds.
+        """
+        return weighted_slots(candidates, size)

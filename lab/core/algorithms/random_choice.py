@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from typing import Sequence
 
-from lab.core.algorithms.base import Algorithm, RequestInfo, Server
+from lab.core.algorithms.base import Algorithm, RequestInfo, Server, apportion, blocks
 
 
 def weighted_draw(candidates: Sequence[Server], rng: random.Random) -> Server:
@@ -36,6 +36,15 @@ class Random(Algorithm):
 
     def choose(self, candidates: Sequence[Server], request: RequestInfo, rng: random.Random) -> Server:
         return weighted_draw(candidates, rng)
+
+    def table(self, candidates: Sequence[Server], size: int | None = None) -> list[int]:
+        """Slots in proportion to weight, looked up by ``numgen random mod size``."""
+        return blocks(apportion([s.w for s in candidates], size or _natural(candidates)))
+
+
+def _natural(candidates: Sequence[Server]) -> int:
+    """The sum of whole weights: the smallest table that holds every weight exactly."""
+    return int(sum(max(1, round(s.w)) for s in candidates if s.w > 0)) or len(candidates)
 
 
 class PowerOfTwo(Algorithm):

@@ -31,3 +31,8 @@ class RoundRobin(Algorithm):
             server = candidates[0]  # past the end: start the cycle again
         self._last = server.index
         return server
+
+    def table(self, candidates: Sequence[Server], size: int | None = None) -> list[int]:
+        """Each candidate in turn (nftables ``numgen inc mod size``); weights ignored, as in ``choose``."""
+        size = len(candidates) if size is None else size
+        return [i % len(candidates) for i in range(size)]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 from typing import Sequence
 
-from lab.core.algorithms.base import Algorithm, RequestInfo, Server
+from lab.core.algorithms.base import Algorithm, RequestInfo, Server, apportion
 
 
 class SmoothWeightedRR(Algorithm):
@@ -40,3 +40,19 @@ class SmoothWeightedRR(Algorithm):
         assert best is not None
         self.current[best.name] -= total
         return best
+
+    def table(self, candidates: Sequence[Server], size: int | None = None) -> list[int]:
+        """One period of the smooth sequence (``numgen inc mod size``): with size = the sum of weights, exactly ``choose``'s order."""
+        weights = [max(0.0, s.w) for s in candidates]
+        if size is None:
+            size = int(sum(round(w) for w in weights)) or len(candidates)
+        counts = apportion(weights, size)
+        current = [0] * len(candidates)
+        out = []
+        for _ in range(size):
+            for i, n in enumerate(counts):
+                current[i] += n
+            best = max(range(len(counts)), key=lambda i: (current[i], -i))  # first in configuration order on a tie
+            current[best] -= size
+            out.append(best)
+        return out
