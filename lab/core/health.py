@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from lab.core.errors import IllegalTransition
+from lab.core.schema import setting
 
 UP = "UP"
 DOWN = "DOWN"
@@ -49,13 +50,25 @@ DEFAULT_FALL = 3
 
 
 @dataclass(frozen=True)
+class ProbeSettings:
+    """What one active check does (HAProxy ``option httpchk`` / ``check`` / an ICMP echo)."""
+
+    kind: str = setting("http", choices=("http", "tcp", "icmp"))
+    path: str = setting("/health")
+    expect_status: int = setting(0, "exact status to pass (0: any 2xx/3xx, HAProxy httpchk)", minimum=0, maximum=599)
+    expect_body: str = setting("", "text the answer must contain (HAProxy http-check expect string)")
+
+
+@dataclass(frozen=True)
 class HealthSettings:
-    rise: int = DEFAULT_RISE
-    fall: int = DEFAULT_FALL
-    inter: float = DEFAULT_INTER
-    fastinter: float | None = None  # None: same as inter (HAProxy)
-    downinter: float | None = None  # None: same as inter (HAProxy)
-    timeout: float | None = None  # None: same as inter (HAProxy "timeout check" unset)
+    """When checks run and how their results count (HAProxy's defaults)."""
+
+    rise: int = setting(DEFAULT_RISE, minimum=1, maximum=100)
+    fall: int = setting(DEFAULT_FALL, minimum=1, maximum=100)
+    inter: float = setting(DEFAULT_INTER, "seconds between probes (HAProxy default 2 s)", minimum=0.05)
+    fastinter: float | None = setting(None, "seconds between probes while a server is going DOWN (default: inter)", minimum=0.05)
+    downinter: float | None = setting(None, "seconds between probes of a DOWN server (default: inter)", minimum=0.05)
+    timeout: float | None = setting(None, "seconds a probe may take (default: inter; HAProxy 'timeout check')", minimum=0.01)
 
     def __post_init__(self) -> None:
         if self.rise < 1 or self.fall < 1:

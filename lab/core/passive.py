@@ -21,14 +21,16 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from lab.core.schema import setting
+
 
 @dataclass(frozen=True)
 class PassiveSettings:
-    max_fails: int = 0  # nginx default is 1; 0 = rule off
-    fail_timeout: float = 10.0  # nginx default
-    consecutive_errors: int = 0  # Envoy default is 5; 0 = rule off
-    base_ejection: float = 30.0  # Envoy base_ejection_time
-    max_ejection_percent: float = 10.0  # Envoy default
+    max_fails: int = setting(0, "nginx max_fails (nginx default 1; 0 = off)", minimum=0)
+    fail_timeout: float = setting(10.0, "nginx fail_timeout, seconds", minimum=0.01)
+    consecutive_errors: int = setting(0, "Envoy consecutive_5xx (Envoy default 5; 0 = off)", minimum=0)
+    base_ejection: float = setting(30.0, "Envoy base_ejection_time, seconds", minimum=0.01)
+    max_ejection_percent: float = setting(10.0, "Envoy max_ejection_percent", minimum=0, maximum=100)
 
     @property
     def enabled(self) -> bool:

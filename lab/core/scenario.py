@@ -18,9 +18,10 @@ from lab.core import client_limits
 from lab.core.balancing import ALGORITHMS
 from lab.core.client_limits import ClientLimits
 from lab.core.faults import ACTIONS, BROKEN_SETS, LINK, NONE, PAIR
-from lab.core.health import DEFAULT_FALL, DEFAULT_RISE, HealthSettings
+from lab.core.health import HealthSettings, ProbeSettings
+from lab.core.passive import PassiveSettings
 from lab.core.roles import SERVICE_ROLES, SERVING_ROLES
-from lab.core.schema import ConfigError, Field, check_table, suggest
+from lab.core.schema import ConfigError, Field, build, check_table, fields_of, setting, suggest
 
 
 @dataclass(frozen=True)
@@ -43,19 +44,120 @@ class Layout:
 
 TopologyLookup = Callable[[str, Mapping[str, Any], str], tuple[Layout, Mapping[str, Any]]]
 
-# The real daemons a scenario can run instead of halab's balancer, with how each
-# halab algorithm is spelled there. An algorithm missing here has no faithful
-# equivalent in that daemon, and the scenario is refused rather than approximated.
+# Which halab algorithms each real daemon can run faithfully (their spelling in the
+# daemon's config is lab/net/render.py's business; a unit test keeps the two in step).
+# An algorithm missing here is refused for that daemon rather than approximated.
 REAL_BALANCERS = {
-    "haproxy": {"roundrobin": "balance static-rr", "weighted_roundrobin": "balance roundrobin", "leastconn": "balance leastconn",
-                "source": "balance source", "hash": "balance uri", "consistent": "balance uri\n    hash-type consistent",
-                "random": "balance random(1)", "p2c": "balance random(2)"},
-    "nginx": {"roundrobin": "", "weighted_roundrobin": "", "weighted_leastconn": "least_conn;", "source": "ip_hash;",
-              "hash": "hash $request_uri;", "consistent": "hash $request_uri consistent;", "p2c": "random two least_conn;",
-              "random": "random;"},
+    "haproxy": frozenset({"roundrobin", "weighted_roundrobin", "leastconn", "source", "hash", "consistent", "random", "p2c"}),
+    "nginx": frozenset({"roundrobin", "weighted_roundrobin", "weighted_leastconn", "source", "hash", "consistent", "p2c", "random"}),
 }
 NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,63}")  # a plain file name: no '/', no '..', no leading '.'
 
+
+# ---- the settings, one dataclass per scenario section (lab.core.schema.setting) ---------
+@dataclass(frozen=True)
+class OriginSettings:
+    port: int = setting(80, minimum=1, maximum=65535)
+    latency_ms: float = setting(0.0, "added to every answer", minimum=0, maximum=60000)
+    capacity: int = setting(0, "requests served at once; 0 = unlimited", minimum=0)
+    weight: int = setting(1, "balancing weight (HAProxy: 0-256, default 1)", minimum=0, maximum=256)
+    backup: bool = setting(False, "used only when every primary is down")
+    log_requests: bool = setting(False, "one event per request the origin parses (what really reached it)")
+    bind: tuple[str, ...] | None = setting(None, "addresses to listen on (default: the node's own; '0.0.0.0' = all)")
+
+
+@dataclass(frozen=True)
+class BalancerSettings:
+    impl: str = setting("halab", "whose balancer runs on the balancer nodes", choices=("halab", "haproxy", "nginx"))
+    algorithm: str = setting("roundrobin", choices=tuple(sorted(ALGORITHMS)))
+    port: int = setting(80, minimum=1, maximum=65535)
+    timeout_connect: float = setting(1.0, "seconds (HAProxy 'timeout connect')", minimum=0.01)
+    timeout_server: float = setting(2.0, "seconds to wait for a response (HAProxy 'timeout server')", minimum=0.01)
+    log_requests: bool = setting(True, "one event per routed request")
+    hash_key: str = setting("uri", "for hash, consistent, maglev: uri, path, source or header:NAME")
+    slowstart: float = setting(0.0, "seconds over which a recovered server's weight ramps up (HAProxy slowstart)", minimum=0)
+    # halab's default is 0 so that failures stay visible; nginx retries by default
+    # (proxy_next_upstream error timeout), HAProxy needs 'option redispatch'.
+    retries: int = setting(0, "other servers to try after a connection error or timeout", minimum=0, maximum=10)
+    maxconn: int = setting(0, "requests in flight through one balancer; more wait in a queue (HAProxy maxconn; 0 = no limit)",
+                           minimum=0)
+    bind: tuple[str, ...] | None = setting(None, "addresses to listen on (default: the node's own and its VIPs; '0.0.0.0' = all)")
+    probe: ProbeSettings = field(default_factory=ProbeSettings)  # [balancer.health]: what a probe does
+    health: HealthSettings = field(default_factory=HealthSettings)  # [balancer.health]: when probes run and count
+    passive: PassiveSettings = field(default_factory=PassiveSettings)  # [balancer.passive]
+    client: ClientLimits = field(default_factory=ClientLimits)  # [balancer] keys too: what a client may send
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    rate: float = setting(20.0, "requests per second per client", minimum=0.1, maximum=20000)
+    timeout: float = setting(3.0, "seconds before the client gives up", minimum=0.01)
+    path: str = setting("/", "'{key}' in it is replaced by a random key below 'keys'")
+    keys: int = setting(1000, "how many distinct keys '{key}' takes (hashing lessons)", minimum=1)
+    clients: tuple[str, ...] | None = setting(None, "client nodes that send load (default: all)")
+    max_in_flight: int = setting(512, "open-loop guard: concurrent requests per client", minimum=1)
+    target: str | None = setting(None, "a node to send load to, e.g. an origin, bypassing the balancer "
+                                 "(default: the client's target in the topology, else the first balancer)")
+
+
+@dataclass(frozen=True)
+class VrrpSettingsSpec:
+    impl: str = setting("halab", "whose VRRP speaker runs on the gateways", choices=("halab", "keepalived"))
+    advert_interval: float = setting(1.0, "seconds (RFC 5798 and keepalived default 1 s)", minimum=0.01, maximum=40.95)
+    preempt: bool = setting(True, "a higher-priority backup takes the VIP back (RFC 5798 default)")
+    track: bool = setting(True, "lower the priority while the local balancer cannot serve (GET /halab-ready)")
+    track_weight: int = setting(60, "how much the priority drops (keepalived weight)", minimum=1, maximum=254)
+    track_interval: float = setting(1.0, "seconds between readiness checks (keepalived vrrp_script interval, default 1; "
+                                    "whole seconds there)", minimum=0.1, maximum=60)
+    track_fall: int = setting(2, "failed checks in a row that lower the priority (keepalived fall)", minimum=1, maximum=20)
+    track_rise: int = setting(1, "passed checks in a row that restore it (keepalived rise, default 1)", minimum=1, maximum=20)
+    preempt_delay: float = setting(0.0, "extra seconds before preempting at startup or a lower-priority master "
+                                   "(keepalived preempt_delay)", minimum=0, maximum=1000)
+    priorities: Mapping[str, int] = setting({}, "per-node priority overrides, e.g. gw2 = 200")
+    impls: Mapping[str, str] = setting({}, "per-node speaker, e.g. gw2 = \"keepalived\" for a mixed pair")
+
+
+@dataclass(frozen=True)
+class BondSettings:
+    impl: str = setting("auto", "kernel bonding where the kernel has it", choices=("auto", "kernel", "userspace"))
+    mode: str = setting("active-backup", choices=("active-backup", "balance-rr", "balance-xor", "broadcast"))
+    miimon: float = setting(0.1, "seconds between link checks (100 ms typical)", minimum=0.01, maximum=10)
+    xmit_hash_policy: str = setting("layer2", "for balance-xor", choices=("layer2", "layer3+4"))
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    bucket: float = setting(1.0, "seconds per time slot for time-based availability", minimum=0.1)
+    good_ratio: float = setting(0.99, "a slot is up when this share of its requests succeeded", minimum=0, maximum=1)
+    merge_gap: float = setting(1.0, "failures closer than this belong to one outage window", minimum=0)
+
+
+@dataclass(frozen=True)
+class Expectations:
+    availability_min: float | None = setting(None, "request availability at least this", minimum=0, maximum=1)
+    max_detection: float | None = setting(None, "every fault detected (health DOWN) within this many seconds", minimum=0)
+    no_requests_after_detection: bool | None = setting(None, "no request routed to a DOWN server")
+    max_outage: float | None = setting(None, "no outage window longer than this many seconds", minimum=0)
+    reconverge_within: float | None = setting(None, "after every repair: one MASTER per VIP, every origin UP at every "
+                                              "balancer and no failed request, within this many seconds", minimum=0)
+    one_master_per_vip: bool | None = setting(None, "after every repair each VIP ends up with exactly one MASTER")
+
+
+CHAOS_KINDS = ("link", "flap", "power", "crash", "pause", "partition")  # lab.core.chaos.FAULT_OF keeps the same names
+
+
+@dataclass(frozen=True)
+class ChaosSpec:
+    faults: int = setting(3, "fault-and-repair pairs per chaos run", minimum=0, maximum=50)
+    kinds: tuple[str, ...] = setting(CHAOS_KINDS, "what chaos may do: " + ", ".join(CHAOS_KINDS))
+    min_hold: float = setting(1.0, "seconds a fault lasts, at least", minimum=0.1)
+    max_hold: float = setting(4.0, "seconds a fault lasts, at most", minimum=0.1)
+    settle: float = setting(5.0, "seconds between the last repair and the end of the load", minimum=1)
+    reconverge_within: float | None = setting(None, "the recovery bound chaos holds each repair to (default: derived from the "
+                                              "health, VRRP and client timeouts)", minimum=0)
+
+
+# ---- the scenario's key tables, generated from the settings ------------------------------
 TOP = {
     "name": Field(str, help="a short name, used for the run directory"),
     "description": Field(str, default=""),
@@ -73,119 +175,32 @@ TOP = {
     "expect": Field(dict, default={}),
     "chaos": Field(dict, default={}),
 }
-CHAOS = {
-    "faults": Field(int, default=3, minimum=0, maximum=50, help="fault-and-repair pairs per chaos run"),
-    "kinds": Field(list, default=["link", "flap", "power", "crash", "pause", "partition"], item=str,
-                   help="what chaos may do: link, flap, power, crash, pause, partition"),
-    "min_hold": Field(float, default=1.0, minimum=0.1, help="seconds a fault lasts, at least"),
-    "max_hold": Field(float, default=4.0, minimum=0.1, help="seconds a fault lasts, at most"),
-    "settle": Field(float, default=5.0, minimum=1, help="seconds between the last repair and the end of the load"),
-    "reconverge_within": Field(float, default=None, minimum=0, help="the recovery bound chaos holds each repair to "
-                               "(default: derived from the health, VRRP and client timeouts)"),
-}
 TOPOLOGY = {
     "name": Field(str, required=True, help="a name from `halab topos`"),
     "switch": Field(str, default="lxbr", choices=("lxbr", "ovsbr")),
 }
 BALANCER = {
-    "impl": Field(str, default="halab", choices=("halab", "haproxy", "nginx"), help="whose balancer runs on the balancer nodes"),
-    "algorithm": Field(str, default="roundrobin", choices=tuple(sorted(ALGORITHMS))),
-    "port": Field(int, default=80, minimum=1, maximum=65535),
-    "timeout_connect": Field(float, default=1.0, minimum=0.01, help="seconds (HAProxy 'timeout connect')"),
-    "timeout_server": Field(float, default=2.0, minimum=0.01, help="seconds to wait for a response (HAProxy 'timeout server')"),
-    "log_requests": Field(bool, default=True, help="one event per routed request"),
-    "hash_key": Field(str, default="uri", help="for hash, consistent, maglev: uri, path, source or header:NAME"),
-    "slowstart": Field(float, default=0.0, minimum=0, help="seconds over which a recovered server's weight ramps up (HAProxy slowstart)"),
-    # halab's default is 0 so that failures stay visible; nginx retries by default
-    # (proxy_next_upstream error timeout), HAProxy needs 'option redispatch'.
-    "retries": Field(int, default=0, minimum=0, maximum=10, help="other servers to try after a connection error or timeout"),
-    "maxconn": Field(int, default=0, minimum=0, help="requests in flight through one balancer; more wait in a queue (HAProxy maxconn; 0 = no limit)"),
-    "bind": Field(list, default=None, item=str, help="addresses to listen on (default: the node's own and its VIPs; '0.0.0.0' = all)"),
+    **fields_of(BalancerSettings),
     "health": Field(dict, default={}),
     "passive": Field(dict, default={}),
     **client_limits.fields(),  # what a client may send and how slowly: timeouts and limits (lab.core.client_limits)
 }
-PASSIVE = {
-    "max_fails": Field(int, default=0, minimum=0, help="nginx max_fails (nginx default 1; 0 = off)"),
-    "fail_timeout": Field(float, default=10.0, minimum=0.01, help="nginx fail_timeout, seconds"),
-    "consecutive_errors": Field(int, default=0, minimum=0, help="Envoy consecutive_5xx (Envoy default 5; 0 = off)"),
-    "base_ejection": Field(float, default=30.0, minimum=0.01, help="Envoy base_ejection_time, seconds"),
-    "max_ejection_percent": Field(float, default=10.0, minimum=0, maximum=100),
-}
-HEALTH = {
-    "kind": Field(str, default="http", choices=("http", "tcp", "icmp")),
-    "path": Field(str, default="/health"),
-    "expect_status": Field(int, default=0, minimum=0, maximum=599, help="exact status to pass (0: any 2xx/3xx, HAProxy httpchk)"),
-    "expect_body": Field(str, default="", help="text the answer must contain (HAProxy http-check expect string)"),
-    "inter": Field(float, default=2.0, minimum=0.05, help="seconds between probes (HAProxy default 2 s)"),
-    "fastinter": Field(float, default=None, minimum=0.05),
-    "downinter": Field(float, default=None, minimum=0.05),
-    "timeout": Field(float, default=None, minimum=0.01, help="seconds a probe may take (default: inter)"),
-    "rise": Field(int, default=DEFAULT_RISE, minimum=1, maximum=100),
-    "fall": Field(int, default=DEFAULT_FALL, minimum=1, maximum=100),
-}
-ORIGIN = {
-    "port": Field(int, default=80, minimum=1, maximum=65535),
-    "latency_ms": Field(float, default=0.0, minimum=0, maximum=60000, help="added to every answer"),
-    "capacity": Field(int, default=0, minimum=0, help="requests served at once; 0 = unlimited"),
-    "weight": Field(int, default=1, minimum=0, maximum=256, help="balancing weight (HAProxy: 0-256, default 1)"),
-    "backup": Field(bool, default=False, help="used only when every primary is down"),
-    "log_requests": Field(bool, default=False, help="one event per request the origin parses (what really reached it)"),
-    "bind": Field(list, default=None, item=str, help="addresses to listen on (default: the node's own; '0.0.0.0' = all)"),
-    "nodes": Field(dict, default={}, help="per-origin overrides, e.g. [origins.nodes.o3] latency_ms = 200"),
-}
-LOAD = {
-    "rate": Field(float, default=20.0, minimum=0.1, maximum=20000, help="requests per second per client"),
-    "timeout": Field(float, default=3.0, minimum=0.01, help="seconds before the client gives up"),
-    "path": Field(str, default="/", help="'{key}' in it is replaced by a random key below 'keys'"),
-    "keys": Field(int, default=1000, minimum=1, help="how many distinct keys '{key}' takes (hashing lessons)"),
-    "clients": Field(list, default=None, item=str, help="client nodes that send load (default: all)"),
-    "max_in_flight": Field(int, default=512, minimum=1, help="open-loop guard: concurrent requests per client"),
-    "target": Field(str, default=None, help="a node to send load to, e.g. an origin, bypassing the balancer "
-                    "(default: the client's target in the topology, else the first balancer)"),
-}
+PASSIVE = fields_of(PassiveSettings)
+HEALTH = {**fields_of(ProbeSettings), **fields_of(HealthSettings)}
+ORIGIN = {**fields_of(OriginSettings), "nodes": Field(dict, default={}, help="per-origin overrides, e.g. [origins.nodes.o3] latency_ms = 200")}
+LOAD = fields_of(LoadSettings)
 FAULT = {
     "at": Field(float, required=True, minimum=0, help="seconds after the load starts"),
     "action": Field(str, required=True, choices=tuple(ACTIONS)),
     "target": Field(str, default=None, help="a node (crash, pause...) or a link 'a-b' / a node with one link"),
     "note": Field(str, default="", help="shown in the live view and the report"),
 }
-VRRP = {
-    "impl": Field(str, default="halab", choices=("halab", "keepalived"), help="whose VRRP speaker runs on the gateways"),
-    "advert_interval": Field(float, default=1.0, minimum=0.01, maximum=40.95, help="seconds (RFC 5798 and keepalived default 1 s)"),
-    "preempt": Field(bool, default=True, help="a higher-priority backup takes the VIP back (RFC 5798 default)"),
-    "track": Field(bool, default=True, help="lower the priority while the local balancer cannot serve (GET /halab-ready)"),
-    "track_weight": Field(int, default=60, minimum=1, maximum=254, help="how much the priority drops (keepalived weight)"),
-    "track_interval": Field(float, default=1.0, minimum=0.1, maximum=60,
-                            help="seconds between readiness checks (keepalived vrrp_script interval, default 1; whole seconds there)"),
-    "track_fall": Field(int, default=2, minimum=1, maximum=20, help="failed checks in a row that lower the priority (keepalived fall)"),
-    "track_rise": Field(int, default=1, minimum=1, maximum=20, help="passed checks in a row that restore it (keepalived rise, default 1)"),
-    "preempt_delay": Field(float, default=0.0, minimum=0, maximum=1000,
-                           help="extra seconds before preempting at startup or a lower-priority master (keepalived preempt_delay)"),
-    "priorities": Field(dict, default={}, help="per-node priority overrides, e.g. gw2 = 200"),
-    "impls": Field(dict, default={}, help="per-node speaker, e.g. gw2 = \"keepalived\" for a mixed pair"),
-}
-BOND = {
-    "impl": Field(str, default="auto", choices=("auto", "kernel", "userspace"), help="kernel bonding where the kernel has it"),
-    "mode": Field(str, default="active-backup", choices=("active-backup", "balance-rr", "balance-xor", "broadcast")),
-    "miimon": Field(float, default=0.1, minimum=0.01, maximum=10, help="seconds between link checks (100 ms typical)"),
-    "xmit_hash_policy": Field(str, default="layer2", choices=("layer2", "layer3+4"), help="for balance-xor"),
-}
+VRRP = fields_of(VrrpSettingsSpec)
+BOND = fields_of(BondSettings)
 CAPTURE = {"interfaces": Field(list, default=[], item=str, help="interfaces to record as pcap, e.g. 'lb1-eth0'")}
-REPORT = {
-    "bucket": Field(float, default=1.0, minimum=0.1, help="seconds per time slot for time-based availability"),
-    "good_ratio": Field(float, default=0.99, minimum=0, maximum=1, help="a slot is up when this share of its requests succeeded"),
-    "merge_gap": Field(float, default=1.0, minimum=0, help="failures closer than this belong to one outage window"),
-}
-EXPECT = {
-    "availability_min": Field(float, default=None, minimum=0, maximum=1, help="request availability at least this"),
-    "max_detection": Field(float, default=None, minimum=0, help="every fault detected (health DOWN) within this many seconds"),
-    "no_requests_after_detection": Field(bool, default=None, help="no request routed to a DOWN server"),
-    "max_outage": Field(float, default=None, minimum=0, help="no outage window longer than this many seconds"),
-    "reconverge_within": Field(float, default=None, minimum=0, help="after every repair: one MASTER per VIP, every origin UP "
-                               "at every balancer and no failed request, within this many seconds"),
-    "one_master_per_vip": Field(bool, default=None, help="after every repair each VIP ends up with exactly one MASTER"),
-}
+REPORT = fields_of(ReportSettings)
+EXPECT = fields_of(Expectations)
+CHAOS = fields_of(ChaosSpec)
 
 
 @dataclass(frozen=True)
@@ -202,100 +217,6 @@ class Fault:
             a, _, b = self.target.partition("-")
             return (a, b)
         return None
-
-
-@dataclass(frozen=True)
-class OriginSettings:
-    port: int = 80
-    latency_ms: float = 0.0
-    capacity: int = 0
-    weight: int = 1
-    backup: bool = False
-    log_requests: bool = False
-    bind: tuple[str, ...] | None = None
-
-
-@dataclass(frozen=True)
-class BalancerSettings:
-    algorithm: str = "roundrobin"
-    port: int = 80
-    timeout_connect: float = 1.0
-    timeout_server: float = 2.0
-    log_requests: bool = True
-    hash_key: str = "uri"
-    slowstart: float = 0.0
-    retries: int = 0
-    passive: Mapping[str, Any] = field(default_factory=dict)
-    maxconn: int = 0
-    health_kind: str = "http"
-    health_path: str = "/health"
-    health_expect_status: int = 0
-    health_expect_body: str = ""
-    impl: str = "halab"
-    health: HealthSettings = field(default_factory=HealthSettings)
-    client: ClientLimits = field(default_factory=ClientLimits)
-    bind: tuple[str, ...] | None = None
-
-
-@dataclass(frozen=True)
-class LoadSettings:
-    rate: float = 20.0
-    timeout: float = 3.0
-    path: str = "/"
-    keys: int = 1000
-    clients: tuple[str, ...] = ()
-    max_in_flight: int = 512
-    target: str | None = None
-
-
-@dataclass(frozen=True)
-class VrrpSettingsSpec:
-    impl: str = "halab"
-    advert_interval: float = 1.0
-    preempt: bool = True
-    track: bool = True
-    track_weight: int = 60
-    track_interval: float = 1.0
-    track_fall: int = 2
-    track_rise: int = 1
-    preempt_delay: float = 0.0
-    priorities: Mapping[str, int] = field(default_factory=dict)
-    impls: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class BondSettings:
-    impl: str = "auto"
-    mode: str = "active-backup"
-    miimon: float = 0.1
-    xmit_hash_policy: str = "layer2"
-
-
-@dataclass(frozen=True)
-class ReportSettings:
-    bucket: float = 1.0
-    good_ratio: float = 0.99
-    merge_gap: float = 1.0
-
-
-@dataclass(frozen=True)
-class Expectations:
-    availability_min: float | None = None
-    max_detection: float | None = None
-    no_requests_after_detection: bool | None = None
-    max_outage: float | None = None
-    reconverge_within: float | None = None
-    one_master_per_vip: bool | None = None
-
-
-@dataclass(frozen=True)
-class ChaosSpec:
-    faults: int = 3
-    kinds: tuple[str, ...] = ("link", "flap", "power", "crash", "pause", "partition")
-    min_hold: float = 1.0
-    max_hold: float = 4.0
-    settle: float = 5.0
-    reconverge_within: float | None = None
 
 
 @dataclass(frozen=True)
@@ -332,17 +253,17 @@ def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup,
     bal = check_table(top["balancer"], BALANCER, source, "balancer")
     hc = check_table(bal["health"], HEALTH, source, "balancer.health")
     try:
-        health = HealthSettings(hc["rise"], hc["fall"], hc["inter"], hc["fastinter"], hc["downinter"], hc["timeout"])
+        health = build(HealthSettings, hc)
     except ValueError as e:
         raise ConfigError(source, "balancer.health", str(e)) from None
-    passive = check_table(bal["passive"], PASSIVE, source, "balancer.passive")
+    passive = build(PassiveSettings, check_table(bal["passive"], PASSIVE, source, "balancer.passive"))
     if bal["algorithm"] in ("hash", "consistent", "maglev") and not (bal["hash_key"] in ("uri", "path", "source") or bal["hash_key"].startswith("header:")):
         raise ConfigError(source, "balancer.hash_key", f"got {bal['hash_key']!r}, expected uri, path, source or header:NAME")
     if bal["impl"] != "halab":
         known = REAL_BALANCERS[bal["impl"]]
         if bal["algorithm"] not in known:
             raise ConfigError(source, "balancer.algorithm", f"{bal['algorithm']!r} has no {bal['impl']} equivalent; with impl = "
-                              f"{bal['impl']!r} use one of: {', '.join(known)}")
+                              f"{bal['impl']!r} use one of: {', '.join(sorted(known))}")
         if bal["algorithm"] in ("hash", "consistent") and bal["hash_key"] != "uri":
             raise ConfigError(source, "balancer.hash_key", f"only 'uri' is rendered for {bal['impl']} so far")
     try:
@@ -352,9 +273,8 @@ def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup,
     if top["name"] is not None and not NAME.fullmatch(top["name"]):
         raise ConfigError(source, "name", f"got {top['name']!r}; a scenario name becomes part of the run directory's name, so it "
                           "may hold only letters, digits, '-', '_' and '.', and may not start with '.' (e.g. 'failover-basics')")
-    balancer = BalancerSettings(bal["algorithm"], bal["port"], bal["timeout_connect"], bal["timeout_server"], bal["log_requests"],
-                                bal["hash_key"], bal["slowstart"], bal["retries"], passive, bal["maxconn"], hc["kind"], hc["path"],
-                                hc["expect_status"], hc["expect_body"], bal["impl"], health, limits, _bind(bal["bind"], source, "balancer.bind"))
+    bal["bind"] = _bind(bal["bind"], source, "balancer.bind")
+    balancer = build(BalancerSettings, {**bal, "probe": build(ProbeSettings, hc), "health": health, "passive": passive, "client": limits})
 
     origins = _origins(top["origins"], layout, source)
     load = _load(top["load"], layout, source)
@@ -363,17 +283,16 @@ def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup,
     vrrp = _vrrp(top["vrrp"], layout, source)
     if top["bond"] and not layout.bonds:
         raise ConfigError(source, "bond", "this topology has no bonded interface (try bonding)")
-    bond = BondSettings(**check_table(top["bond"], BOND, source, "bond"))
-    report = ReportSettings(**check_table(top["report"], REPORT, source, "report"))
-    expect = Expectations(**check_table(top["expect"], EXPECT, source, "expect"))
+    bond = build(BondSettings, check_table(top["bond"], BOND, source, "bond"))
+    report = build(ReportSettings, check_table(top["report"], REPORT, source, "report"))
+    expect = build(Expectations, check_table(top["expect"], EXPECT, source, "expect"))
     chaos = check_table(top["chaos"], CHAOS, source, "chaos")
     for i, kind in enumerate(chaos["kinds"]):
-        known = CHAOS["kinds"].default
+        known = CHAOS_KINDS
         if kind not in known:
             raise ConfigError(source, f"chaos.kinds[{i}]", f"got {kind!r}{suggest(kind, known)}, expected one of {', '.join(known)}")
     if chaos["min_hold"] > chaos["max_hold"]:
         raise ConfigError(source, "chaos.min_hold", f"{chaos['min_hold']} s is more than max_hold ({chaos['max_hold']} s)")
-    chaos["kinds"] = tuple(chaos["kinds"])
     return Scenario(
         name=top["name"] or default_name,
         description=top["description"],
@@ -393,7 +312,7 @@ def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup,
         report=report,
         expect=expect,
         source=source,
-        chaos=ChaosSpec(**chaos),
+        chaos=build(ChaosSpec, chaos),
     )
 
 
@@ -411,17 +330,17 @@ def _origins(table: Mapping[str, Any], layout: Layout, source: str) -> dict[str,
     base = check_table(table, ORIGIN, source, "origins")
     names = layout.by_role("origin")
     base["bind"] = _bind(base["bind"], source, "origins.bind")
-    per_node = {k: v for k, v in base.items() if k != "nodes"}
-    out = {name: OriginSettings(**per_node) for name in names}
+    out = {name: build(OriginSettings, base) for name in names}
+    per_node = fields_of(OriginSettings)
     for node, override in base["nodes"].items():
         if node not in names:
             raise ConfigError(source, f"origins.nodes.{node}", f"no origin named {node!r}{suggest(node, names)} (origins: {', '.join(names)})")
-        fields = {k: v for k, v in ORIGIN.items() if k != "nodes"}
-        values = check_table(override, {k: Field(f.kind, per_node[k], False, f.minimum, f.maximum, item=f.item) for k, f in fields.items()},
+        # a node's keys default to the [origins] values, not to the built-in defaults
+        values = check_table(override, {k: Field(f.kind, base[k], False, f.minimum, f.maximum, item=f.item) for k, f in per_node.items()},
                              source, f"origins.nodes.{node}")
         if "bind" in override:
             values["bind"] = _bind(override["bind"], source, f"origins.nodes.{node}.bind")
-        out[node] = OriginSettings(**values)
+        out[node] = build(OriginSettings, values)
     return out
 
 
@@ -443,7 +362,7 @@ def _vrrp(table: Mapping[str, Any], layout: Layout, source: str) -> VrrpSettings
     if uses_keepalived and values["track"] and values["track_interval"] != int(values["track_interval"]):
         raise ConfigError(source, "vrrp.track_interval", f"got {values['track_interval']}; keepalived runs track scripts every whole "
                           "second (vrrp_script interval is an integer), so with keepalived use 1, 2, ...")
-    return VrrpSettingsSpec(**values)
+    return build(VrrpSettingsSpec, values)
 
 
 def _load(table: Mapping[str, Any], layout: Layout, source: str) -> LoadSettings:
@@ -464,8 +383,8 @@ def _load(table: Mapping[str, Any], layout: Layout, source: str) -> LoadSettings
         if target not in serving:
             raise ConfigError(source, "load.target", f"{target!r} is a {layout.nodes[target]} and serves no clients "
                               f"(nodes that do: {', '.join(serving)})")
-    values["clients"] = tuple(clients)
-    return LoadSettings(**values)
+    values["clients"] = list(clients)
+    return build(LoadSettings, values)
 
 
 def resolve_link(target: str, layout: Layout) -> tuple[str, str] | str:

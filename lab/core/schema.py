@@ -7,9 +7,13 @@ did-you-mean for typos. Nothing here knows about networks.
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 import difflib
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, TypeVar
+
+T = TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -107,3 +111,83 @@ def check_value(value: Any, field: Field, source: str, path: str) -> Any:
     if isinstance(value, int) and not isinstance(value, bool) and field.kind is float:
         value = float(value)
     return value
+
+
+# ---- settings dataclasses -------------------------------------------------------------
+# A settings dataclass declares each setting once: its type (the annotation), its default
+# and where that default comes from (the help). The scenario's key tables are generated
+# from it (``fields_of``), the scenario builds it (``build``), and a service rebuilds the
+# same dataclass from its JSON config (``from_config``), so no default is written twice.
+
+def setting(default: Any = None, help: str = "", *, minimum: float | None = None, maximum: float | None = None,
+            choices: tuple[Any, ...] | None = None, required: bool = False, item: type | None = None) -> Any:
+    """One setting of a settings dataclass (use as the field's default)."""
+    meta = {"help": help, "minimum": minimum, "maximum": maximum, "choices": choices, "required": required, "item": item}
+    if isinstance(default, (list, dict, set)):
+        return dataclasses.field(default_factory=lambda: copy.copy(default), metadata={"setting": meta})
+    return dataclasses.field(default=default, metadata={"setting": meta})
+
+
+_SCALARS: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def _kind_of(annotation: str) -> tuple[type, type | None]:
+    """A field's annotation (a string under ``from __future__ import annotations``) -> (Field kind, list item kind)."""
+    a = annotation.replace(" | None", "").strip()
+    if a in _SCALARS:
+        return _SCALARS[a], None
+    if a.startswith("tuple["):
+        return list, _SCALARS.get(a[6:].split(",")[0].strip())
+    if a.startswith(("Mapping[", "dict[")):
+        return dict, None
+    raise TypeError(f"no scenario type for the annotation {annotation!r}")
+
+
+def fields_of(cls: type, skip: tuple[str, ...] = ()) -> dict[str, Field]:
+    """The scenario keys of a settings dataclass: one ``Field`` per ``setting``, in declaration order."""
+    out = {}
+    for f in dataclasses.fields(cls):
+        meta = f.metadata.get("setting")
+        if meta is None or f.name in skip:
+            continue
+        kind, item = _kind_of(str(f.type))
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if isinstance(default, tuple):
+            default = list(default)
+        out[f.name] = Field(kind, default=default, required=meta["required"], minimum=meta["minimum"], maximum=meta["maximum"],
+                            choices=meta["choices"], help=meta["help"], item=meta["item"] or item)
+    return out
+
+
+def build(cls: type[T], values: Mapping[str, Any]) -> T:
+    """The dataclass from checked values (lists become the tuples the annotations say); unknown keys are ignored."""
+    kwargs = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name in values:
+            value = values[f.name]
+            kwargs[f.name] = tuple(value) if isinstance(value, list) and str(f.type).startswith("tuple[") else value
+    return cls(**kwargs)
+
+
+def from_config(cls: type[T], config: Mapping[str, Any]) -> T:
+    """What a service was configured with (its JSON config), as the settings dataclass the scenario built.
+
+    Only the plain settings are read; nested settings (a balancer's health checks) are tables of their
+    own in the config, which the service rebuilds with their own class."""
+    names = {f.name for f in dataclasses.fields(cls) if "setting" in f.metadata}  # type: ignore[arg-type]
+    return build(cls, {k: v for k, v in config.items() if k in names})
+
+
+def as_config(settings: Any) -> dict[str, Any]:
+    """A settings dataclass as JSON-ready values (nested settings become tables)."""
+    out = {}
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        if dataclasses.is_dataclass(value):
+            value = as_config(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, Mapping):
+            value = dict(value)
+        out[f.name] = value
+    return out

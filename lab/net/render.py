@@ -2,19 +2,31 @@
 
 The same ``BalancerSettings`` and server list become a config for the real
 thing, so a student can diff what halab does against HAProxy or nginx on the
-same network, and benchmarks compare like with like. Which algorithms map
-onto which directive is ``lab.core.scenario.REAL_BALANCERS``.
+same network, and benchmarks compare like with like. ``DIRECTIVES`` says
+how each halab algorithm is spelled there; ``lab.core.scenario.REAL_BALANCERS``
+lists the same algorithms for checking a scenario (a unit test keeps the two
+in step).
 """
 from __future__ import annotations
 
 from typing import Any, Sequence
 
 from lab.core.health import READY_PATH
-from lab.core.scenario import REAL_BALANCERS, BalancerSettings
+from lab.core.scenario import BalancerSettings
+
+# how each halab algorithm is spelled in the real daemon's config
+DIRECTIVES = {
+    "haproxy": {"roundrobin": "balance static-rr", "weighted_roundrobin": "balance roundrobin", "leastconn": "balance leastconn",
+                "source": "balance source", "hash": "balance uri", "consistent": "balance uri\n    hash-type consistent",
+                "random": "balance random(1)", "p2c": "balance random(2)"},
+    "nginx": {"roundrobin": "", "weighted_roundrobin": "", "weighted_leastconn": "least_conn;", "source": "ip_hash;",
+              "hash": "hash $request_uri;", "consistent": "hash $request_uri consistent;", "p2c": "random two least_conn;",
+              "random": "random;"},
+}
 
 
 def directive(impl: str, algorithm: str) -> str:
-    table = REAL_BALANCERS[impl]
+    table = DIRECTIVES[impl]
     if algorithm not in table:
         raise ValueError(f"algorithm {algorithm!r} has no {impl} rendering (have: {', '.join(table)})")
     return table[algorithm]
@@ -51,7 +63,7 @@ def haproxy_config(b: BalancerSettings, servers: Sequence[dict[str, Any]], name:
         f"    http-request set-header Via \"1.1 {name}\"", "    option forwardfor",
         "    unique-id-format %[req.hdr(x-request-id)]", "    log-format \"ROUTED %Ts.%ms %Th %Ti %TR %Tw %ID %s %ST\"",
         "    http-after-response set-header X-Upstream %s", "    default_backend origins", "",
-        "backend origins", f"    {balance}", f"    option httpchk GET {b.health_path}",
+        "backend origins", f"    {balance}", f"    option httpchk GET {b.probe.path}",
         "    option log-health-checks",
         "    http-reuse always", f"    retries {b.retries}",
     ]
@@ -102,8 +114,8 @@ def nginx_config(b: BalancerSettings, servers: Sequence[dict[str, Any]], name: s
         listen = [f"        listen {b.port};" + ("  # all addresses: the VIPs come and go, and nginx cannot bind them ahead" if vips else "")]
     else:
         listen = [f"        listen {a}:{b.port};" for a in bind]
-    passive = b.passive.get("max_fails", 0)
-    fails = f" max_fails={passive} fail_timeout={_ms(b.passive.get('fail_timeout', 10.0))}" if passive else " max_fails=0"
+    passive = b.passive.max_fails
+    fails = f" max_fails={passive} fail_timeout={_ms(b.passive.fail_timeout)}" if passive else " max_fails=0"
     upstream = [f"        server {s['address']}:{s['port']} weight={s.get('weight', 1)}{fails}" + (" backup" if s.get("backup") else "") + ";" for s in servers]
     names = [f"        {s['address']}:{s['port']} {s['name']};" for s in servers]
     # nginx has no active checks in open source: passive max_fails/fail_timeout stand in for them.

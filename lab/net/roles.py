@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from lab.core import client_limits
 from lab.core.roles import ROLES, TIERS
-from lab.core.scenario import Scenario
+from lab.core.scenario import BalancerSettings, OriginSettings, Scenario
+from lab.core.schema import as_config
 from lab.events import event_path
 
 CONTROL_DIR = "/run/halab/ctl"  # short, fixed: a Unix socket path must stay under 108 bytes
@@ -69,8 +69,7 @@ def plan_origins(scenario: Scenario, addresses: Mapping[str, str], run_dir: Path
     specs = []
     for node, settings in scenario.origins.items():
         cfg = _base(node, "origin", run_dir)
-        cfg.update(port=settings.port, latency_ms=settings.latency_ms, capacity=settings.capacity,  # weight/backup are the balancer's
-                   log_requests=settings.log_requests, bind=list(settings.bind or own_addresses(scenario, addresses, node)))
+        cfg.update(as_config(settings), bind=list(settings.bind or own_addresses(scenario, addresses, node)))  # weight, backup: the balancer's
         specs.append(ServiceSpec(node, "origin", cfg))
     return specs
 
@@ -78,22 +77,27 @@ def plan_origins(scenario: Scenario, addresses: Mapping[str, str], run_dir: Path
 def plan_balancers(scenario: Scenario, addresses: Mapping[str, str], run_dir: Path) -> list[ServiceSpec]:
     layout, b = scenario.layout, scenario.balancer
     specs = []
-    servers = [{"name": n, "address": addresses[n], "port": scenario.origins[n].port, "weight": scenario.origins[n].weight,
-                "backup": scenario.origins[n].backup} for n in layout.by_role("origin")]
-    h = b.health
+    servers = [server_entry(n, addresses[n], scenario.origins[n]) for n in layout.by_role("origin")]
     for node in layout.by_role("balancer"):
         cfg = _base(node, "balancer", run_dir)
-        cfg.update(port=b.port, algorithm=b.algorithm, servers=servers, timeout_connect=b.timeout_connect,
-                   timeout_server=b.timeout_server, log_requests=b.log_requests, seed=scenario.seed,
-                   hash_key=b.hash_key, slowstart=b.slowstart, retries=b.retries, passive=dict(b.passive), maxconn=b.maxconn,
-                   health={"kind": b.health_kind, "path": b.health_path, "expect_status": b.health_expect_status,
-                           "expect_body": b.health_expect_body, "inter": h.inter, "fastinter": h.fastinter,
-                           "downinter": h.downinter, "timeout": h.timeout, "rise": h.rise, "fall": h.fall},
-                   bind=list(b.bind or own_addresses(scenario, addresses, node)), **client_limits.as_config(b.client))
+        cfg.update(balancer_config(b, servers, scenario.seed), bind=list(b.bind or own_addresses(scenario, addresses, node)))
         if b.impl != "halab":
             cfg.update(_real_balancer(scenario, servers, node, run_dir, cfg["bind"]))
         specs.append(ServiceSpec(node, "balancer", cfg))
     return specs
+
+
+def server_entry(name: str, address: str, origin: OriginSettings) -> dict[str, Any]:
+    """One backend in a balancer's config: where it is and how the balancer treats it."""
+    return {"name": name, "address": address, "port": origin.port, "weight": origin.weight, "backup": origin.backup}
+
+
+def balancer_config(b: BalancerSettings, servers: list[dict[str, Any]], seed: int) -> dict[str, Any]:
+    """The JSON a balancer reads: its settings as the scenario's tables spell them, its servers and its seed."""
+    cfg = as_config(b)
+    cfg.update(cfg.pop("client"))  # the client limits are [balancer] keys (lab.core.client_limits)
+    cfg["health"] = {**cfg.pop("probe"), **cfg["health"]}  # one [balancer.health] table, as in the scenario
+    return {**cfg, "servers": servers, "seed": seed}
 
 
 def origin_port(scenario: Scenario, node: str) -> int:
@@ -121,8 +125,7 @@ def plan_bonds(scenario: Scenario, addresses: Mapping[str, str], run_dir: Path) 
     specs = []
     for node, bond in scenario.layout.bonds.items():
         cfg = _base(node, "team", run_dir)
-        cfg.update(impl=b.impl, name="bond0", members=list(bond["members"]), address=bond["address"], mode=b.mode,
-                   miimon=b.miimon, hash_policy=b.xmit_hash_policy)
+        cfg.update(as_config(b), name="bond0", members=list(bond["members"]), address=bond["address"])
         specs.append(ServiceSpec(node, "team", cfg))
     return specs
 

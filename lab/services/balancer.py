@@ -31,6 +31,8 @@ from lab.core.dispatch import Admission, may_retry
 from lab.core.health import READY_PATH, HealthSettings
 from lab.core.http1 import HttpError, error_response, render_response
 from lab.core.passive import PassiveHealth, PassiveSettings
+from lab.core.scenario import BalancerSettings
+from lab.core.schema import from_config
 from lab.services.exchange import CONNECTING, DONE, QUEUED, Exchange, Observer, UpstreamError
 from lab.services.healthcheck import HealthChecker, Probe, Target
 from lab.services.httpio import within
@@ -46,20 +48,20 @@ class Balancer:
         self.ctx = ctx
         self.log = ctx.log
         self.name = ctx.node
-        self.timeout_connect = float(cfg.get("timeout_connect", 1.0))
-        self.timeout_server = float(cfg.get("timeout_server", 2.0))
-        self.log_requests = bool(cfg.get("log_requests", True))
-        servers = [Server(s["name"], s["address"], int(s.get("port", 80)), int(s.get("weight", 1)), bool(s.get("backup", False))) for s in cfg["servers"]]
-        algorithm = make_algorithm(cfg.get("algorithm", "roundrobin"), servers, cfg.get("hash_key", "uri"))
-        self.pool = Pool(servers, algorithm, random.Random(cfg.get("seed", 1)), float(cfg.get("slowstart", 0.0)))
-        self.retries = int(cfg.get("retries", 0))
-        self.passive = PassiveHealth(PassiveSettings(**cfg.get("passive", {})), [s.name for s in servers])
+        # the same settings the scenario built (lab.core.scenario.BalancerSettings), rebuilt from the JSON config
+        self.settings = b = from_config(BalancerSettings, cfg)
+        self.timeout_connect = b.timeout_connect
+        self.timeout_server = b.timeout_server
+        self.log_requests = b.log_requests
+        servers = [Server(s["name"], s["address"], s["port"], s["weight"], s["backup"]) for s in cfg["servers"]]
+        algorithm = make_algorithm(b.algorithm, servers, b.hash_key)
+        self.pool = Pool(servers, algorithm, random.Random(cfg["seed"]), b.slowstart)
+        self.retries = b.retries
+        hc, passive = cfg["health"], cfg["passive"]
+        self.passive = PassiveHealth(from_config(PassiveSettings, passive), [s.name for s in servers])
         self.upstreams = PooledUpstreams(self.pool, self.passive, self.log, self.drop_idle)
-        hc = cfg.get("health", {})
-        settings = HealthSettings(int(hc.get("rise", 2)), int(hc.get("fall", 3)), float(hc.get("inter", 2.0)),
-                                  hc.get("fastinter"), hc.get("downinter"), hc.get("timeout"))
-        probe = Probe(hc.get("kind", "http"), hc.get("path", "/health"), int(hc.get("expect_status") or 0), hc.get("expect_body") or "")
-        self.checker = HealthChecker([Target(s.name, s.address, s.port) for s in servers], settings, probe, self.log, self.health_changed)
+        self.checker = HealthChecker([Target(s.name, s.address, s.port) for s in servers], from_config(HealthSettings, hc),
+                                     from_config(Probe, hc), self.log, self.health_changed)
         self.health = self.checker.counters
         self.last_check = self.checker.last_check
         self.idle: dict[str, list[UpstreamSide]] = defaultdict(list)  # by server name (a forward proxy's are any host)
@@ -68,7 +70,7 @@ class Balancer:
         self.errors = {s.name: 0 for s in servers}
         self.retried = 0
         self.requests = 0
-        self.admission: Admission[Exchange] = Admission(int(cfg.get("maxconn", 0)))  # HAProxy maxconn (0: no limit)
+        self.admission: Admission[Exchange] = Admission(b.maxconn)  # HAProxy maxconn (0: no limit)
         self.no_server = 0
         self.bad_requests = 0
         self.limits = client_limits.from_config(cfg)
@@ -263,8 +265,8 @@ async def report_load(balancer: Balancer, every: float = 1.0) -> None:
 
 async def main(ctx: Context) -> None:
     balancer = Balancer(ctx)
-    port = int(ctx.config.get("port", 80))
-    listeners = await listen(lambda: ClientSide(balancer), list(ctx.config.get("bind") or ()), port)
+    port = balancer.settings.port
+    listeners = await listen(lambda: ClientSide(balancer), list(balancer.settings.bind or ()), port)
     servers = balancer.pool.servers
     checker = balancer.checker
     checks = [ctx.spawn(checker.loop(t, delay), f"check {t.name}") for t, delay in zip(checker.targets, checker.first_delays())]
@@ -275,7 +277,7 @@ async def main(ctx: Context) -> None:
     # a collection at all; this saves about 1 us per request (lab.services.proxy).
     gc.freeze()
     gc.set_threshold(7000, 10, 10)
-    ctx.ready(port=port, servers=[s.name for s in servers], algorithm=balancer.pool.algorithm.name, bind=ctx.config.get("bind") or ["0.0.0.0"])
+    ctx.ready(port=port, servers=[s.name for s in servers], algorithm=balancer.pool.algorithm.name, bind=list(balancer.settings.bind or ["0.0.0.0"]))
     try:
         await ctx.stopping.wait()
     finally:

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from lab.core.health import FAIL, PASS, HealthCounter, HealthSettings, Transition
+from lab.core.health import FAIL, PASS, HealthCounter, HealthSettings, ProbeSettings, Transition
 from lab.core.http1 import HttpError
 from lab.events import EventLog
 from lab.services.httpio import PeerClosed, within
@@ -23,13 +23,8 @@ from lab.services.probes import http_probe, icmp_probe, tcp_probe
 
 
 @dataclass(frozen=True)
-class Probe:
-    """What one check does: HTTP GET (HAProxy httpchk), TCP connect or ICMP echo."""
-
-    kind: str = "http"
-    path: str = "/health"
-    expect_status: int = 0
-    expect_body: str = ""
+class Probe(ProbeSettings):
+    """What one check does (``ProbeSettings``), done: HTTP GET (HAProxy httpchk), TCP connect or ICMP echo."""
 
     async def __call__(self, address: str, port: int) -> tuple[bool, str]:
         if self.kind == "tcp":

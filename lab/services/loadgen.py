@@ -26,6 +26,8 @@ from collections import deque
 from typing import Any
 
 from lab.core.http1 import HttpError, parse_response_head, response_framing
+from lab.core.scenario import LoadSettings
+from lab.core.schema import from_config
 from lab.services.httpio import Conn, PeerClosed, close_stream, read_body, read_head, stream_open, take_idle, within
 from lab.services.runtime import Context, serve
 
@@ -41,16 +43,17 @@ class LoadGenerator:
         cfg = ctx.config
         self.ctx = ctx
         self.node = ctx.node
-        self.target = cfg["target"]
-        self.port = int(cfg.get("port", 80))
-        self.rate = float(cfg["rate"])
-        self.duration = float(cfg["duration"])
-        self.start_at = float(cfg.get("start_at") or time.time())
-        self.timeout = float(cfg.get("timeout", 3.0))
-        self.path = cfg.get("path", "/")
-        self.keys = int(cfg.get("keys", 1000))
-        self.rng = random.Random(str(cfg.get("seed", 1)))  # replayable key sequence
-        self.max_in_flight = int(cfg.get("max_in_flight", 512))
+        load = from_config(LoadSettings, cfg)  # the scenario's [load], rebuilt
+        self.target = cfg["target"]  # where plan_load aimed this client, and the rest of its run
+        self.port = cfg["port"]
+        self.duration = cfg["duration"]
+        self.start_at = cfg["start_at"]
+        self.rng = random.Random(str(cfg["seed"]))  # replayable key sequence
+        self.rate = load.rate
+        self.timeout = load.timeout
+        self.path = load.path
+        self.keys = load.keys
+        self.max_in_flight = load.max_in_flight
         self.idle: deque[Conn] = deque()
         self.in_flight = 0
         self.sent = self.ok = self.failed = 0

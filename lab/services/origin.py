@@ -19,6 +19,8 @@ import asyncio
 import time
 
 from lab.core.http1 import HttpError, error_response, parse_request_head, render_response, request_framing
+from lab.core.scenario import OriginSettings
+from lab.core.schema import from_config
 from lab.services.httpio import PeerClosed, discard_body, read_head
 from lab.services.runtime import Context, listening_socket, serve
 
@@ -27,15 +29,16 @@ class Origin:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.name = ctx.node
-        self.latency = float(ctx.config.get("latency_ms", 0)) / 1000
-        capacity = int(ctx.config.get("capacity", 0))
+        self.settings = s = from_config(OriginSettings, ctx.config)
+        self.latency = s.latency_ms / 1000
+        capacity = s.capacity
         self.slots = asyncio.Semaphore(capacity) if capacity > 0 else None
         self.served = 0
         self.health_checks = 0
         self.bad_requests = 0
         self.in_flight = 0
         self.started = time.time()
-        self.log_requests = bool(ctx.config.get("log_requests", False))
+        self.log_requests = s.log_requests
         ctx.commands["stats"] = lambda req: self.statistics()
         ctx.commands["set"] = self.set_command
 
@@ -101,8 +104,8 @@ class Origin:
 
 async def main(ctx: Context) -> None:
     origin = Origin(ctx)
-    port = int(ctx.config.get("port", 80))
-    bind = list(ctx.config.get("bind") or ["0.0.0.0"])
+    port = origin.settings.port
+    bind = list(origin.settings.bind or ["0.0.0.0"])
     servers = [await asyncio.start_server(origin.handle, sock=listening_socket(a, port), backlog=1024) for a in bind]
     ctx.ready(port=port, bind=bind)
     try:

@@ -25,6 +25,8 @@ import time
 from datetime import datetime
 from typing import Any
 
+from lab.core.scenario import BalancerSettings
+from lab.core.schema import from_config
 from lab.services import daemon
 from lab.services.runtime import Context, serve
 
@@ -120,7 +122,7 @@ async def wait_listening(port: int, timeout: float = 10.0) -> None:
 async def main(ctx: Context) -> None:
     cfg = ctx.config
     impl = cfg["impl"]
-    port = int(cfg.get("port", 80))
+    port = from_config(BalancerSettings, cfg).port
     names = {f"{s['address']}:{s['port']}": s["name"] for s in cfg["servers"]}
     last_check: dict[str, dict[str, Any]] = {}
 

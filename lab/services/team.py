@@ -31,6 +31,8 @@ from typing import Any
 
 from lab.core import vrrp_packet
 from lab.core.bonding import Bond, complete_checksum
+from lab.core.scenario import BondSettings
+from lab.core.schema import from_config
 from lab.services.runtime import Context, serve
 
 TUNSETIFF = 0x400454CA
@@ -61,10 +63,11 @@ class UserspaceTeam:
     def __init__(self, ctx: Context) -> None:
         cfg = ctx.config
         self.ctx = ctx
-        self.name = cfg.get("name", "bond0")
+        self.settings = s = from_config(BondSettings, cfg)  # the scenario's [bond], rebuilt
+        self.name = cfg["name"]
         self.members = list(cfg["members"])
-        self.bond = Bond(cfg.get("mode", "active-backup"), self.members, cfg.get("hash_policy", "layer2"))
-        self.miimon = float(cfg.get("miimon", 0.1))
+        self.bond = Bond(s.mode, self.members, s.xmit_hash_policy)
+        self.miimon = s.miimon
         self.address = cfg["address"]
         self.mac = Path(f"/sys/class/net/{self.members[0]}/address").read_text().strip()
         self.mac_bytes = bytes.fromhex(self.mac.replace(":", ""))
@@ -162,17 +165,18 @@ class KernelBond:
     def __init__(self, ctx: Context) -> None:
         cfg = ctx.config
         self.ctx = ctx
-        self.name = cfg.get("name", "bond0")
+        self.settings = from_config(BondSettings, cfg)  # the scenario's [bond], rebuilt
+        self.name = cfg["name"]
         self.members = list(cfg["members"])
-        self.mode = cfg.get("mode", "active-backup")
+        self.mode = self.settings.mode
         self.cfg = cfg
         self.up = {m: True for m in self.members}
         self.active: str | None = None
         ctx.commands["stats"] = lambda req: {"impl": "kernel", "mode": self.mode, "active": self.active, "up": dict(self.up)}
 
     async def setup(self) -> None:
-        extra = ["xmit_hash_policy", self.cfg.get("hash_policy", "layer2")] if self.mode == "balance-xor" else []
-        await run_ip("link", "add", self.name, "type", "bond", "mode", self.mode, "miimon", str(round(float(self.cfg.get("miimon", 0.1)) * 1000)), *extra)
+        extra = ["xmit_hash_policy", self.settings.xmit_hash_policy] if self.mode == "balance-xor" else []
+        await run_ip("link", "add", self.name, "type", "bond", "mode", self.mode, "miimon", str(round(self.settings.miimon * 1000)), *extra)
         for m in self.members:
             await run_ip("link", "set", m, "down")
             await run_ip("addr", "flush", "dev", m)
@@ -198,14 +202,14 @@ class KernelBond:
             if active != self.active and self.mode == "active-backup":
                 self.ctx.log.emit("bond_failover", before=self.active, after=active, reason="kernel bonding")
                 self.active = active
-            await asyncio.sleep(float(self.cfg.get("miimon", 0.1)) / 2)
+            await asyncio.sleep(self.settings.miimon / 2)
 
 
 async def main(ctx: Context) -> None:
-    team: Any = KernelBond(ctx) if ctx.config.get("impl") == "kernel" else UserspaceTeam(ctx)
+    team: Any = KernelBond(ctx) if ctx.config["impl"] == "kernel" else UserspaceTeam(ctx)
     await team.setup()
     monitor = ctx.spawn(team.monitor(), "monitor")
-    ctx.ready(impl=ctx.config.get("impl"), mode=ctx.config.get("mode"), members=team.members, name=team.name)
+    ctx.ready(impl=ctx.config["impl"], mode=team.settings.mode, members=team.members, name=team.name)
     try:
         await ctx.stopping.wait()
     finally:

@@ -42,6 +42,8 @@ from typing import Any
 
 from lab.core import vrrp_packet as wire
 from lab.core.health import READY_PATH, HealthSettings
+from lab.core.scenario import VrrpSettingsSpec
+from lab.core.schema import from_config
 from lab.core.vrrp import DROP_VIP, MASTER, SEND_ADVERT, SEND_GARP, TAKE_VIP, Action, Vrrp, VrrpSettings
 from lab.services.healthcheck import HealthChecker, Probe, Target
 from lab.services.runtime import Context, serve, transient
@@ -56,17 +58,17 @@ class Speaker:
         self.iface = cfg["interface"]
         self.address = cfg["address"]
         self.vip = cfg["vip"]
-        self.prefix = int(cfg.get("prefix", 24))
-        self.base_priority = int(cfg["priority"])
-        self.machine = Vrrp(VrrpSettings(int(cfg.get("vrid", 51)), self.base_priority, float(cfg.get("advert_interval", 1.0)),
-                                         bool(cfg.get("preempt", True)), self.address, float(cfg.get("preempt_delay", 0.0))))
-        self.track_port = int(cfg.get("track_port") or 0)
-        self.track_interval = float(cfg["track_interval"]) if self.track_port else 1.0
-        self.track_weight = int(cfg["track_weight"]) if self.track_port else 0
+        self.prefix = cfg["prefix"]
+        self.base_priority = cfg["priority"]
+        v = from_config(VrrpSettingsSpec, cfg)  # the scenario's [vrrp], rebuilt; the rest is this node's part in it
+        self.machine = Vrrp(VrrpSettings(cfg["vrid"], self.base_priority, v.advert_interval, v.preempt, self.address, v.preempt_delay))
+        self.track_port = cfg["track_port"]  # 0: no tracking
+        self.track_interval = v.track_interval
+        self.track_weight = v.track_weight if self.track_port else 0
         # keepalived's script rise/fall, starting failed (init_fail): not ready until a probe says so. The
         # shared checker, without events of its own: its verdicts are the priority_changed events below.
         self.ready_target = Target("local balancer", "127.0.0.1", self.track_port)
-        settings = HealthSettings(int(cfg.get("track_rise", 1)), int(cfg.get("track_fall", 2)), self.track_interval,
+        settings = HealthSettings(v.track_rise, v.track_fall, self.track_interval,
                                   timeout=min(1.0, self.track_interval))
         self.checker = HealthChecker([self.ready_target], settings, Probe("http", READY_PATH), start_up=False)
         self.tracker = self.checker.counters[self.ready_target.name]

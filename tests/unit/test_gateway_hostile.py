@@ -16,6 +16,8 @@ from lab.services.httpio import PeerClosed, discard_body, read_head
 from lab.services.proxy import ClientSide
 from lab.services.runtime import Context
 
+from . import configs
+
 
 class RecordingOrigin:
     """Answers 200 with the path and body size; ``seen`` holds (method, target, headers, body bytes) per request."""
@@ -44,8 +46,8 @@ class RecordingOrigin:
 
 
 async def gateway(tmp_path, origin_port, **limits):
-    cfg = {"node": "lb1", "servers": [{"name": "o1", "address": "127.0.0.1", "port": origin_port}], "timeout_server": 2.0,
-           "health": {"inter": 60}, **limits}
+    cfg = configs.balancer(servers=[{"name": "o1", "address": "127.0.0.1", "port": origin_port}], timeout_server=2.0,
+                           health={"inter": 60}, **limits)
     balancer = Balancer(Context(cfg, EventLog(tmp_path / "lb.jsonl", "lb1", "balancer")))
     front = await asyncio.get_running_loop().create_server(lambda: ClientSide(balancer), "127.0.0.1", 0)
     return balancer, front, front.sockets[0].getsockname()[1]
@@ -233,8 +235,8 @@ def test_a_streamed_body_is_replayed_whole_on_another_server_when_the_first_refu
     async def go():
         origin = RecordingOrigin()
         port = await origin.start()
-        cfg = {"node": "lb1", "retries": 1, "health": {"inter": 60}, "timeout_server": 2.0,
-               "servers": [{"name": "dead", "address": "127.0.0.1", "port": 1}, {"name": "o1", "address": "127.0.0.1", "port": port}]}
+        cfg = configs.balancer(retries=1, health={"inter": 60}, timeout_server=2.0,
+                               servers=[{"name": "dead", "address": "127.0.0.1", "port": 1}, {"name": "o1", "address": "127.0.0.1", "port": port}])
         balancer = Balancer(Context(cfg, EventLog(tmp_path / "lb.jsonl", "lb1", "balancer")))
         front = await asyncio.get_running_loop().create_server(lambda: ClientSide(balancer), "127.0.0.1", 0)
         body = b"r" * 200_000

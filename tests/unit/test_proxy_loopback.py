@@ -6,6 +6,8 @@ from lab.services.balancer import Balancer
 from lab.services.proxy import ClientSide
 from lab.services.runtime import Context
 
+from . import configs
+
 ANSWERS = {
     "close": b"HTTP/1.0 200 OK\r\nX-Served-By: up\r\n\r\nhello until close",
     "chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
@@ -28,8 +30,8 @@ async def upstream(kind):
 
 
 async def through_balancer(tmp_path, servers, request, retries=0, setup=None):
-    ctx = Context({"node": "lb1", "servers": servers, "retries": retries, "timeout_connect": 0.5, "timeout_server": 1.0,
-                   "health": {"inter": 60}}, EventLog(tmp_path / "lb.jsonl", "lb1", "balancer"))
+    ctx = Context(configs.balancer(servers=servers, retries=retries, timeout_connect=0.5, timeout_server=1.0, health={"inter": 60}),
+                  EventLog(tmp_path / "lb.jsonl", "lb1", "balancer"))
     balancer = Balancer(ctx)
     if setup is not None:  # a test plugs something into a seam (lab.services.exchange)
         setup(balancer)
@@ -104,8 +106,8 @@ async def echo_upstream():
 
 
 async def balancer_front(tmp_path, port):
-    ctx = Context({"node": "lb1", "servers": [{"name": "up", "address": "127.0.0.1", "port": port}], "timeout_server": 1.0,
-                   "health": {"inter": 60}}, EventLog(tmp_path / "lb.jsonl", "lb1", "balancer"))
+    ctx = Context(configs.balancer(servers=[{"name": "up", "address": "127.0.0.1", "port": port}], timeout_server=1.0,
+                                   health={"inter": 60}), EventLog(tmp_path / "lb.jsonl", "lb1", "balancer"))
     balancer = Balancer(ctx)
     front = await asyncio.get_running_loop().create_server(lambda: ClientSide(balancer), "127.0.0.1", 0)
     reader, writer = await asyncio.open_connection("127.0.0.1", front.sockets[0].getsockname()[1])

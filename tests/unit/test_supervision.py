@@ -10,6 +10,8 @@ from lab.events import EventLog
 from lab.services.runtime import TRANSIENT_ERRNOS, Context, transient
 from lab.services.vrrp import Speaker
 
+from . import configs
+
 
 class FlakySocket:
     """A raw socket whose cable is pulled while ``error`` is set."""
@@ -87,8 +89,8 @@ def test_a_health_probe_that_meets_a_pulled_cable_is_a_failed_probe_and_the_loop
     from lab.services.balancer import Balancer
 
     async def go():
-        ctx = Context({"node": "lb1", "servers": [{"name": "o1", "address": "127.0.0.1", "port": 1}],
-                       "health": {"inter": 0.05, "rise": 1, "fall": 1}}, EventLog(tmp_path / "lb.jsonl", "lb1", "balancer"))
+        ctx = Context(configs.balancer(servers=[{"name": "o1", "address": "127.0.0.1", "port": 1}],
+                                       health={"inter": 0.05, "rise": 1, "fall": 1}), EventLog(tmp_path / "lb.jsonl", "lb1", "balancer"))
         balancer = Balancer(ctx)
         calls = []
 

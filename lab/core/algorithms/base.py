@@ -86,12 +86,12 @@ def apportion(weights: Sequence[float], size: int) -> list[int]:
         raise ValueError(f"cannot share {size} slots among weights {list(weights)}")
     exact = [size * w / total if w > 0 else 0.0 for w in weights]
     counts = [int(x) for x in exact]
-    if size >= sum(1 for w in weights if w > 0):
-        for i, w in enumerate(weights):
-            if w > 0 and counts[i] == 0:
-                counts[i] = 1  # a server that is in the pool is reachable through the table
-    while sum(counts) > size:  # the slots given above came from the largest shares
-        i = max(range(len(counts)), key=lambda k: (counts[k] - exact[k], counts[k]))
+    floor = 1 if size >= sum(1 for w in weights if w > 0) else 0
+    for i, w in enumerate(weights):
+        if w > 0 and counts[i] < floor:
+            counts[i] = floor  # a server that is in the pool is reachable through the table
+    while sum(counts) > size:  # the slots given above come from the shares furthest above their exact size
+        i = max((k for k in range(len(counts)) if counts[k] > (floor if weights[k] > 0 else 0)), key=lambda k: (counts[k] - exact[k], -k))
         counts[i] -= 1
     by_remainder = sorted(range(len(weights)), key=lambda k: (-(exact[k] - int(exact[k])), k))
     k = 0
