@@ -17,8 +17,9 @@ only through what each one declares.)
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 RUNTIME_EVENTS = ("service_started", "service_ready", "service_stopped", "service_failed")  # every service writes these
 
@@ -36,6 +37,7 @@ class Role:
     events: tuple[str, ...] = ()  # what it writes besides RUNTIME_EVENTS
     port: str | None = None  # "module:function" (scenario, node) -> the port clients can aim at, for roles that serve them
     with_load: bool = False  # started with the load and ends with it, not a lasting service of the lab
+    settings: str | None = None  # "module:Class": a settings dataclass for its own section (scenario.roles[name])
 
     def module_for(self, impl: str = "halab") -> str:
         return self.real.get(impl, self.module)
@@ -57,6 +59,8 @@ _DECLARED = (
          events=("vrrp_state_changed", "priority_changed", "vrrp_heartbeat", "vrrp_master_seen", "vrrp_bad_advert",
                  "advert_send_failed", "advert_send_recovered", "vip_taken", "vip_released", "vip_error", "garp_sent",
                  "garp_failed", "daemon_said", "daemon_exited")),
+    Role("echo", "lab.services.echo", 1, "lab.services.echo:plan", "TCP echo server (RFC 862) on the origins, for L4 lessons",
+         section="echo", settings="lab.services.echo:EchoSettings", port="lab.services.echo:port"),
     Role("loadgen", "lab.services.loadgen", 4, "lab.net.roles:plan_load", "open-loop HTTP client", node_role="client",
          section="load", events=("load_started", "load_finished", "request_finished", "connection_lost"), with_load=True),
 )
@@ -65,3 +69,10 @@ TIERS = tuple(r.name for r in sorted(_DECLARED, key=lambda r: r.tier))
 # topology roles whose nodes run lasting services: what crash, pause and poweroff can act on
 SERVICE_ROLES = tuple(r.node_role for r in sorted(_DECLARED, key=lambda r: r.tier) if r.node_role and not r.with_load)
 SERVING_ROLES = tuple(r.node_role for r in _DECLARED if r.node_role and r.port)  # a client can aim load at these nodes
+OWN_SECTIONS = {r.name: r for r in _DECLARED if r.settings}  # roles whose scenario section is read generically
+
+
+def resolve(ref: str) -> Callable[..., Any]:
+    """A registry reference 'package.module:name' -> the object (imported when first needed)."""
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]

@@ -20,7 +20,7 @@ from lab.core.client_limits import ClientLimits
 from lab.core.faults import ACTIONS, BROKEN_SETS, LINK, NONE, PAIR
 from lab.core.health import HealthSettings, ProbeSettings
 from lab.core.passive import PassiveSettings
-from lab.core.roles import SERVICE_ROLES, SERVING_ROLES
+from lab.core.roles import OWN_SECTIONS, SERVICE_ROLES, SERVING_ROLES, resolve
 from lab.core.schema import ConfigError, Field, build, check_table, fields_of, setting, suggest
 
 
@@ -174,6 +174,7 @@ TOP = {
     "report": Field(dict, default={}),
     "expect": Field(dict, default={}),
     "chaos": Field(dict, default={}),
+    **{role.section: Field(dict, default={}, help=role.summary) for role in OWN_SECTIONS.values() if role.section},
 }
 TOPOLOGY = {
     "name": Field(str, required=True, help="a name from `halab topos`"),
@@ -240,6 +241,7 @@ class Scenario:
     expect: Expectations
     source: str = "<scenario>"
     chaos: ChaosSpec = field(default_factory=ChaosSpec)
+    roles: Mapping[str, Any] = field(default_factory=dict)  # role name -> its settings, for roles with a section of their own
 
 
 def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup, default_name: str = "scenario") -> Scenario:
@@ -313,7 +315,17 @@ def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup,
         expect=expect,
         source=source,
         chaos=build(ChaosSpec, chaos),
+        roles=_role_sections(top, source),
     )
+
+
+def _role_sections(top: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """Each registered role's own section, checked against its settings dataclass (lab.core.roles)."""
+    out = {}
+    for name, role in OWN_SECTIONS.items():
+        cls = resolve(role.settings)  # type: ignore[arg-type]
+        out[name] = build(cls, check_table(top[role.section], fields_of(cls), source, role.section))  # type: ignore[index]
+    return out
 
 
 def _bind(addresses: list[str] | None, source: str, where: str) -> tuple[str, ...] | None:

@@ -9,12 +9,11 @@ every client aims at it.
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
-from lab.core.roles import ROLES, TIERS
+from lab.core.roles import ROLES, TIERS, resolve
 from lab.core.scenario import BalancerSettings, OriginSettings, Scenario
 from lab.core.schema import as_config
 from lab.events import event_path
@@ -45,13 +44,10 @@ class ServiceSpec:
         return ROLES[self.service].module_for(self.config.get("impl", "halab"))
 
 
-def resolve(ref: str) -> Callable[..., Any]:
-    """A registry reference 'package.module:function' -> the function."""
-    module, _, name = ref.partition(":")
-    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
 
 
-def _base(node: str, service: str, run_dir: Path) -> dict[str, Any]:
+def base_config(node: str, service: str, run_dir: Path) -> dict[str, Any]:
+    """What every service's config holds: who it is, where its events and its control socket go."""
     return {"node": node, "service": service, "events": str(event_path(run_dir, node, service)),
             "control": f"{CONTROL_DIR}/{node}-{service}.sock"}
 
@@ -68,7 +64,7 @@ def plan_services(scenario: Scenario, addresses: Mapping[str, str], run_dir: Pat
 def plan_origins(scenario: Scenario, addresses: Mapping[str, str], run_dir: Path) -> list[ServiceSpec]:
     specs = []
     for node, settings in scenario.origins.items():
-        cfg = _base(node, "origin", run_dir)
+        cfg = base_config(node, "origin", run_dir)
         cfg.update(as_config(settings), bind=list(settings.bind or own_addresses(scenario, addresses, node)))  # weight, backup: the balancer's
         specs.append(ServiceSpec(node, "origin", cfg))
     return specs
@@ -79,7 +75,7 @@ def plan_balancers(scenario: Scenario, addresses: Mapping[str, str], run_dir: Pa
     specs = []
     servers = [server_entry(n, addresses[n], scenario.origins[n]) for n in layout.by_role("origin")]
     for node in layout.by_role("balancer"):
-        cfg = _base(node, "balancer", run_dir)
+        cfg = base_config(node, "balancer", run_dir)
         cfg.update(balancer_config(b, servers, scenario.seed), bind=list(b.bind or own_addresses(scenario, addresses, node)))
         if b.impl != "halab":
             cfg.update(_real_balancer(scenario, servers, node, run_dir, cfg["bind"]))
@@ -124,7 +120,7 @@ def plan_bonds(scenario: Scenario, addresses: Mapping[str, str], run_dir: Path) 
     b = scenario.bond
     specs = []
     for node, bond in scenario.layout.bonds.items():
-        cfg = _base(node, "team", run_dir)
+        cfg = base_config(node, "team", run_dir)
         cfg.update(as_config(b), name="bond0", members=list(bond["members"]), address=bond["address"])
         specs.append(ServiceSpec(node, "team", cfg))
     return specs
@@ -137,7 +133,7 @@ def plan_vrrp(scenario: Scenario, addresses: Mapping[str, str], run_dir: Path) -
     for node, groups in layout.vrrp.items():
         for group in groups:
             instance = str(group["vrid"]) if len(groups) > 1 else ""
-            spec = ServiceSpec(node, "vrrp", _base(node, "vrrp", run_dir), instance)
+            spec = ServiceSpec(node, "vrrp", base_config(node, "vrrp", run_dir), instance)
             if instance:
                 spec = spec.another(instance)
             spec.config.update(interface=f"{node}-eth0", address=layout.addresses[node], vip=group["vip"], prefix=24,
@@ -188,7 +184,7 @@ def plan_load(scenario: Scenario, addresses: Mapping[str, str], run_dir: Path, s
             target, port = addresses[load.target], serving_port(scenario, load.target)
         else:
             target, port = layout.targets.get(node) or addresses[balancers[0]], scenario.balancer.port
-        cfg = _base(node, "loadgen", run_dir)
+        cfg = base_config(node, "loadgen", run_dir)
         cfg.update(target=target, port=port, rate=load.rate, duration=scenario.duration, start_at=start_at, timeout=load.timeout,
                    path=load.path, keys=load.keys, max_in_flight=load.max_in_flight, seed=f"{scenario.seed}-{node}")
         specs.append(ServiceSpec(node, "loadgen", cfg))

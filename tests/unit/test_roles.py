@@ -37,7 +37,7 @@ def test_every_role_names_modules_and_planners_that_exist():
         for module in (role.module, *role.real.values()):
             assert importlib.util.find_spec(module) is not None, module
         assert callable(resolve(role.plan)) and (role.port is None or callable(resolve(role.port)))
-    assert TIERS == ("team", "origin", "balancer", "vrrp", "loadgen") and SERVICE_ROLES == ("origin", "balancer")
+    assert TIERS == ("team", "origin", "echo", "balancer", "vrrp", "loadgen") and SERVICE_ROLES == ("origin", "balancer")
 
 
 def test_each_role_writes_only_the_events_it_declares():
@@ -77,3 +77,14 @@ def test_load_can_aim_at_any_node_that_serves_clients():
 def test_a_load_target_that_serves_nothing_is_refused(target, says):
     with pytest.raises(ConfigError, match=says):
         parse_scenario_text(BASE + f'[load]\ntarget = "{target}"\n')
+
+
+def test_a_role_with_its_own_section_needs_no_other_edit():
+    """lab/services/echo.py: settings, planner and service in one module, one entry in the registry."""
+    s = parse_scenario_text(BASE + "[echo]\nenabled = true\nport = 7007\n")
+    specs = {sp.key: sp for sp in plan_services(s, ADDR, Path("/tmp/run"))}
+    assert {k for k in specs if k.endswith("-echo")} == {"o1-echo", "o2-echo", "o3-echo"}
+    assert specs["o1-echo"].module == "lab.services.echo" and specs["o1-echo"].config["port"] == 7007
+    assert not any(k.endswith("-echo") for k in {sp.key for sp in plan_services(parse_scenario_text(BASE), ADDR, Path("/tmp/run"))})
+    with pytest.raises(ConfigError, match="echo.prot: unknown key; did you mean 'port'"):
+        parse_scenario_text(BASE + "[echo]\nprot = 7\n")
