@@ -28,8 +28,10 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from lab.analysis.keys import KeyMoves, key_moves
+from lab.analysis.recovery import Recovery, recoveries
+from lab.analysis.vrrp_analysis import Failover, failovers, gateway_flaps, gateway_load, split_brain
 from lab.core.availability import nines
-from lab.core.faults import REPAIRS, STOPS_SERVICES
+from lab.core.faults import REPAIRS
 
 
 @dataclass(frozen=True)
@@ -78,47 +80,6 @@ class FaultOutcome:
         if self.recovered_at is None or self.reverted_at is None:
             return None
         return self.recovered_at - self.reverted_at
-
-
-@dataclass(frozen=True)
-class Failover:
-    """A VIP changed hands after a fault: how long until a new MASTER, and who."""
-
-    fault: str
-    at: float
-    vip: str
-    new_master: str | None
-    took: float | None
-    master_down_interval: float | None
-
-
-@dataclass(frozen=True)
-class Recovery:
-    """How long the lab took to come back to a steady state after a repair that left nothing broken.
-
-    Each part is seconds from the repair until it held for good (until the
-    next fault or the end): ``vip`` exactly one MASTER per VIP, ``health``
-    every balancer sees every origin UP, ``success`` the last failed request.
-    None: it never got there. ``took`` is the slowest part.
-    """
-
-    at: float
-    repair: str
-    vip: float | None
-    health: float | None
-    success: float | None
-    has_vrrp: bool
-    window: float = math.inf  # seconds until the next fault (the load's end: inf); a recovery is judged within it
-
-    @property
-    def cut_short(self) -> bool:
-        """The next fault came before the lab could settle: this repair cannot be judged."""
-        return self.took is None and self.window < math.inf
-
-    @property
-    def took(self) -> float | None:
-        parts = [self.health, self.success] + ([self.vip] if self.has_vrrp else [])
-        return None if any(p is None for p in parts) else max(p for p in parts if p is not None)
 
 
 @dataclass(frozen=True)
@@ -281,14 +242,14 @@ def compute(events: Sequence[Mapping[str, Any]], settings: Settings = Settings()
         health_changes=tuple({"t": e["t"], "node": e["node"], "server": e["server"], "after": e["after"], "reason": e.get("reason", "")}
                              for e in events if e["kind"] == "health_changed"),
         worst_detection=settings.worst_detection,
-        failovers=tuple(_failovers(events, periods)),
+        failovers=tuple(failovers(events, periods)),
         vip_owners=tuple({"t": e["t"], "node": e["node"], "vip": e.get("vip"), "before": e["before"], "after": e["after"],
                           "reason": e.get("reason", "")} for e in events if e["kind"] == "vrrp_state_changed"),
-        split_brain=tuple(_split_brain(events, load_end)),
-        gateway_load=_gateway_load(events, periods, load_start, load_end),
-        gateway_flaps=_gateway_flaps(events, _split_brain(events, load_end)),
+        split_brain=tuple(split_brain(events, load_end)),
+        gateway_load=gateway_load(events, periods, load_start, load_end),
+        gateway_flaps=gateway_flaps(events, split_brain(events, load_end)),
         key_moves=_key_moves(requests, faults, load_start, load_end),
-        recoveries=tuple(_recoveries(events, periods, requests, load_end)),
+        recoveries=tuple(recoveries(events, periods, requests, load_end)),
         connections_lost=sum(1 for e in events if e["kind"] == "connection_lost"),
         resent=sum(1 for r in ok if r.get("resent")),
         resent_latency=percentile(sorted(r["latency"] for r in ok if r.get("resent")), 50),
@@ -301,86 +262,6 @@ def compute(events: Sequence[Mapping[str, Any]], settings: Settings = Settings()
              "error": f"exited by itself with code {e.get('code')}"}
             for e in events if e["kind"] in ("service_failed", "service_exited")),
     )
-
-
-REPAIR_GROUP = 0.5  # seconds: repairs this close together (a 'restore') are one repair
-
-
-def _settled(changes: Sequence[tuple[float, bool]], start: float, end: float, good_at_start: bool, tolerate: float = 0.0) -> float | None:
-    """The time from which a condition held until ``end``, given (time, holds) changes in order; None if it did not hold at the end.
-
-    A lapse shorter than ``tolerate`` does not count (a preempting VRRP master
-    and the one it replaces overlap for one advert's flight).
-    """
-    since: float | None = start if good_at_start else None
-    lapse: tuple[float, float | None] | None = None  # (when it broke, the 'since' it had)
-    for t, good in changes:
-        if t < start or t >= end:
-            continue
-        if good:
-            if lapse is not None and t - lapse[0] <= tolerate and lapse[1] is not None:
-                since = lapse[1]
-            elif since is None:
-                since = t
-            lapse = None
-        elif since is not None or lapse is None:
-            lapse = (t, since) if lapse is None else lapse
-            since = None
-    return since
-
-
-def _recoveries(events: Sequence[Mapping[str, Any]], periods: Sequence[tuple[Mapping[str, Any], float | None]],
-                requests: Sequence[Mapping[str, Any]], load_end: float) -> list[Recovery]:
-    repairs = sorted(rev for _, rev in periods if rev is not None)
-    groups: list[float] = []
-    for t in repairs:
-        if not groups or t - groups[-1] > REPAIR_GROUP:
-            groups.append(t)
-    has_vrrp = any(e["kind"] == "vrrp_state_changed" for e in events)
-    servers = sorted({srv for e in events if e["kind"] == "service_ready" and "servers" in e for srv in e["servers"]})
-    balancers = sorted({e["node"] for e in events if e["kind"] == "service_ready" and "servers" in e})
-    out = []
-    for r in groups:
-        last = max(rev for _, rev in periods if rev is not None and rev - r <= REPAIR_GROUP and rev >= r)
-        if any(f["t"] <= last and (rev is None or rev > last) for f, rev in periods):
-            continue  # something is still broken: no steady state to reach yet
-        nxt = min((f["t"] for f, _ in periods if f["t"] > last), default=load_end)  # not past the load: then the lab shuts down
-        label = ", ".join(sorted({f"{e['action']} {e['target']}" for e in events if e["kind"] == "fault_reverted" and r <= e["t"] <= last}))
-        # one MASTER per VIP
-        owners: dict[str, set[str]] = {}
-        vip_changes: list[tuple[float, bool]] = []
-        good_at = None
-        for t, vip, now in _masters_over_time(events):
-            owners[vip] = now
-            ok = all(len(o) == 1 for o in owners.values())
-            if t <= last:
-                good_at = ok
-            else:
-                vip_changes.append((t, ok))
-        vip = _settled(vip_changes, last, nxt, bool(good_at), HANDOVER) if has_vrrp else None
-        # every balancer sees every origin UP (a restarted balancer starts with all of them UP)
-        state: dict[tuple[str, str], bool] = {(b, srv): True for b in balancers for srv in servers}
-        health_changes: list[tuple[float, bool]] = []
-        good_before = True
-        for e in events:
-            if e["kind"] == "health_changed":
-                state[(e["node"], e["server"])] = e["after"] == "UP"
-            elif e["kind"] == "service_ready" and "servers" in e:
-                for srv in e["servers"]:
-                    state[(e["node"], srv)] = True
-            else:
-                continue
-            if e["t"] <= last:
-                good_before = all(state.values())
-            else:
-                health_changes.append((e["t"], all(state.values())))
-        health = _settled(health_changes, last, nxt, good_before)
-        failed_after = [q["t"] for q in requests if not q["ok"] and last <= q["t"] < nxt]
-        success = max(failed_after) if failed_after else last
-        next_fault = min((f["t"] for f, _ in periods if f["t"] > last), default=None)
-        out.append(Recovery(last, label, None if vip is None else vip - last, None if health is None else health - last,
-                            success - last, has_vrrp, math.inf if next_fault is None else next_fault - last))
-    return out
 
 
 def _by_node(events: Sequence[Mapping[str, Any]], kind: str, field_name: str) -> dict[str, dict[str, int]]:
@@ -407,99 +288,6 @@ def _key_moves(requests: Sequence[Mapping[str, Any]], faults: Sequence[FaultOutc
         after_end = f.reverted_at if f.reverted_at is not None else end + 1
         out.append((f"{f.action} {f.target}", key_moves(requests, (start, f.at), (f.detected_at, after_end), f.target)))
     return tuple(out)
-
-
-def _gateway_flaps(events: Sequence[Mapping[str, Any]], spans: Sequence[tuple[str, float, float]]) -> dict[str, int]:
-    """During split brain, how often each client's requests moved from one gateway to the other.
-
-    Both MASTERs answer ARP for the VIP and announce it, so a client's ARP
-    entry (and the switch's MAC table) follows whoever spoke last: its
-    requests land on one gateway, then the other. Counted from the
-    gateways' routing events; the client is the first part of a request id.
-    """
-    flaps: dict[str, int] = {}
-    last: dict[str, str] = {}
-    for e in events:
-        if e["kind"] != "request_routed" or not any(a <= e["t"] <= b for _, a, b in spans):
-            continue
-        client = str(e["id"]).rsplit("-", 1)[0]
-        if client in last and last[client] != e["node"]:
-            flaps[client] = flaps.get(client, 0) + 1
-        last[client] = e["node"]
-    return flaps
-
-
-def _gateway_load(events: Sequence[Mapping[str, Any]], periods: Sequence[tuple[Mapping[str, Any], float | None]],
-                  start: float, end: float) -> dict[str, dict[str, dict[str, float]]]:
-    """Mean requests/s and CPU% of each balancer before the first fault and while it is in force."""
-    samples = [e for e in events if e["kind"] == "balancer_load"]
-    if not samples or not periods:
-        return {}
-    first, reverted = periods[0]
-    windows = {"before": (start + 1, first["t"]), "during": (first["t"] + 1, reverted if reverted is not None else end)}
-    out: dict[str, dict[str, dict[str, float]]] = {}
-    for node in sorted({e["node"] for e in samples}):
-        for name, (a, b) in windows.items():
-            mine = [e for e in samples if e["node"] == node and a <= e["t"] <= b]
-            if mine:
-                out.setdefault(node, {})[name] = {"rps": sum(e["rps"] for e in mine) / len(mine), "cpu": sum(e["cpu"] for e in mine) / len(mine)}
-    return out
-
-
-def _masters_over_time(events: Sequence[Mapping[str, Any]]) -> Iterable[tuple[float, str, set[str]]]:
-    """After each VRRP state change: (time, vip, nodes that are MASTER of it)."""
-    masters: dict[str, set[str]] = {}
-    for e in events:
-        if e["kind"] == "vrrp_state_changed":
-            owners = masters.setdefault(e["vip"], set())
-            (owners.add if e["after"] == "MASTER" else owners.discard)(e["node"])
-            yield e["t"], e["vip"], set(owners)
-        elif e["kind"] == "fault_applied" and e["action"] in STOPS_SERVICES:
-            for owners in masters.values():  # a killed speaker cannot say it stopped being MASTER
-                owners.discard(e["target"])
-
-
-def _failovers(events: Sequence[Mapping[str, Any]], periods: Sequence[tuple[Mapping[str, Any], float | None]]) -> list[Failover]:
-    """For each fault on a VIP holder: the first other node to become MASTER of that VIP, and when."""
-    out = []
-    ready = {e["node"]: e for e in events if e["kind"] == "service_ready" and "master_down_interval" in e}
-    # Every node that is MASTER of each VIP right now, not just the last one to say so: at
-    # startup a BACKUP can win a brief race, then step down when the real master preempts it.
-    masters: dict[str, set[str]] = {}
-    changes = [e for e in events if e["kind"] in ("vrrp_state_changed", "fault_applied")]
-    for e in changes:
-        if e["kind"] == "vrrp_state_changed":
-            owners = masters.setdefault(e["vip"], set())
-            (owners.add if e["after"] == "MASTER" else owners.discard)(e["node"])
-            continue
-        affects = set(e.get("affects", ()))
-        for vip, owners in masters.items():
-            if not owners & affects:
-                continue
-            after = next((x for x in events if x["kind"] == "vrrp_state_changed" and x["vip"] == vip and x["after"] == "MASTER"
-                          and x["node"] not in affects and x["t"] >= e["t"]), None)
-            mdi = ready[after["node"]]["master_down_interval"] if after is not None and after["node"] in ready else None
-            out.append(Failover(f"{e['action']} {e['target']}", e["t"], vip, after["node"] if after else None,
-                                after["t"] - e["t"] if after else None, mdi))
-            if e["action"] in STOPS_SERVICES:
-                owners -= affects  # a killed speaker cannot say it stopped being MASTER
-    return out
-
-
-HANDOVER = 0.05  # seconds; a preempting master and the one it replaces overlap for one advert's flight
-
-
-def _split_brain(events: Sequence[Mapping[str, Any]], end: float) -> list[tuple[str, float, float]]:
-    """Spans with two MASTERs for one VIP, longer than a normal handover."""
-    spans: list[tuple[str, float, float]] = []
-    since: dict[str, float] = {}
-    for t, vip, owners in _masters_over_time(events):
-        if len(owners) > 1:
-            since.setdefault(vip, t)
-        elif vip in since:
-            spans.append((vip, since.pop(vip), t))
-    spans += [(vip, t, end) for vip, t in since.items()]
-    return [s for s in spans if s[2] - s[1] > HANDOVER]
 
 
 def _slots(requests: Sequence[Mapping[str, Any]], start: float, bucket: float) -> list[Slot]:

@@ -234,7 +234,7 @@ def test_one_master_per_vip_after_a_repair_or_the_check_fails():
 
 
 def test_a_preemption_handover_is_not_a_lapse_but_a_longer_overlap_is():
-    from lab.analysis.metrics import _settled
+    from lab.analysis.recovery import settled as _settled
 
     assert _settled([(1.0, False), (1.02, True)], 0.0, 5.0, True, tolerate=0.05) == 0.0
     assert _settled([(1.0, False), (1.2, True)], 0.0, 5.0, True, tolerate=0.05) == 1.2
