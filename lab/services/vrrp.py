@@ -2,7 +2,8 @@
 
 Drives the election state table (``lab.core.vrrp``) with real packets: IP
 protocol 112 to 224.0.0.18 with TTL 255 on the node's LAN interface. On
-becoming MASTER it adds the VIP to the interface and sends five gratuitous
+becoming MASTER it adds the VIP to the interface (one rtnetlink message, as
+keepalived does, not an `ip` process) and sends five gratuitous
 ARPs (keepalived's ``garp_master_repeat`` default), so clients and the
 switch learn the VIP's new MAC at once; on becoming BACKUP or stopping it
 removes the VIP. SIGTERM is a graceful stop: one advert with priority 0.
@@ -46,6 +47,7 @@ from lab.core.scenario import VrrpSettingsSpec
 from lab.core.schema import from_config
 from lab.core.vrrp import DROP_VIP, MASTER, SEND_ADVERT, SEND_GARP, TAKE_VIP, Action, Vrrp, VrrpSettings
 from lab.services.healthcheck import HealthChecker, Probe, Target
+from lab.services.netlink import Addresses
 from lab.services.runtime import Context, serve, transient
 
 GARP_REPEAT = 5  # keepalived vrrp_garp_master_repeat default
@@ -76,6 +78,7 @@ class Speaker:
         self.adverts_sent = self.adverts_seen = self.bad_adverts = 0
         self.send_failures = 0  # adverts lost in the current streak of send errors (0: sending works)
         self.sock = self._multicast_socket()
+        self.addresses = Addresses()
         self.mac = Path(f"/sys/class/net/{self.iface}/address").read_text().strip()
         ctx.commands["stats"] = lambda req: self.statistics()
 
@@ -144,11 +147,11 @@ class Speaker:
         self.ctx.log.emit("garp_sent", vip=self.vip, mac=self.mac, count=GARP_REPEAT)
 
     async def ip(self, verb: str) -> None:
-        proc = await asyncio.create_subprocess_exec("ip", "-4", "addr", verb, f"{self.vip}/{self.prefix}", "dev", self.iface,
-                                                    stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-        _, err = await proc.communicate()
-        if proc.returncode and b"File exists" not in err and b"Cannot assign" not in err:
-            self.ctx.log.emit("vip_error", verb=verb, error=err.decode(errors="replace").strip())
+        """Add or remove the VIP by rtnetlink (``lab.services.netlink``): no process on the takeover path."""
+        try:
+            self.addresses.change(verb, self.iface, self.vip, self.prefix)
+        except OSError as e:
+            self.ctx.log.emit("vip_error", verb=verb, error=str(e))
 
     def report_changes(self) -> None:
         while self.machine.changes:
