@@ -19,6 +19,7 @@ HAProxy) are taken within each round, then summarised as median and range.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import shutil
 import statistics
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.core.scenario import parse_scenario
+from lab.core.vrrp import master_down_interval
 from lab.net.lab import Lab, LabError
 from lab.net.render import haproxy_config, nginx_config
 from lab.net.roles import plan_services
@@ -174,8 +176,41 @@ def client_outage(requests: list[dict[str, Any]], fault_at: float) -> float:
     return (recovered if recovered is not None else after[-1]["t"]) - first_fail
 
 
+@dataclasses.dataclass(frozen=True)
+class FailoverTiming:
+    """How long each part of a trial lasts, from the advert interval: the bench follows the settings.
+
+    The master stays off ``hold`` seconds: gw2's Master_Down_Interval plus a
+    margin, so a takeover can always happen before gw1 is back. After the
+    power comes back, gw1 (priority 150) preempts after its own
+    Master_Down_Interval; the next cut comes ``settle`` seconds later.
+    """
+
+    interval: float
+    mdi: float  # gw2's (priority 100): the takeover cannot come sooner
+    hold: float
+    settle: float
+
+    @classmethod
+    def of(cls, interval: float) -> "FailoverTiming":
+        mdi = master_down_interval(100, interval)
+        return cls(interval, mdi, hold=mdi + max(0.5, 3 * interval), settle=master_down_interval(150, interval) + 1.5)
+
+    @property
+    def per_trial(self) -> float:
+        return 0.5 + self.hold + self.settle
+
+
+def judge_trial(requests: list[dict[str, Any]], takeovers: list[float], cut: float, timing: FailoverTiming) -> dict[str, Any]:
+    """One power cut as the clients saw it; ``failover`` is False when gw2 never took over while gw1 was off (no outage is made up)."""
+    took = next((t - cut for t in takeovers if cut <= t <= cut + timing.hold), None)
+    window = [r for r in requests if cut - 1.0 <= r["t"] <= cut + timing.hold]
+    return {"failover": took is not None, "takeover": took, "outage": client_outage(window, cut) if took is not None else None,
+            "failed": sum(1 for r in window if not r["ok"])}
+
+
 def run_failover_bench(run_dir: Path, trials: int = 5, interval: float = 0.1, rate: float = 200.0,
-                       say: Any = print) -> dict[str, list[dict[str, float]]]:
+                       say: Any = print) -> dict[str, list[dict[str, Any]]]:
     """Power off the VRRP master under load, ``trials`` times per speaker; outage as the clients saw it."""
     from lab.events import read_events
     from lab.net.faults import Faults
@@ -183,53 +218,64 @@ def run_failover_bench(run_dir: Path, trials: int = 5, interval: float = 0.1, ra
     from lab.runner import load_scenario
 
     base = load_scenario("exercises/03-vrrp-redundancy/scenario.toml")
-    per_trial = 4.0
-    results: dict[str, list[dict[str, float]]] = {}
+    timing = FailoverTiming.of(interval)
+    results: dict[str, list[dict[str, Any]]] = {}
     for impl in ("halab", "keepalived"):
         scenario = dataclasses.replace(
-            base, name=f"bench-failover-{impl}", duration=trials * per_trial + 1, faults=(),
+            base, name=f"bench-failover-{impl}", duration=trials * timing.per_trial + 1, faults=(),
             vrrp=dataclasses.replace(base.vrrp, impl=impl, advert_interval=interval, track=False),
             load=dataclasses.replace(base.load, rate=rate / len(base.load.clients), timeout=1.0))
-        sub = run_dir / impl
+        sub = run_dir / f"{impl}-{interval:g}s"
         with Lab(scenario, sub, say=say) as lab:
             lab.start_all(plan_services(scenario, lab.addresses, sub))
             faults = Faults(lab)
-            time.sleep(1.0)
+            time.sleep(master_down_interval(150, interval) + 0.5)  # gw1 is MASTER before the load starts
             start = time.time() + 0.5
             lab.start_all(plan_load(scenario, lab.addresses, sub, start))
             cuts = []
             for trial in range(trials):
-                time.sleep(max(0.0, start + 1.0 + trial * per_trial - time.time()))
+                time.sleep(max(0.0, start + 0.5 + trial * timing.per_trial - time.time()))
                 cuts.append(time.time())
                 faults.apply("poweroff", "gw1")
-                time.sleep(1.5)
+                time.sleep(max(0.0, cuts[-1] + timing.hold - time.time()))
                 faults.apply("poweron", "gw1")  # preempt: gw1 takes the VIP back before the next trial
-            lab.wait_exit([s for s in lab.services.values() if s.spec.service == "loadgen"], timeout=per_trial * trials + 5)
+            lab.wait_exit([s for s in lab.services.values() if s.spec.service == "loadgen"], timeout=timing.per_trial * trials + 5)
             events = read_events(sub)
         requests = [e for e in events if e["kind"] == "request_finished"]
-        masters = [e for e in events if e["kind"] == "vrrp_state_changed" and e["node"] == "gw2" and e["after"] == "MASTER"]
-        results[impl] = []
-        for cut in cuts:
-            takeover = next((e["t"] - cut for e in masters if e["t"] >= cut), float("nan"))
-            failed = sum(1 for r in requests if cut - 1 <= r["t"] <= cut + 1.5 and not r["ok"])
-            results[impl].append({"outage": client_outage([r for r in requests if r["t"] <= cut + 1.5], cut),
-                                  "takeover": takeover, "failed": failed})
-        say(f"{impl:<11} outages: " + ", ".join(f"{r['outage']:.3f}" for r in results[impl]))
+        takeovers = [e["t"] for e in events if e["kind"] == "vrrp_state_changed" and e["node"] == "gw2" and e["after"] == "MASTER"]
+        results[impl] = [judge_trial(requests, takeovers, cut, timing) for cut in cuts]
+        say(f"interval {interval:g} s, {impl:<11} outages: " + ", ".join(
+            f"{r['outage']:.3f}" if r["failover"] else "no failover" for r in results[impl]))
     return results
 
 
-def failover_summary(results: dict[str, list[dict[str, float]]], interval: float) -> list[str]:
-    from lab.core.vrrp import master_down_interval
-
-    mdi = master_down_interval(100, interval)
-    lines = [f"advert interval {interval:g} s; gw2 (priority 100) Master_Down_Interval {mdi:.3f} s",
-             f"{'speaker':<12}{'median outage':>15}{'worst outage':>14}{'median takeover':>17}{'failed requests':>17}"]
-    med = {}
-    for impl, rows in results.items():
-        outages = [r["outage"] for r in rows]
-        med[impl] = statistics.median(outages)
-        lines.append(f"{impl:<12}{med[impl]:>13.3f} s{max(outages):>12.3f} s{statistics.median(r['takeover'] for r in rows):>15.3f} s"
-                     f"{sum(r['failed'] for r in rows) / len(rows):>17.1f}")
-    if med.get("keepalived"):
-        lines.append(f"halab / keepalived median outage: {med['halab'] / med['keepalived']:.2f}")
-    return lines
+def failover_summary(sweep: dict[float, dict[str, list[dict[str, Any]]]]) -> list[str]:
+    """One row per interval and speaker, and a verdict per interval: a failover in every trial, halab's median
+    outage at most keepalived's, every worst outage below Master_Down_Interval + one interval."""
+    lines = [f"{'interval':>9}{'MDI':>9}  {'speaker':<11}{'median outage':>14}{'worst outage':>13}{'median takeover':>16}"
+             f"{'failed/trial':>13}{'failovers':>11}"]
+    verdicts = []
+    for interval, results in sorted(sweep.items(), reverse=True):
+        timing = FailoverTiming.of(interval)
+        med: dict[str, float] = {}
+        worst: dict[str, float] = {}
+        complete = True
+        for impl, rows in results.items():
+            shown = [r for r in rows if r["failover"]]
+            complete = complete and len(shown) == len(rows)
+            if not shown:
+                lines.append(f"{interval:>8g}s{timing.mdi:>8.3f}s  {impl:<11}  no failover in any trial")
+                continue
+            outages = [r["outage"] for r in shown]
+            med[impl], worst[impl] = statistics.median(outages), max(outages)
+            lines.append(f"{interval:>8g}s{timing.mdi:>8.3f}s  {impl:<11}{med[impl]:>12.3f} s{worst[impl]:>11.3f} s"
+                         f"{statistics.median(r['takeover'] for r in shown):>14.3f} s"
+                         f"{statistics.mean(r['failed'] for r in rows):>13.1f}{len(shown):>8}/{len(rows)}")
+        if "halab" in med and "keepalived" in med:
+            ratio = med["halab"] / med["keepalived"] if med["keepalived"] else (1.0 if med["halab"] == 0 else math.inf)
+            bound = timing.mdi + interval
+            ok = complete and ratio <= 1.0 and all(w < bound for w in worst.values())
+            verdicts.append(f"{interval:g} s: halab/keepalived median outage {ratio:.2f}; worst {max(worst.values()):.3f} s, bound "
+                            f"{bound:.3f} s (MDI + one interval); {'a failover in every trial' if complete else 'a trial without failover'}"
+                            f": {'met' if ok else 'NOT met'}")
+    return lines + verdicts

@@ -229,6 +229,17 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _intervals(text: str) -> str:
+    """--interval 1,0.1,0.03: checked here, so a typo is a usage error and not a traceback."""
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of seconds such as 1,0.1,0.03") from None
+    if not values or any(not 0.01 <= v <= 40.95 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: each advert interval must be from 0.01 to 40.95 s (RFC 5798)")
+    return text
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from lab.bench import failover_summary, run_bench, run_failover_bench, summary
 
@@ -238,7 +249,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "balancer":
         lines = summary(run_bench(run_dir, args.seconds, args.connections, args.rounds))
     else:
-        lines = failover_summary(run_failover_bench(run_dir, args.trials, args.interval), args.interval)
+        intervals = [float(x) for x in args.interval.split(",") if x.strip()]
+        lines = failover_summary({i: run_failover_bench(run_dir, args.trials, i) for i in intervals})
     print("\n".join(lines))
     (run_dir / "bench.txt").write_text("\n".join(lines) + "\n")
     return EXIT_OK
@@ -333,7 +345,8 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="benchmarks against the real systems (wrk vs HAProxy, nginx)")
     b.add_argument("what", choices=["balancer", "failover"])
     b.add_argument("--trials", type=int, default=5, help="failover: master power cuts per speaker")
-    b.add_argument("--interval", type=float, default=0.1, help="failover: VRRP advert interval, seconds")
+    b.add_argument("--interval", type=_intervals, default="0.1",
+                   help="failover: VRRP advert interval(s), seconds; a list sweeps them, e.g. 1,0.1,0.03")
     b.add_argument("--seconds", type=float, default=3.0, help="balancer: seconds of saturated load per measurement")
     b.add_argument("--connections", type=int, default=32, help="balancer: wrk connections for the throughput measurement")
     b.add_argument("--rounds", type=int, default=3, help="balancer: rounds over all balancers (the order rotates)")

@@ -1,0 +1,38 @@
+"""halab bench failover: trial timings follow the advert interval, and a trial without failover is never a 0 s outage."""
+from lab.bench import FailoverTiming, failover_summary, judge_trial
+from lab.core.vrrp import master_down_interval
+
+
+def test_the_master_stays_off_longer_than_the_backup_needs_to_take_over():
+    for interval in (1.0, 0.5, 0.1, 0.03, 0.02):
+        t = FailoverTiming.of(interval)
+        assert t.mdi == master_down_interval(100, interval) and t.hold >= t.mdi + 0.5
+        assert t.settle > master_down_interval(150, interval)  # gw1 has preempted before the next cut
+
+
+def requests(cut, fail_from, fail_to, rate=100):
+    return [{"t": cut - 1 + i / rate, "ok": not (fail_from <= cut - 1 + i / rate < fail_to)} for i in range(int(8 * rate))]
+
+
+def test_a_trial_with_a_takeover_measures_the_outage_the_clients_saw():
+    t = FailoverTiming.of(0.1)
+    judged = judge_trial(requests(10.0, 9.95, 10.30), [10.33], 10.0, t)
+    assert judged["failover"] and abs(judged["takeover"] - 0.33) < 1e-9 and abs(judged["outage"] - 0.35) < 0.011
+
+
+def test_a_trial_where_the_backup_never_took_over_is_reported_as_such():
+    t = FailoverTiming.of(1.0)
+    judged = judge_trial(requests(10.0, 10.0, 10.5), [10.0 + t.hold + 1.0], 10.0, t)  # took over only after gw1 was back
+    assert judged == {"failover": False, "takeover": None, "outage": None, "failed": 50}
+    lines = failover_summary({1.0: {"halab": [judged], "keepalived": [judged]}})
+    assert any("no failover in any trial" in line for line in lines)
+
+
+def test_one_row_per_interval_and_speaker_and_a_verdict_per_interval():
+    def rows(outage):
+        return [{"failover": True, "takeover": 0.1, "outage": outage, "failed": 10} for _ in range(3)]
+    lines = failover_summary({0.1: {"halab": rows(0.30), "keepalived": rows(0.31)}, 1.0: {"halab": rows(3.7), "keepalived": rows(3.5)}})
+    assert [line.split()[0] for line in lines[1:5]] == ["1s", "1s", "0.1s", "0.1s"]  # longest interval first
+    verdicts = lines[5:]
+    assert verdicts[0].startswith("1 s: halab/keepalived median outage 1.06") and verdicts[0].endswith("NOT met")
+    assert verdicts[1].startswith("0.1 s: halab/keepalived median outage 0.97") and verdicts[1].endswith(": met")
