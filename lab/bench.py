@@ -209,9 +209,26 @@ def judge_trial(requests: list[dict[str, Any]], takeovers: list[float], cut: flo
             "failed": sum(1 for r in window if not r["ok"])}
 
 
+LOSS_SECONDS = 20.0  # the healthy-master phase with lost adverts
+
+
+def lose_adverts(host: Any, percent: int) -> None:
+    """Drop ``percent`` % of the VRRP adverts arriving at ``host`` (nftables numgen: this kernel has no netem)."""
+    out = host.cmd("nft add table inet halab_loss && nft add chain inet halab_loss input '{ type filter hook input priority 0; }' && "
+                   f"nft add rule inet halab_loss input ip protocol vrrp numgen random mod 100 '<' {percent} drop && echo OK")
+    if "OK" not in out:
+        raise LabError(f"cannot drop adverts on {host.name}: {out.strip()}")
+
+
 def run_failover_bench(run_dir: Path, trials: int = 5, interval: float = 0.1, rate: float = 200.0,
-                       say: Any = print) -> dict[str, list[dict[str, Any]]]:
-    """Power off the VRRP master under load, ``trials`` times per speaker; outage as the clients saw it."""
+                       say: Any = print, loss: int = 0) -> dict[str, list[dict[str, Any]]]:
+    """Power off the VRRP master under load, ``trials`` times per speaker; outage as the clients saw it.
+
+    With ``loss`` (percent), a last phase of ``LOSS_SECONDS`` leaves the master
+    healthy but drops that share of the adverts gw2 receives: every takeover
+    by gw2 then is a false failover (the price of a short interval on a lossy
+    LAN). Its count is the extra row ``{"false_failovers": n, "seconds": s}``.
+    """
     from lab.events import read_events
     from lab.net.faults import Faults
     from lab.net.roles import plan_load
@@ -222,7 +239,7 @@ def run_failover_bench(run_dir: Path, trials: int = 5, interval: float = 0.1, ra
     results: dict[str, list[dict[str, Any]]] = {}
     for impl in ("halab", "keepalived"):
         scenario = dataclasses.replace(
-            base, name=f"bench-failover-{impl}", duration=trials * timing.per_trial + 1, faults=(),
+            base, name=f"bench-failover-{impl}", duration=trials * timing.per_trial + 1 + (LOSS_SECONDS + 1 if loss else 0), faults=(),
             vrrp=dataclasses.replace(base.vrrp, impl=impl, advert_interval=interval, track=False),
             load=dataclasses.replace(base.load, rate=rate / len(base.load.clients), timeout=1.0))
         sub = run_dir / f"{impl}-{interval:g}s"
@@ -239,13 +256,23 @@ def run_failover_bench(run_dir: Path, trials: int = 5, interval: float = 0.1, ra
                 faults.apply("poweroff", "gw1")
                 time.sleep(max(0.0, cuts[-1] + timing.hold - time.time()))
                 faults.apply("poweron", "gw1")  # preempt: gw1 takes the VIP back before the next trial
+            lossy = None
+            if loss:
+                time.sleep(max(0.0, start + 0.5 + trials * timing.per_trial - time.time()))
+                lossy = time.time()
+                lose_adverts(lab.net["gw2"], loss)
+                time.sleep(LOSS_SECONDS)
+                lab.net["gw2"].cmd("nft delete table inet halab_loss")
             lab.wait_exit([s for s in lab.services.values() if s.spec.service == "loadgen"], timeout=timing.per_trial * trials + 5)
             events = read_events(sub)
         requests = [e for e in events if e["kind"] == "request_finished"]
         takeovers = [e["t"] for e in events if e["kind"] == "vrrp_state_changed" and e["node"] == "gw2" and e["after"] == "MASTER"]
         results[impl] = [judge_trial(requests, takeovers, cut, timing) for cut in cuts]
+        if lossy is not None:
+            results[impl].append({"false_failovers": sum(1 for t in takeovers if lossy <= t <= lossy + LOSS_SECONDS),
+                                  "seconds": LOSS_SECONDS, "loss": loss})
         say(f"interval {interval:g} s, {impl:<11} outages: " + ", ".join(
-            f"{r['outage']:.3f}" if r["failover"] else "no failover" for r in results[impl]))
+            f"{r['outage']:.3f}" if r["failover"] else "no failover" for r in results[impl] if "failover" in r))
     return results
 
 
@@ -260,7 +287,8 @@ def failover_summary(sweep: dict[float, dict[str, list[dict[str, Any]]]]) -> lis
         med: dict[str, float] = {}
         worst: dict[str, float] = {}
         complete = True
-        for impl, rows in results.items():
+        for impl, all_rows in results.items():
+            rows = [r for r in all_rows if "failover" in r]
             shown = [r for r in rows if r["failover"]]
             complete = complete and len(shown) == len(rows)
             if not shown:
@@ -271,6 +299,10 @@ def failover_summary(sweep: dict[float, dict[str, list[dict[str, Any]]]]) -> lis
             lines.append(f"{interval:>8g}s{timing.mdi:>8.3f}s  {impl:<11}{med[impl]:>12.3f} s{worst[impl]:>11.3f} s"
                          f"{statistics.median(r['takeover'] for r in shown):>14.3f} s"
                          f"{statistics.mean(r['failed'] for r in rows):>13.1f}{len(shown):>8}/{len(rows)}")
+            for r in all_rows:
+                if "false_failovers" in r:
+                    lines.append(f"{'':>19}  {impl:<11}with {r['loss']} % of adverts lost at gw2: {r['false_failovers']} false "
+                                 f"failovers in {r['seconds']:g} s (the master sends {1 / interval:g} adverts/s)")
         if "halab" in med and "keepalived" in med:
             ratio = med["halab"] / med["keepalived"] if med["keepalived"] else (1.0 if med["halab"] == 0 else math.inf)
             bound = timing.mdi + interval

@@ -250,7 +250,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         lines = summary(run_bench(run_dir, args.seconds, args.connections, args.rounds))
     else:
         intervals = [float(x) for x in args.interval.split(",") if x.strip()]
-        lines = failover_summary({i: run_failover_bench(run_dir, args.trials, i) for i in intervals})
+        lines = failover_summary({i: run_failover_bench(run_dir, args.trials, i, loss=args.loss) for i in intervals})
     print("\n".join(lines))
     (run_dir / "bench.txt").write_text("\n".join(lines) + "\n")
     return EXIT_OK
@@ -345,6 +345,8 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="benchmarks against the real systems (wrk vs HAProxy, nginx)")
     b.add_argument("what", choices=["balancer", "failover"])
     b.add_argument("--trials", type=int, default=5, help="failover: master power cuts per speaker")
+    b.add_argument("--loss", type=int, default=0, choices=range(0, 100), metavar="PERCENT",
+                   help="failover: then drop this share of the adverts reaching the backup for 20 s and count false failovers")
     b.add_argument("--interval", type=_intervals, default="0.1",
                    help="failover: VRRP advert interval(s), seconds; a list sweeps them, e.g. 1,0.1,0.03")
     b.add_argument("--seconds", type=float, default=3.0, help="balancer: seconds of saturated load per measurement")

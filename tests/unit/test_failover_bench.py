@@ -36,3 +36,10 @@ def test_one_row_per_interval_and_speaker_and_a_verdict_per_interval():
     verdicts = lines[5:]
     assert verdicts[0].startswith("1 s: halab/keepalived median outage 1.06") and verdicts[0].endswith("NOT met")
     assert verdicts[1].startswith("0.1 s: halab/keepalived median outage 0.97") and verdicts[1].endswith(": met")
+
+
+def test_false_failovers_under_advert_loss_get_their_own_line():
+    rows = [{"failover": True, "takeover": 0.1, "outage": 0.1, "failed": 3}, {"false_failovers": 4, "seconds": 20.0, "loss": 30}]
+    lines = failover_summary({0.03: {"halab": rows, "keepalived": rows}})
+    assert sum("30 % of adverts lost at gw2: 4 false failovers in 20 s" in line for line in lines) == 2
+    assert "1/1" in lines[1]  # the loss phase is not a trial
