@@ -222,10 +222,16 @@ def cmd_sniff(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from lab.net import features
+    from lab.net.commands import missing
 
     need_root("doctor")
     for f in features.report():
         print(f"{f.name:<20} {'yes' if f.available else 'no ':<4} {f.detail}")
+    absent = missing()
+    for cmd, pkg, why in absent:
+        print(f"{cmd:<20} no   not installed: apt install {pkg} ({why})")
+    if not absent:
+        print(f"{'programs':<20} yes  every program halab, Mininet and the tests run is installed")
     return EXIT_OK
 
 

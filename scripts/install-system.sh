@@ -6,8 +6,9 @@
 # its own copies inside the lab's hosts and needs nothing listening outside.
 set -euo pipefail
 
+# lab/net/commands.py lists the program each package brings; tests/unit/test_commands.py keeps them in step
 PACKAGES=(
-  mininet bridge-utils net-tools iproute2 iputils-ping curl tcpdump nftables psmisc ethtool
+  mininet bridge-utils net-tools iproute2 iputils-ping curl tcpdump nftables psmisc ethtool procps iperf
   python3 python3-venv python3-pip
   haproxy nginx-light keepalived wrk
 )

@@ -1,0 +1,36 @@
+"""Every program halab, Mininet and the tests run on the machine, and the Debian package that brings it.
+
+``scripts/install-system.sh`` installs these packages; a unit test keeps the
+two lists in step, and ``halab doctor`` says which program is missing and
+what to install, before a lab fails halfway (a minimal image has no
+``sysctl``, which Mininet calls, unless ``procps`` is installed).
+"""
+from __future__ import annotations
+
+import shutil
+
+# program -> (Debian package, who runs it)
+COMMANDS = {
+    "ip": ("iproute2", "halab and Mininet: links, addresses, namespaces"),
+    "tc": ("iproute2", "Mininet: link bandwidth and delay (htb, tbf)"),
+    "ss": ("iproute2", "tests: is a port listening"),
+    "sysctl": ("procps", "Mininet: kernel settings of the hosts"),
+    "ethtool": ("ethtool", "Mininet: offloads of the veth links"),
+    "ifconfig": ("net-tools", "Mininet: interface up/down"),
+    "brctl": ("bridge-utils", "Mininet's Linux bridge switches"),
+    "mnexec": ("mininet", "Mininet: starting hosts in their namespaces"),
+    "nft": ("nftables", "partition faults, advert loss in the failover bench"),
+    "tcpdump": ("tcpdump", "[capture] and halab sniff"),
+    "ping": ("iputils-ping", "ICMP health checks and the Mininet CLI"),
+    "curl": ("curl", "keepalived's track script and the benches"),
+    "wrk": ("wrk", "halab bench"),
+    "iperf": ("iperf", "the bonding lesson's throughput test"),
+    "haproxy": ("haproxy", "impl = \"haproxy\" and halab bench"),
+    "nginx": ("nginx-light", "impl = \"nginx\" and halab bench"),
+    "keepalived": ("keepalived", "[vrrp] impl = \"keepalived\""),
+}
+
+
+def missing() -> list[tuple[str, str, str]]:
+    """(program, package, what needs it) for each program not on this machine's PATH."""
+    return [(cmd, pkg, why) for cmd, (pkg, why) in COMMANDS.items() if shutil.which(cmd) is None]
