@@ -93,6 +93,37 @@ def resolve(scenario: Any, say: Any = print) -> Any:
     return dataclasses.replace(scenario, bond=dataclasses.replace(scenario.bond, impl=impl))
 
 
+NO_NAMESPACE = ("cannot create a network namespace here ({detail}){where}: run halab in a VM, or in a container with its "
+                "own mount namespace (systemd-nspawn, docker --privileged), not in a plain chroot")
+
+
+def in_chroot() -> bool:
+    """True when / is not the root that PID 1 sees: a chroot (compared by device and inode, as systemd does)."""
+    try:
+        here, init = os.stat("/"), os.stat("/proc/1/root/.")
+    except OSError:
+        return False  # no /proc, or not allowed to look: say nothing rather than guess
+    return (here.st_dev, here.st_ino) != (init.st_dev, init.st_ino)
+
+
+def preflight(timeout: float = 5.0) -> None:
+    """Can a Mininet host start here? ``mnexec -n``, the step every host starts with, with a timeout.
+
+    In a plain chroot ``mnexec`` fails to make ``/`` private ("remount:
+    Invalid argument") and Mininet would wait forever for a host shell that
+    never comes; this says why within seconds, before anything is built.
+    """
+    if shutil.which("mnexec") is None:
+        raise LabError("mnexec is not installed: apt install mininet (or run 'sudo make install')")
+    try:
+        r = _run(["mnexec", "-n", "true"], timeout=timeout)  # not -d: a detached child's failure would go unseen
+    except subprocess.TimeoutExpired:
+        raise LabError(f"mnexec did not finish within {timeout:g} s: the lab cannot start hosts on this machine") from None
+    if r.returncode != 0:
+        detail = (r.stderr or r.stdout).strip() or f"mnexec exited with {r.returncode}"
+        raise LabError(NO_NAMESPACE.format(detail=f"mnexec -n: {detail}", where="; this looks like a chroot" if in_chroot() else ""))
+
+
 FEATURES = ("netem", "htb", "nftables", "bonding", "ovs", "ovs_kernel_datapath")
 
 

@@ -97,6 +97,7 @@ class Lab:
 
         import topologies
 
+        features.preflight()  # a host that cannot start would make Mininet wait forever
         setLogLevel("error")  # Mininet warns about bridge-nf sysctls that do not exist without br_netfilter
         topo, _ = topologies.make(self.scenario.topology, self.scenario.topology_params, self.scenario.source)
         taken = [s for s in topo.switches() if ifindex(s) is not None]
