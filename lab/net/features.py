@@ -98,12 +98,18 @@ NO_NAMESPACE = ("cannot create a network namespace here ({detail}){where}: run h
 
 
 def in_chroot() -> bool:
-    """True when / is not the root that PID 1 sees: a chroot (compared by device and inode, as systemd does)."""
+    """True when ``/`` is not a mount point of its own: a plain chroot, where mnexec cannot make ``/`` private.
+
+    /proc/self/mountinfo lists mount points as this process sees them; in a
+    chroot into a directory, no mount sits at ``/``. (Comparing ``/`` with
+    ``/proc/1/root``, as systemd does, needs ptrace rights the chroot lacks.)
+    """
     try:
-        here, init = os.stat("/"), os.stat("/proc/1/root/.")
+        with open("/proc/self/mountinfo", encoding="utf-8") as f:
+            mount_points = [line.split()[4] for line in f if len(line.split()) > 4]
     except OSError:
-        return False  # no /proc, or not allowed to look: say nothing rather than guess
-    return (here.st_dev, here.st_ino) != (init.st_dev, init.st_ino)
+        return False  # no /proc: say nothing rather than guess
+    return "/" not in mount_points
 
 
 def preflight(timeout: float = 5.0) -> None:
