@@ -67,7 +67,7 @@ class Balancer:
         self.idle: dict[str, list[UpstreamSide]] = defaultdict(list)  # by server name (a forward proxy's are any host)
         # Opt-in: a function giving each exchange an observer of its answer (a cache); None costs nothing.
         self.observe: Callable[[Exchange], Observer | None] | None = None
-        self.errors = {s.name: 0 for s in servers}
+        self.errors: dict[str, int] = defaultdict(int)  # failed attempts by server name
         self.retried = 0
         self.requests = 0
         self.admission: Admission[Exchange] = Admission(b.maxconn)  # HAProxy maxconn (0: no limit)
