@@ -23,7 +23,7 @@ def test_a_trial_with_a_takeover_measures_the_outage_the_clients_saw():
 def test_a_trial_where_the_backup_never_took_over_is_reported_as_such():
     t = FailoverTiming.of(1.0)
     judged = judge_trial(requests(10.0, 10.0, 10.5), [10.0 + t.hold + 1.0], 10.0, t)  # took over only after gw1 was back
-    assert judged == {"failover": False, "takeover": None, "outage": None, "failed": 50}
+    assert judged == {"failover": False, "takeover": None, "outage": None, "failed": 50, "silence": None}
     lines = failover_summary({1.0: {"halab": [judged], "keepalived": [judged]}})
     assert any("no failover in any trial" in line for line in lines)
 
@@ -43,3 +43,15 @@ def test_false_failovers_under_advert_loss_get_their_own_line():
     lines = failover_summary({0.03: {"halab": rows, "keepalived": rows}})
     assert sum("30 % of adverts lost at gw2: 4 false failovers in 20 s" in line for line in lines) == 2
     assert "1/1" in lines[1]  # the loss phase is not a trial
+
+
+def test_counted_from_the_last_advert_the_luck_of_the_cut_is_gone():
+    t = FailoverTiming.of(1.0)
+    # the same backup behaviour (service again 3.7 s after the last advert), cut early and late in the interval
+    early = judge_trial(requests(10.0, 10.0, 12.8), [12.75], 10.0, t, last_advert=9.1)
+    late = judge_trial(requests(20.0, 20.0, 22.9), [22.85], 20.0, t, last_advert=19.2)
+    assert round(early["outage"], 2) == 2.8 and round(late["outage"], 2) == 2.9
+    assert round(early["silence"], 2) == round(late["silence"], 2) == 3.7
+    rows = {"halab": [early], "keepalived": [dict(late, silence=3.8)]}
+    verdict = failover_summary({1.0: rows})[-1]
+    assert "median time from the last advert 0.97" in verdict and verdict.endswith(": met")
