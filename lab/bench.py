@@ -226,12 +226,12 @@ def judge_trial(requests: list[dict[str, Any]], takeovers: list[float], cut: flo
 
 def advert_times(pcap: Path) -> list[float]:
     """When each captured advert arrived (the capture holds only the master's adverts)."""
-    from scapy.utils import PcapReader
+    from scapy.utils import RawPcapReader  # timestamps only: no dissection
 
     if not pcap.exists():
         return []
-    with PcapReader(str(pcap)) as packets:
-        return [float(p.time) for p in packets]
+    with RawPcapReader(str(pcap)) as packets:
+        return [meta.sec + meta.usec / 1e6 for _, meta in packets]
 
 
 LOSS_SECONDS = 20.0  # the healthy-master phase with lost adverts

@@ -55,3 +55,17 @@ def test_counted_from_the_last_advert_the_luck_of_the_cut_is_gone():
     rows = {"halab": [early], "keepalived": [dict(late, silence=3.8)]}
     verdict = failover_summary({1.0: rows})[-1]
     assert "median time from the last advert 0.97" in verdict and verdict.endswith(": met")
+
+
+def test_advert_times_come_from_the_capture(tmp_path):
+    from scapy.layers.inet import IP
+    from scapy.layers.l2 import Ether
+    from scapy.utils import wrpcap
+
+    from lab.bench import advert_times
+
+    packets = [Ether() / IP(proto=112), Ether() / IP(proto=112)]
+    packets[0].time, packets[1].time = 100.25, 100.35
+    wrpcap(str(tmp_path / "adverts.pcap"), packets)
+    assert [round(t, 6) for t in advert_times(tmp_path / "adverts.pcap")] == [100.25, 100.35]
+    assert advert_times(tmp_path / "none.pcap") == []
