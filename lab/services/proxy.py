@@ -10,11 +10,13 @@ transport, timeouts are timer handles, and a request's life is an
     client --> ClientSide.data_received -> parse head -> Gateway.dispatch
            -> pick a server -> an idle UpstreamSide (kept alive) or a new one
            -> UpstreamSide.data_received -> parse the answer's head -> relay
-           -> Balancer.finished / Balancer.upstream_failed (retry, 502/504)
+           -> Gateway.finished / Gateway.upstream_failed (retry, 502/504)
 
-What a request is for (where it goes, what counts as a failure) is the
-``Gateway``'s business (``lab.services.exchange``: the seams; today's
-gateway is ``lab.services.balancer``); this module only moves its bytes.
+This module is the client side; ``lab.services.upstream_side`` is the
+server side and ``lab.core.forwarding`` rewrites the heads. What a request
+is for (where it goes, what counts as a failure) is the ``Gateway``'s
+business (``lab.services.exchange``: the seams; today's gateway is
+``lab.services.balancer``); the data path only moves its bytes.
 
 Where the time goes (measured on a 2-core VM; ``halab bench balancer``
 compares against HAProxy and nginx): a request costs about 12 us of Python
