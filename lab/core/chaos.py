@@ -18,14 +18,11 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from lab.core.faults import ACTIONS, LINK, NODE, PAIR, REPAIR_OF, REPAIRS
+from lab.core.faults import ACTIONS, CHAOS_KINDS, LINK, NODE, PAIR, REPAIR_OF, REPAIRS
 from lab.core.roles import SERVICE_ROLES
 from lab.core.scenario import Layout
 
-# kind -> the fault a chaos fault of that kind applies to its target (and then its declared repair)
-FAULT_OF = {"link": "link_down", "flap": "link_down", "power": "poweroff", "crash": "crash", "pause": "pause",
-            "partition": "partition"}  # a flap: down and up three times, 0.3 s apart
-KINDS = {kind: (fault, REPAIR_OF[fault]) for kind, fault in FAULT_OF.items()}
+KINDS = {kind: (fault, REPAIR_OF[fault]) for kind, fault in CHAOS_KINDS.items()}  # kind -> (fault, its repair)
 FLAP_STEP = 0.3  # seconds between the transitions of a flapping link
 FLAPS = 3
 
@@ -81,7 +78,7 @@ def targets(layout: Layout, kinds: tuple[str, ...]) -> list[Target]:
 
 def _kinds(target: str) -> tuple[str, ...]:
     """The chaos kinds whose fault acts on this kind of target, in table order (seeds replay the same draws)."""
-    return tuple(kind for kind, fault in FAULT_OF.items() if ACTIONS[fault].target == target)
+    return tuple(kind for kind, fault in CHAOS_KINDS.items() if ACTIONS[fault].target == target)
 
 
 def draw(layout: Layout, duration: float, seed: int, settings: ChaosSettings = ChaosSettings()) -> list[dict[str, Any]]:

@@ -74,6 +74,9 @@ REPAIRS = {a.name: a.reverts for a in _DECLARED if a.is_repair}  # repair -> the
 REPAIR_OF = {fault: repair for repair, fault in REPAIRS.items()}  # fault -> its repair
 BROKEN_SETS = tuple(dict.fromkeys(a.broken for a in _DECLARED if a.broken))  # in the order restore undoes them
 STOPS_SERVICES = tuple(a.name for a in _DECLARED if a.stops_services)
+# what chaos may do: kind -> the fault it applies (then its repair); a flap takes a link down and up three times
+CHAOS_KINDS = {"link": "link_down", "flap": "link_down", "power": "poweroff", "crash": "crash", "pause": "pause",
+               "partition": "partition"}
 
 
 def usage(action: Action) -> str:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 from lab.core import client_limits
 from lab.core.balancing import ALGORITHMS
 from lab.core.client_limits import ClientLimits
-from lab.core.faults import ACTIONS, BROKEN_SETS, LINK, NONE, PAIR
+from lab.core.faults import ACTIONS, BROKEN_SETS, CHAOS_KINDS, LINK, NONE, PAIR
 from lab.core.health import HealthSettings, ProbeSettings
 from lab.core.passive import PassiveSettings
 from lab.core.roles import OWN_SECTIONS, SERVICE_ROLES, SERVING_ROLES, resolve
@@ -143,13 +143,10 @@ class Expectations:
     one_master_per_vip: bool | None = setting(None, "after every repair each VIP ends up with exactly one MASTER")
 
 
-CHAOS_KINDS = ("link", "flap", "power", "crash", "pause", "partition")  # lab.core.chaos.FAULT_OF keeps the same names
-
-
 @dataclass(frozen=True)
 class ChaosSpec:
     faults: int = setting(3, "fault-and-repair pairs per chaos run", minimum=0, maximum=50)
-    kinds: tuple[str, ...] = setting(CHAOS_KINDS, "what chaos may do: " + ", ".join(CHAOS_KINDS))
+    kinds: tuple[str, ...] = setting(tuple(CHAOS_KINDS), "what chaos may do: " + ", ".join(CHAOS_KINDS))
     min_hold: float = setting(1.0, "seconds a fault lasts, at least", minimum=0.1)
     max_hold: float = setting(4.0, "seconds a fault lasts, at most", minimum=0.1)
     settle: float = setting(5.0, "seconds between the last repair and the end of the load", minimum=1)
@@ -290,7 +287,7 @@ def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup,
     expect = build(Expectations, check_table(top["expect"], EXPECT, source, "expect"))
     chaos = check_table(top["chaos"], CHAOS, source, "chaos")
     for i, kind in enumerate(chaos["kinds"]):
-        known = CHAOS_KINDS
+        known = list(CHAOS_KINDS)
         if kind not in known:
             raise ConfigError(source, f"chaos.kinds[{i}]", f"got {kind!r}{suggest(kind, known)}, expected one of {', '.join(known)}")
     if chaos["min_hold"] > chaos["max_hold"]:

@@ -136,17 +136,16 @@ def plan_vrrp(scenario: Scenario, addresses: Mapping[str, str], run_dir: Path) -
             spec = ServiceSpec(node, "vrrp", base_config(node, "vrrp", run_dir), instance)
             if instance:
                 spec = spec.another(instance)
-            spec.config.update(interface=f"{node}-eth0", address=layout.addresses[node], vip=group["vip"], prefix=24,
-                               vrid=group["vrid"], priority=v.priorities.get(node, group["priority"]),
-                               advert_interval=v.advert_interval, preempt=v.preempt, preempt_delay=v.preempt_delay,
-                               track_port=scenario.balancer.port if v.track else 0, track_weight=v.track_weight,
-                               track_interval=v.track_interval, track_fall=v.track_fall, track_rise=v.track_rise)
             impl = v.impls.get(node, v.impl)
+            # the [vrrp] settings as the dataclass spells them, then this node's part in the group
+            spec.config.update(as_config(v), impl=impl, interface=f"{node}-eth0", address=layout.addresses[node], vip=group["vip"],
+                               prefix=24, vrid=group["vrid"], priority=v.priorities.get(node, group["priority"]),
+                               track_port=scenario.balancer.port if v.track else 0)
             if impl == "keepalived":
                 from lab.net.render import keepalived_config
 
                 c = spec.config
-                spec.config.update(impl="keepalived", conf_path=str(run_dir / "conf" / f"{spec.key}-keepalived.conf"),
+                spec.config.update(conf_path=str(run_dir / "conf" / f"{spec.key}-keepalived.conf"),
                                    conf_text=keepalived_config(node, c["interface"], c["vip"], c["vrid"], c["priority"],
                                                                c["advert_interval"], c["preempt"], c["track_port"], c["track_weight"],
                                                                v.track_interval, v.track_fall, v.track_rise, v.preempt_delay))

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from lab.core.schema import as_config, from_config, setting
-from lab.services.runtime import Context, listen, serve
+from lab.services.runtime import Context, listen, serve, until_stopped
 
 
 @dataclass(frozen=True)
@@ -76,11 +76,7 @@ async def main(ctx: Context) -> None:
     ctx.commands["stats"] = lambda req: dict(counters)
     listeners = await listen(lambda: Echo(counters), list(ctx.config["bind"]), settings.port)
     ctx.ready(port=settings.port, bind=list(ctx.config["bind"]))
-    try:
-        await ctx.stopping.wait()
-    finally:
-        for listener in listeners:
-            listener.close()
+    await until_stopped(ctx, listeners)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from lab.core.http1 import HttpError, error_response, parse_request_head, render
 from lab.core.scenario import OriginSettings
 from lab.core.schema import from_config
 from lab.services.httpio import PeerClosed, discard_body, read_head
-from lab.services.runtime import Context, listening_socket, serve
+from lab.services.runtime import Context, listening_socket, serve, until_stopped
 
 
 class Origin:
@@ -108,11 +108,7 @@ async def main(ctx: Context) -> None:
     bind = list(origin.settings.bind or ["0.0.0.0"])
     servers = [await asyncio.start_server(origin.handle, sock=listening_socket(a, port), backlog=1024) for a in bind]
     ctx.ready(port=port, bind=bind)
-    try:
-        await ctx.stopping.wait()
-    finally:
-        for server in servers:
-            server.close()
+    await until_stopped(ctx, servers)
 
 
 if __name__ == "__main__":

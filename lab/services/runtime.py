@@ -180,6 +180,15 @@ async def listen(factory: Callable[[], asyncio.Protocol], addresses: list[str], 
     return [await loop.create_server(factory, sock=listening_socket(a, port), backlog=backlog) for a in addresses or ["0.0.0.0"]]
 
 
+async def until_stopped(ctx: Context, servers: list[asyncio.AbstractServer]) -> None:
+    """Serve until the lab says stop (SIGTERM), then close the listeners."""
+    try:
+        await ctx.stopping.wait()
+    finally:
+        for server in servers:
+            server.close()
+
+
 def serve(main: Callable[[Context], Awaitable[None]], argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--config", required=True, help="JSON file written by the lab")

@@ -103,6 +103,13 @@ def apportion(weights: Sequence[float], size: int) -> list[int]:
     return counts
 
 
+def weighted_slots(candidates: Sequence[Server], size: int | None) -> list[int]:
+    """Runs of slots per server in configuration order, as many as its whole weight (or apportioned to ``size``):
+    the table of every algorithm whose lookup is a hash or a random number (hash, source, random)."""
+    whole = [max(1, round(s.w)) for s in candidates]
+    return blocks(whole if size is None else apportion(whole, size))
+
+
 def blocks(counts: Sequence[int]) -> list[int]:
     """Contiguous runs of each index: [2, 1] -> [0, 0, 1] (for hashed or random lookups, order does not matter)."""
     return [i for i, n in enumerate(counts) for _ in range(n)]

@@ -29,7 +29,7 @@ import random
 import zlib
 from typing import Sequence
 
-from lab.core.algorithms.base import Algorithm, RequestInfo, Server, TableNotPossible, apportion, blocks
+from lab.core.algorithms.base import Algorithm, RequestInfo, Server, TableNotPossible, weighted_slots
 from lab.core.algorithms.roundrobin import RoundRobin
 
 RING_POINTS = 160  # per unit of weight: nginx ngx_http_upstream_hash_module.c (ketama)
@@ -74,12 +74,6 @@ class HashModN(Algorithm):
     def table(self, candidates: Sequence[Server], size: int | None = None) -> list[int]:
         """The same map: the hash of the key indexes the sum of weights (``jhash ... mod size``)."""
         return weighted_slots(candidates, size)
-
-
-def weighted_slots(candidates: Sequence[Server], size: int | None) -> list[int]:
-    """Runs of slots per server in configuration order, as many as its whole weight (or apportioned to ``size``)."""
-    whole = [max(1, round(s.w)) for s in candidates]
-    return blocks(whole if size is None else apportion(whole, size))
 
 
 class ConsistentRing(Algorithm):

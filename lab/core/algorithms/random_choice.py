@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from typing import Sequence
 
-from lab.core.algorithms.base import Algorithm, RequestInfo, Server, apportion, blocks
+from lab.core.algorithms.base import Algorithm, RequestInfo, Server, weighted_slots
 
 
 def weighted_draw(candidates: Sequence[Server], rng: random.Random) -> Server:
@@ -39,12 +39,7 @@ class Random(Algorithm):
 
     def table(self, candidates: Sequence[Server], size: int | None = None) -> list[int]:
         """Slots in proportion to weight, looked up by ``numgen random mod size``."""
-        return blocks(apportion([s.w for s in candidates], size or _natural(candidates)))
-
-
-def _natural(candidates: Sequence[Server]) -> int:
-    """The sum of whole weights: the smallest table that holds every weight exactly."""
-    return int(sum(max(1, round(s.w)) for s in candidates if s.w > 0)) or len(candidates)
+        return weighted_slots(candidates, size)
 
 
 class PowerOfTwo(Algorithm):
