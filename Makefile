@@ -8,7 +8,7 @@ SYSPY     ?= /usr/bin/python3
 DEMO      ?= exercises/01-health-checks-and-failover/scenario.toml
 PYTEST    ?= $(PY) -m pytest
 
-.PHONY: install demo test lint unit integration clean-lab distclean
+.PHONY: install demo test lint unit integration clean-lab distclean test-platform
 
 install: $(VENV)/.installed
 
@@ -33,6 +33,10 @@ unit: install
 
 integration: install
 	$(PYTEST) -q tests/integration
+
+# a minimal system of another Debian release (debootstrap + systemd-nspawn): make demo and make unit there
+test-platform:
+	bash scripts/test-platform.sh $(DIST)
 
 clean-lab: install
 	$(VENV)/bin/halab clean

@@ -19,10 +19,16 @@ import base64
 import binascii
 import ipaddress
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable, Mapping
 
+from lab.core import acl
+from lab.core.forwarding import rewrite
 from lab.core.http1 import Head, HttpError
+from lab.core.schema import setting
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+PORT = 3128  # Squid's http_port, and halab's
 # Squid's forwarded_for: on (append the client), off (append "unknown"), transparent (leave it), delete (remove it)
 FORWARDED_FOR = ("on", "off", "transparent", "delete")
 
@@ -128,3 +134,132 @@ def forwarded_for(previous: str | None, client: str, mode: str) -> str | None:
         return previous
     added = client if mode == "on" else "unknown"
     return f"{previous}, {added}" if previous else added
+
+
+def host_mismatch(head: Head, dest: Destination) -> str | None:
+    """Why the Host header disagrees with the absolute-form target, or None.
+
+    RFC 9112 3.2.2 has a proxy ignore Host and replace it with the target's
+    authority, and halab does; but a request naming two different origins is
+    a request built to be read differently by two hops (one routes by the
+    URL, a cache or an origin behind it by Host), so it is refused with 400
+    rather than silently repaired.
+    """
+    host = head.get("Host")
+    if host is None or dest.scheme == "":
+        return None
+    name, _, port = host.lower().rpartition(":") if host.rfind(":") > host.rfind("]") else (host.lower(), "", "")
+    name = name.strip("[]")
+    if name != dest.host or int(port or DEFAULT_PORTS["http"]) != dest.port:
+        return f"Host {host[:60]!r} names another origin than the URL ({dest.authority}): refused, as a smuggling attempt"
+    return None
+
+
+def origin_request(head: Head, raw: bytes, dest: Destination, client_ip: str, via: str, mode: str, chunked: bool = False) -> bytes:
+    """The request as a forward proxy sends it to the origin (RFC 9112 3.2.2, RFC 9110 7.6).
+
+    The request line goes back to origin form (``GET /a HTTP/1.1``), Host is
+    the target's authority, hop-by-hop headers (``Proxy-Authorization`` and
+    ``Proxy-Connection`` among them) end here, X-Forwarded-For follows the
+    ``forwarded_for`` mode and ``Via`` gets this proxy's hop. ``raw`` is the
+    head as received, blank line included.
+    """
+    xff = forwarded_for(head.get("X-Forwarded-For"), client_ip, mode)
+    added = [("Host", dest.authority)]
+    if xff is not None:
+        added.append(("X-Forwarded-For", xff))
+    added += [("Via", f"1.1 {via}"), ("Connection", "keep-alive")]
+    if chunked:
+        added.append(("Transfer-Encoding", "chunked"))
+    return rewrite(head, raw[:-2], added, (head.method, dest.target, "HTTP/1.1"), OWN_HEADERS)
+
+
+# Headers the proxy writes itself (Host from the URL, X-Forwarded-For by its mode); Expect was answered here.
+OWN_HEADERS = frozenset({"host", "x-forwarded-for", "expect"})
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    impl: str = setting("halab", "whose forward proxy runs on the proxy nodes", choices=("halab", "squid"))
+    impls: Mapping[str, str] = setting({}, 'per-node proxy, e.g. fp2 = "squid" to run both side by side')
+    port: int = setting(PORT, "the proxy's port (Squid's http_port, 3128)", minimum=1, maximum=65535)
+    acl: str = setting("", "the lab's own acl and http_access lines, in Squid's syntax (squid.conf's)")
+    stock: bool = setting(True, "Squid's default rules around them: unsafe ports denied, CONNECT only to 443, the local "
+                                "networks allowed, everything else denied")
+    users: Mapping[str, str] = setting({}, "Basic proxy authentication: user = password (a proxy_auth acl asks for them)")
+    realm: str = setting("halab proxy", "the realm a 407 names in Proxy-Authenticate")
+    forwarded_for: str = setting("on", "X-Forwarded-For, as Squid: on (add the client), off (add 'unknown'), transparent "
+                                       "(leave it), delete (remove it)", choices=FORWARDED_FOR)
+    timeout_connect: float = setting(5.0, "seconds to open a connection to an origin (Squid connect_timeout, 60 s)", minimum=0.01)
+    timeout_server: float = setting(15.0, "seconds to wait for an origin's answer (Squid read_timeout, 15 min)", minimum=0.01)
+    timeout_tunnel: float = setting(60.0, "seconds a CONNECT tunnel may carry nothing before it is closed", minimum=0.1)
+    log_requests: bool = setting(True, "one proxy_request event per request, as Squid's access.log")
+
+    def __post_init__(self) -> None:
+        self.policy()  # a typo in the rules is an error in the scenario, before anything is built
+        for user in self.users:
+            if not user or ":" in user:
+                raise ValueError(f"proxy user {user!r}: a Basic user name is not empty and has no ':'")
+
+    def rules(self) -> str:
+        return acl.stock(self.acl) if self.stock else self.acl
+
+    def policy(self) -> acl.Policy:
+        try:
+            return acl.parse(self.rules())
+        except acl.AclError as e:
+            where = "the acl lines" if not self.stock else "the acl lines (inside Squid's stock rules)"
+            raise ValueError(f"{where}, {e}") from None
+
+    def impl_of(self, node: str) -> str:
+        return self.impls.get(node, self.impl)
+
+
+class Refusal(HttpError):
+    """A request the proxy's rules refuse (403) or that must authenticate first (407): answered and logged, never forwarded."""
+
+    def __init__(self, decision: acl.Decision, realm: str) -> None:
+        auth = decision.status == acl.AUTH_REQUIRED
+        headers = (("Proxy-Authenticate", f'Basic realm="{realm}"'),) if auth else ()
+        message = (f"this proxy needs a user name and password ({decision.explain()})" if auth
+                   else f"access {decision.explain()}")
+        super().__init__(decision.status, message, "auth_required" if auth else "denied", headers)
+        self.decision = decision
+
+
+def admit(head: Head, client_ip: str, name: str, policy: acl.Policy, users: Mapping[str, str], realm: str,
+          when: datetime | None = None, resolve: Callable[[str], str | None] | None = None) -> tuple[Destination, str | None]:
+    """Where the request goes and who asked (an authenticated user or None), or the ``HttpError`` to answer.
+
+    In the order Squid checks: the target must be one a proxy can forward,
+    the request must not have come around (its own name in Via), then the
+    access rules decide. Credentials are checked against ``users`` before the
+    rules see them: wrong ones count as none (the rules then ask again, 407).
+    ``resolve`` gives a host name's address for ``dst`` acls (as Squid looks
+    it up); addresses written as such need none.
+    """
+    dest = destination(head)
+    if loops_through(head, name):
+        raise HttpError(403, f"forwarding loop: this request already passed {name} (Via: {head.get('Via', '')[:80]})", "loop")
+    mismatch = host_mismatch(head, dest)
+    if mismatch:
+        raise HttpError(400, mismatch, "smuggling")
+    creds = basic_credentials(head)
+    user = creds[0] if creds is not None and users.get(creds[0]) == creds[1] else None
+    decision = policy.check(acl.Request(client_ip, head.method, head.target, dest.host, dest.port, (resolve or _address)(dest.host),
+                                       user, when))
+    if not decision.allowed:
+        raise Refusal(decision, realm)
+    return dest, user
+
+
+def _address(host: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return None
+
+
+# Squid's access.log result codes for what a forward proxy without a cache does
+RESULTS = {"forwarded": "TCP_MISS", "tunnel": "TCP_TUNNEL", "denied": "TCP_DENIED", "auth_required": "TCP_DENIED",
+           "error": "TCP_MISS", "refused": "NONE_NONE"}

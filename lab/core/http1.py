@@ -38,6 +38,7 @@ HOP_BY_HOP = frozenset(
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
 REASONS = {
     100: "Continue", 200: "OK", 204: "No Content", 304: "Not Modified", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
+    407: "Proxy Authentication Required",
     405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required", 413: "Content Too Large", 414: "URI Too Long",
     417: "Expectation Failed", 431: "Request Header Fields Too Large", 500: "Internal Server Error", 501: "Not Implemented",
     502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout", 505: "HTTP Version Not Supported",
@@ -51,11 +52,12 @@ SMUGGLING = "smuggling"  # the kind of every refusal that guards against request
 class HttpError(Exception):
     """A message we cannot accept; ``status`` is what to answer, ``kind`` what the report counts it as."""
 
-    def __init__(self, status: int, message: str, kind: str = "") -> None:
+    def __init__(self, status: int, message: str, kind: str = "", headers: tuple[tuple[str, str], ...] = ()) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.kind = kind or KINDS.get(status, "malformed")
+        self.headers = headers  # sent with the error page (a 407's Proxy-Authenticate)
 
 
 class Head:

@@ -13,7 +13,9 @@ it rises again. Every routing decision, failure and health change is an
 event in the run's log.
 
 Errors follow nginx: 502 when the server refuses or breaks the connection,
-504 when it does not answer in time, 503 when no server is UP.
+504 when it does not answer in time, 503 when no server is UP. What it
+shares with the forward proxy (connecting, retrying, queueing, the client
+leaving) is ``lab.services.intermediary``.
 """
 from __future__ import annotations
 
@@ -22,41 +24,34 @@ import gc
 import os
 import random
 import time
-from collections import defaultdict
-from typing import Any, Callable
+from typing import Any
 
 from lab.core import client_limits
 from lab.core.balancing import Pool, Server, make_algorithm
-from lab.core.dispatch import Admission, may_retry
 from lab.core.health import READY_PATH, HealthSettings
-from lab.core.http1 import HttpError, error_response, render_response
+from lab.core.http1 import render_response
 from lab.core.passive import PassiveHealth, PassiveSettings
 from lab.core.scenario import BalancerSettings
 from lab.core.schema import from_config
-from lab.services.exchange import CONNECTING, DONE, QUEUED, Exchange, Observer, UpstreamError
+from lab.services.exchange import DONE, Exchange
 from lab.services.healthcheck import HealthChecker, Probe, Target
-from lab.services.httpio import within
+from lab.services.intermediary import Intermediary
 from lab.services.proxy import ClientSide
 from lab.services.runtime import Context, listen, serve
-from lab.services.upstream_side import UpstreamSide, idle_connection
 from lab.services.upstreams import PooledUpstreams
 
 
-class Balancer:
+class Balancer(Intermediary):
     def __init__(self, ctx: Context) -> None:
         cfg = ctx.config
-        self.ctx = ctx
-        self.log = ctx.log
-        self.name = ctx.node
         # the same settings the scenario built (lab.core.scenario.BalancerSettings), rebuilt from the JSON config
         self.settings = b = from_config(BalancerSettings, cfg)
-        self.timeout_connect = b.timeout_connect
-        self.timeout_server = b.timeout_server
+        super().__init__(ctx.node, ctx.log, client_limits.from_config(cfg), b.timeout_connect, b.timeout_server, b.retries, b.maxconn)
+        self.ctx = ctx
         self.log_requests = b.log_requests
         servers = [Server(s["name"], s["address"], s["port"], s["weight"], s["backup"]) for s in cfg["servers"]]
         algorithm = make_algorithm(b.algorithm, servers, b.hash_key)
         self.pool = Pool(servers, algorithm, random.Random(cfg["seed"]), b.slowstart)
-        self.retries = b.retries
         hc, passive = cfg["health"], cfg["passive"]
         self.passive = PassiveHealth(from_config(PassiveSettings, passive), [s.name for s in servers])
         self.upstreams = PooledUpstreams(self.pool, self.passive, self.log, self.drop_idle)
@@ -64,19 +59,7 @@ class Balancer:
                                      from_config(Probe, hc), self.log, self.health_changed)
         self.health = self.checker.counters
         self.last_check = self.checker.last_check
-        self.idle: dict[str, list[UpstreamSide]] = defaultdict(list)  # by server name (a forward proxy's are any host)
-        # Opt-in: a function giving each exchange an observer of its answer (a cache); None costs nothing.
-        self.observe: Callable[[Exchange], Observer | None] | None = None
-        self.errors: dict[str, int] = defaultdict(int)  # failed attempts by server name
-        self.retried = 0
-        self.requests = 0
-        self.admission: Admission[Exchange] = Admission(b.maxconn)  # HAProxy maxconn (0: no limit)
         self.no_server = 0
-        self.bad_requests = 0
-        self.limits = client_limits.from_config(cfg)
-        self.refusals: dict[str, int] = {}  # kind -> requests refused (malformed, smuggling, head_timeout, ...)
-        self.idle_closed = 0  # quiet closes of connections that asked nothing within their timeout
-        self.client_aborts = 0
         ctx.commands.update(stats=lambda req: self.statistics(), set_server=self.set_server)
 
     # ---- runtime commands ------------------------------------------------------------
@@ -109,7 +92,7 @@ class Balancer:
         while self.idle[name]:
             self.idle[name].pop().close()
 
-    # ---- proxying (the data path itself is lab.services.proxy) ------------------------
+    # ---- proxying (the data path itself is lab.services.proxy; the rest lab.services.intermediary)
     def ready(self) -> list[str]:
         """Servers this balancer can send a request to now: UP, and confirmed so by a probe of its own."""
         return [s.name for s in self.pool.servers if self.checker.ready(s.name) and not s.disabled]
@@ -133,25 +116,7 @@ class Balancer:
         if x.head.target == READY_PATH:
             self.answer_ready(x)
             return
-        self.requests += 1
-        x.number = self.requests
-        if self.observe is not None:
-            x.observer = self.observe(x)
-        if self.admission.arrive(x):
-            self.attempt(x)
-        else:
-            x.state = QUEUED  # until a request in flight finishes
-
-    def done_with(self, x: Exchange) -> None:
-        """A request has its answer (or its error): let the next queued one through, unless its client left."""
-        x.state = DONE
-        nxt = self.admission.leave(lambda queued: not queued.client.closed)
-        if nxt is not None:
-            self.attempt(nxt)
-
-    @property
-    def in_flight(self) -> int:
-        return self.admission.in_flight
+        self.admit_exchange(x)
 
     def attempt(self, x: Exchange) -> None:
         """Pick a server for ``x`` (avoiding those already tried) and send it there."""
@@ -160,95 +125,15 @@ class Balancer:
             self.no_server += 1
             why = "no server is UP" if not x.tried else f"no server left to retry on after {', '.join(x.tried)}"
             self.log.emit("request_failed", id=x.rid, server=None, status=503, error="no_server", detail=why)
-            x.keep = x.keep and not x.client.streaming
-            x.client.write(error_response(503, why, [("Via", f"1.1 {self.name}")], x.keep))
-            self.done_with(x)
-            x.client.finish(x.keep)
+            self.answer_error(x, 503, why, [], "no_server")
             return
         if self.log_requests:
             self.log.emit("request_routed", id=x.rid, server=server.name, client=x.client.ip, method=x.head.method,
                           path=x.head.target, attempt=len(x.tried) + 1)
-        x.server = server
-        x.started = time.monotonic()
-        conn = idle_connection(self.idle[server.name])
-        if conn is not None:
-            conn.send(x, reused=True)
-        else:
-            self.connect(x, server)
-
-    def connect(self, x: Exchange, server: Server) -> None:
-        x.state = CONNECTING
-        asyncio.get_running_loop().create_task(self._connect(x, server))
-
-    async def _connect(self, x: Exchange, server: Server) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            _, conn = await within(self.timeout_connect, loop.create_connection(lambda: UpstreamSide(self, server), server.address, server.port))
-        except asyncio.TimeoutError:
-            self.upstream_failed(x, UpstreamError(504, "connect_timeout", f"no TCP connection to {server.name} within {self.timeout_connect:g} s", False))
-            return
-        except OSError as e:
-            kind = "connect_refused" if isinstance(e, ConnectionRefusedError) else "connect_error"
-            self.upstream_failed(x, UpstreamError(502, kind, f"cannot connect to {server.name}: {e.strerror or e}", False))
-            return
-        if x.client.closed:  # the client gave up meanwhile
-            conn.close()
-            x.conn = None
-            self.release(x, ok=True)
-            self.done_with(x)
-            return
-        conn.send(x, reused=False)
-
-    def refused(self, client_ip: str, e: HttpError) -> None:
-        """A request refused at the door (malformed, too large, too slow): counted by kind, one event each."""
-        self.bad_requests += 1
-        self.refusals[e.kind] = self.refusals.get(e.kind, 0) + 1
-        self.log.emit("request_rejected", client=client_ip, status=e.status, reason=e.kind, error=e.message)
-
-    def client_gave_up(self, x: Exchange, why: str) -> None:
-        """The client left (or was cut off) in the middle of its request's body: free the server it was going to."""
-        conn = x.conn
-        if conn is None or conn.x is not x or x.server is None:
-            return  # not at a server (queued or still connecting): that path notices the closed client itself
-        self.client_aborts += 1
-        conn.x = None
-        conn.close()
-        self.release(x, ok=True)  # not the server's fault: neither its health nor its error count suffer
-        self.log.emit("request_aborted", id=x.rid, server=x.server.name, reason=why)
-        self.done_with(x)
+        self.send(x, server)
 
     def release(self, x: Exchange, ok: bool) -> None:
         self.upstreams.release(x, ok)
-
-    def finished(self, x: Exchange, status: int) -> None:
-        self.release(x, status < 500)
-        self.done_with(x)
-        x.client.finish(x.keep)
-
-    def aborted(self, x: Exchange) -> None:
-        """The answer broke off halfway (headers already out): count it, drop the client."""
-        assert x.server is not None
-        self.errors[x.server.name] += 1
-        self.release(x, ok=False)
-        self.done_with(x)
-
-    def upstream_failed(self, x: Exchange, e: UpstreamError) -> None:
-        server = x.server
-        assert server is not None
-        self.errors[server.name] += 1
-        self.release(x, ok=False)
-        x.tried.append(server.name)
-        if may_retry(len(x.tried), self.retries, x.replayable, e.sent, x.head.method):
-            self.retried += 1
-            self.log.emit("request_retried", id=x.rid, server=server.name, error=e.kind, detail=e.message)
-            x.fresh_retry = False
-            self.attempt(x)
-            return
-        self.log.emit("request_failed", id=x.rid, server=server.name, status=e.status, error=e.kind, detail=e.message)
-        x.keep = x.keep and not x.client.streaming
-        x.client.write(error_response(e.status, e.message, [("Via", f"1.1 {self.name}"), ("X-Upstream", server.name)], x.keep))
-        self.done_with(x)
-        x.client.finish(x.keep)
 
 
 async def report_load(balancer: Balancer, every: float = 1.0) -> None:

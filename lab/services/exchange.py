@@ -71,7 +71,8 @@ class Upstreams(Protocol):
 class Gateway(Protocol):
     """What the data path asks of the intermediary it serves (the balancer, next a forward proxy)."""
 
-    name: str  # in Via
+    name: str  # the node, in request ids
+    via: str  # this hop in Via: the node's name, with a comment for some ("fp1 (halab)")
     limits: ClientLimits
     timeout_server: float
     idle: dict[str, list["UpstreamSide"]]  # kept-alive server connections by server name

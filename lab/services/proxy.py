@@ -102,7 +102,7 @@ class ClientSide(asyncio.Protocol):
         peer = transport.get_extra_info("peername") or ("?", 0)
         self.ip = str(peer[0])
         # The lines added to every plain request from this client, encoded once per connection.
-        self.tail = forward_tail(self.ip, self.gateway.name)
+        self.tail = forward_tail(self.ip, self.gateway.via)
         self.loop = asyncio.get_running_loop()
         self.arm(self.loop.time() + self.limits.timeout_http_request, "first")
 
@@ -155,7 +155,7 @@ class ClientSide(asyncio.Protocol):
                     return
                 self.waiting = None
                 raw = bytes(buf[:end + 4])
-                self.start(head, forwarded(head, raw, self.ip, self.gateway.name, self.tail) + bytes(buf[end + 4:need]), need)
+                self.start(head, self.forward(head, raw) + bytes(buf[end + 4:need]), need)
                 continue
             if buf[:2] == b"\r\n":  # RFC 9112 2.2: an empty line before a request line is ignored
                 del buf[:2]
@@ -178,11 +178,11 @@ class ClientSide(asyncio.Protocol):
                 self.reject(e)
                 return
             if framing == NONE:
-                self.start(head, forwarded(head, raw, self.ip, self.gateway.name, self.tail), end + 4)
+                self.start(head, self.forward(head, raw), end + 4)
             elif framing == LENGTH and length <= lim.buffer_body:
                 need = end + 4 + length
                 if len(buf) >= need:  # the usual small POST: whole, so a failed attempt can be replayed
-                    self.start(head, forwarded(head, raw, self.ip, self.gateway.name, self.tail) + bytes(buf[end + 4:need]), need)
+                    self.start(head, self.forward(head, raw) + bytes(buf[end + 4:need]), need)
                     continue
                 if expect:
                     self.write(CONTINUE)
@@ -196,6 +196,14 @@ class ClientSide(asyncio.Protocol):
         """Refuse what a gateway must not pass on; say whether the client waits for a 100 Continue."""
         if head.method == "CONNECT":
             raise HttpError(405, "CONNECT opens a tunnel; that is a forward proxy's job, not a gateway's")
+        return self.admit_body(head, framing, length)
+
+    def forward(self, head: Head, raw: bytes, streamed: bool = False, chunked: bool = False) -> bytes:
+        """The request as it goes to the server (``raw``: its head as received); a forward proxy rewrites it otherwise."""
+        return forwarded(head, raw, self.ip, self.gateway.via, b"" if streamed else self.tail, chunked)
+
+    def admit_body(self, head: Head, framing: str, length: int) -> bool:
+        """The body limit and ``Expect``: whether the client waits for a 100 Continue."""
         if self.limits.max_body and framing == LENGTH and length > self.limits.max_body:
             raise HttpError(413, f"a body of {length} bytes is more than the limit of {self.limits.max_body}")
         expect = head.get("expect")
@@ -224,7 +232,7 @@ class ClientSide(asyncio.Protocol):
         """A large or chunked body: the request goes out now and its body follows as it arrives."""
         rest = bytes(self.buffer[len(raw):])
         self.buffer = bytearray()
-        x = self.x = Exchange(self, head, forwarded(head, raw, self.ip, self.gateway.name, chunked=framing == CHUNKED), head.keep_alive())
+        x = self.x = Exchange(self, head, self.forward(head, raw, streamed=True, chunked=framing == CHUNKED), head.keep_alive())
         x.body = bytearray()
         x.add_host = "host" not in head.index
         self.streaming = True
@@ -293,7 +301,7 @@ class ClientSide(asyncio.Protocol):
 
     def reject(self, e: HttpError) -> None:
         self.gateway.refused(self.ip, e)
-        self.write(error_response(e.status, e.message, [("Via", f"1.1 {self.gateway.name}")]))
+        self.write(error_response(e.status, e.message, [("Via", f"1.1 {self.gateway.via}"), *e.headers]))
         self.close()
 
     # ---- flow control --------------------------------------------------------------------

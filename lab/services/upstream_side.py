@@ -45,7 +45,7 @@ class UpstreamSide(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.deadline = 0.0
         # The lines added to a plain answer from this server, encoded once.
-        self.tag = f"Via: 1.1 {gateway.name}\r\nX-Upstream: {server.name}\r\n\r\n".encode("latin-1")
+        self.tag = f"Via: 1.1 {gateway.via}\r\nX-Upstream: {server.name}\r\n\r\n".encode("latin-1")
         self.host_line = f"Host: {server.address}{'' if server.port == 80 else f':{server.port}'}\r\n".encode("latin-1")
         self.reset()
 
@@ -134,7 +134,7 @@ class UpstreamSide(asyncio.Protocol):
                 return
             self.status = int(head.start[1])
             self.keep = head.keep_alive() and self.framing != UNTIL_CLOSE
-            added = [("Via", f"1.1 {self.gateway.name}"), ("X-Upstream", self.server.name)]
+            added = [("Via", f"1.1 {self.gateway.via}"), ("X-Upstream", self.server.name)]
             if x.tried:
                 added.append(("X-Retries", str(len(x.tried))))
             if self.framing == CHUNKED:  # hop-by-hop, so dropped by rewrite(); the chunks are relayed as they are
