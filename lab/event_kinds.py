@@ -78,7 +78,8 @@ _DECLARED = [
     ("load_finished", "a client has sent everything", "sent:int ok:int failed:int"),
     ("request_finished", "one request as the client saw it", "id:str latency:float status:int|null ok:bool error:str|null "
      "detail:str|null service_time?:float served_by?:str|null upstream?:str|null retries?:int path?:str gateway?:str|null "
-     "resent?:bool"),
+     "resent?:bool proxy?:str|null"),
+    ("proxy_failover", "a client could not reach a proxy on its list and moved on to the next", "proxy:str next:str error:str"),
     ("connection_lost", "a kept-alive connection was found dead; the request is resent on a new one", "id:str error:str"),
     # ---- the balancer (halab's, HAProxy, nginx) ----
     ("request_routed", "the balancer sent a request to a server", "id:str|null server:str client?:str method?:str path?:str attempt?:int"),
@@ -94,6 +95,10 @@ _DECLARED = [
     ("server_returned", "passive health: an ejected server is back", "server:str"),
     ("server_changed", "an operator changed a server (weight, drain, disabled)", "server:str weight?:int drain?:bool disabled?:bool"),
     ("balancer_load", "requests per second and CPU share, once a second", "rps:float cpu:float"),
+    # ---- the forward proxy (halab's, Squid) ----
+    ("proxy_request", "one request through a forward proxy, as a line of Squid's access.log", "client:str method:str url:str "
+     "status:int result:str duration:float user?:str|null server?:str|null error?:str|null rule?:str|null up?:int down?:int "
+     "reason?:str"),
     # ---- origins ----
     ("request_parsed", "what really reached an origin (log_requests)", "method:str target:str id:str|null via:str|null "
      "forwarded_for:str|null body:int"),

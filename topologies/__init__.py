@@ -16,13 +16,14 @@ from mininet.topo import Topo
 
 from lab.core.scenario import Layout
 from lab.core.schema import ConfigError, check_table, suggest
-from topologies import active_active, active_standby, bonding, single_lb
+from topologies import active_active, active_standby, bonding, proxy_chain, single_lb
 
 MODULES: dict[str, tuple[ModuleType, type[Topo]]] = {
     "single_lb": (single_lb, single_lb.SingleLB),
     "active_standby": (active_standby, active_standby.ActiveStandby),
     "active_active": (active_active, active_active.ActiveActive),
     "bonding": (bonding, bonding.Bonding),
+    "proxy_chain": (proxy_chain, proxy_chain.ProxyChain),
 }
 
 
@@ -52,7 +53,8 @@ def layout_of(topo: Topo) -> Layout:
     vrrp = {n: tuple(i["vrrp"]) for n, i in info.items() if i.get("vrrp")}
     targets = {n: i["target"] for n, i in info.items() if i.get("target")}
     bonds = {n: i["bond"] for n, i in info.items() if i.get("bond")}
-    return Layout(nodes, links, addresses, vrrp, targets, bonds)
+    proxies = {n: tuple(i["proxies"]) for n, i in info.items() if i.get("proxies")}
+    return Layout(nodes, links, addresses, vrrp, targets, bonds, proxies)
 
 
 def lookup(name: str, params: Mapping[str, Any], source: str) -> tuple[Layout, dict[str, Any]]:

@@ -7,12 +7,16 @@ anything is built (no root, no Mininet network: only the graph).
 
 The service, as one client sees it:
 
-- the client reaches a balancer it can use, over working links and switches
-  (hosts do not forward packets for others). A client that sends to a VIP can
+- the client reaches a balancer it can use, over working links, switches and
+  routers (other hosts do not forward packets for others). A client that sends to a VIP can
   use any gateway that holds that VIP in its VRRP groups, because VRRP moves
   the VIP to a survivor; a client with no VIP uses any balancer;
 - that balancer works and reaches at least one working origin the same way;
-- in a topology without balancers, the client reaches the origin it targets.
+- in a topology without balancers, the client reaches the origin it targets;
+- a client configured with forward proxies (``proxy_chain``) is served when
+  one of them (in its list, with ``DIRECT`` for the way around them) works,
+  is reachable, and itself reaches a working gateway: the client fails over
+  from one proxy to the next as a browser with a PAC file does.
 
 Failover is taken as perfect here: VRRP moves the VIP, health checks drop a
 dead origin. A real run adds the detection time on top, which is what the
@@ -91,6 +95,7 @@ class ServiceGraph:
         self.balancers = layout.by_role("balancer")
         self.origins = layout.by_role("origin")
         self.switches = set(layout.by_role("switch"))
+        self.forwarders = self.switches | set(layout.by_role("router"))  # what passes other hosts' packets on
 
     def gateways_for(self, client: str) -> list[str]:
         """The balancers a client can be served by (any holder of its VIP; all if it has none)."""
@@ -103,7 +108,7 @@ class ServiceGraph:
         return [b for b in self.balancers if self.layout.addresses.get(b) == target]
 
     def reach(self, source: str, failed: frozenset[str]) -> set[str]:
-        """The hosts ``source`` can reach over working links and switches (hosts do not forward)."""
+        """The hosts ``source`` can reach over working links, switches and routers (hosts do not forward)."""
         hosts: set[str] = set()
         if source in failed:
             return hosts
@@ -114,7 +119,7 @@ class ServiceGraph:
                 if link in failed or neighbour in failed or neighbour in seen:
                     continue
                 seen.add(neighbour)
-                if neighbour in self.switches:
+                if neighbour in self.forwarders:
                     stack.append(neighbour)
                 else:
                     hosts.add(neighbour)
@@ -128,12 +133,20 @@ class ServiceGraph:
             target = self.layout.targets.get(client)
             return any(o in reached for o in self.origins if target is None or self.layout.addresses.get(o) == target
                        or self.layout.bonds.get(o, {}).get("address", "").split("/")[0] == target)
+        proxies = self.layout.proxies.get(client)
+        if proxies:
+            return any(self._through_gateway(client, reached, down) if p == "DIRECT"
+                       else p in reached and self._through_gateway(client, self.reach(p, down), down) for p in proxies)
+        return self._through_gateway(client, reached, down)
+
+    def _through_gateway(self, client: str, reached: set[str], down: frozenset[str]) -> bool:
+        """One of the client's gateways is among the hosts ``reached`` and itself reaches a working origin."""
         return any(gw in reached and any(o in self.reach(gw, down) for o in self.origins) for gw in self.gateways_for(client))
 
     def shape(self, client: str) -> tuple[object, ...]:
         """What a client's service depends on besides itself: its switches and its gateways."""
         return (tuple(sorted(n for n, _ in self.adjacent[client])), tuple(self.gateways_for(client)),
-                self.layout.targets.get(client))
+                self.layout.targets.get(client), self.layout.proxies.get(client))
 
     def dead(self, down: frozenset[str]) -> frozenset[str]:
         """``down`` plus what it implies: a host whose every cable is down is as good as down,

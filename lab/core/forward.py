@@ -218,13 +218,14 @@ class ProxySettings:
 class Refusal(HttpError):
     """A request the proxy's rules refuse (403) or that must authenticate first (407): answered and logged, never forwarded."""
 
-    def __init__(self, decision: acl.Decision, realm: str) -> None:
+    def __init__(self, decision: acl.Decision, realm: str, request: acl.Request) -> None:
         auth = decision.status == acl.AUTH_REQUIRED
         headers = (("Proxy-Authenticate", f'Basic realm="{realm}"'),) if auth else ()
         message = (f"this proxy needs a user name and password ({decision.explain()})" if auth
                    else f"access {decision.explain()}")
         super().__init__(decision.status, message, "auth_required" if auth else "denied", headers)
         self.decision = decision
+        self.request = request
 
 
 def admit(head: Head, client_ip: str, name: str, policy: acl.Policy, users: Mapping[str, str], realm: str,
@@ -246,10 +247,10 @@ def admit(head: Head, client_ip: str, name: str, policy: acl.Policy, users: Mapp
         raise HttpError(400, mismatch, "smuggling")
     creds = basic_credentials(head)
     user = creds[0] if creds is not None and users.get(creds[0]) == creds[1] else None
-    decision = policy.check(acl.Request(client_ip, head.method, head.target, dest.host, dest.port, (resolve or _address)(dest.host),
-                                       user, when))
+    request = acl.Request(client_ip, head.method, head.target, dest.host, dest.port, (resolve or _address)(dest.host), user, when)
+    decision = policy.check(request)
     if not decision.allowed:
-        raise Refusal(decision, realm)
+        raise Refusal(decision, realm, request)
     return dest, user
 
 

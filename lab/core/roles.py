@@ -59,10 +59,14 @@ _DECLARED = (
          events=("vrrp_state_changed", "priority_changed", "vrrp_heartbeat", "vrrp_master_seen", "vrrp_bad_advert",
                  "advert_send_failed", "advert_send_recovered", "vip_taken", "vip_released", "vip_error", "garp_sent",
                  "garp_failed", "daemon_said", "daemon_exited")),
+    Role("proxy", "lab.services.forward_proxy", 2, "lab.services.forward_proxy:plan", "the forward proxy clients choose "
+         "(access rules, CONNECT tunnels, Via)", node_role="proxy", section="proxy", real={"squid": "lab.services.squid"},
+         events=("proxy_request", "request_failed", "request_retried", "request_aborted", "request_rejected", "daemon_said",
+                 "daemon_exited"), settings="lab.core.forward:ProxySettings"),
     Role("echo", "lab.services.echo", 1, "lab.services.echo:plan", "TCP echo server (RFC 862) on the origins, for L4 lessons",
          section="echo", settings="lab.services.echo:EchoSettings", port="lab.services.echo:port"),
     Role("loadgen", "lab.services.loadgen", 4, "lab.net.roles:plan_load", "open-loop HTTP client", node_role="client",
-         section="load", events=("load_started", "load_finished", "request_finished", "connection_lost"), with_load=True),
+         section="load", events=("load_started", "load_finished", "request_finished", "connection_lost", "proxy_failover"), with_load=True),
 )
 ROLES: dict[str, Role] = {r.name: r for r in _DECLARED}
 TIERS = tuple(r.name for r in sorted(_DECLARED, key=lambda r: r.tier))

@@ -34,6 +34,7 @@ class Layout:
     vrrp: Mapping[str, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)  # node -> its VRRP groups
     targets: Mapping[str, str] = field(default_factory=dict)  # client -> the address it sends load to
     bonds: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # node -> {"members": [...], "address": ...}
+    proxies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # client -> the proxies it uses, in order ("DIRECT": none)
 
     def by_role(self, role: str) -> list[str]:
         return [n for n, r in self.nodes.items() if r == role]
@@ -312,16 +313,33 @@ def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup,
         expect=expect,
         source=source,
         chaos=build(ChaosSpec, chaos),
-        roles=_role_sections(top, source),
+        roles=_role_sections(top, layout, source),
     )
 
 
-def _role_sections(top: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """Each registered role's own section, checked against its settings dataclass (lab.core.roles)."""
+def _role_sections(top: Mapping[str, Any], layout: Layout, source: str) -> dict[str, Any]:
+    """Each registered role's own section, checked against its settings dataclass (lab.core.roles).
+
+    A section for a role the topology has no nodes for is a mistake, and so
+    is a per-node ``impls`` entry naming a node that is not one of them.
+    """
     out = {}
     for name, role in OWN_SECTIONS.items():
         cls = resolve(role.settings)  # type: ignore[arg-type]
-        out[name] = build(cls, check_table(top[role.section], fields_of(cls), source, role.section))  # type: ignore[index]
+        table = top[role.section]  # type: ignore[index]
+        values = check_table(table, fields_of(cls), source, role.section)  # type: ignore[arg-type]
+        nodes = layout.by_role(role.node_role) if role.node_role else None
+        if table and nodes == []:
+            raise ConfigError(source, role.section, f"this topology has no {role.node_role} nodes for [{role.section}] to set up")
+        for node, impl in values.get("impls", {}).items():
+            if nodes is not None and node not in nodes:
+                raise ConfigError(source, f"{role.section}.impls.{node}", f"no {role.node_role} named {node!r}{suggest(node, nodes)}")
+            if impl not in ("halab", *role.real):
+                raise ConfigError(source, f"{role.section}.impls.{node}", f"got {impl!r}, expected one of halab, {', '.join(role.real)}")
+        try:
+            out[name] = build(cls, values)
+        except ValueError as e:
+            raise ConfigError(source, role.section, str(e)) from None
     return out
 
 

@@ -185,9 +185,21 @@ def plan_load(scenario: Scenario, addresses: Mapping[str, str], run_dir: Path, s
             target, port = layout.targets.get(node) or addresses[balancers[0]], scenario.balancer.port
         cfg = base_config(node, "loadgen", run_dir)
         cfg.update(target=target, port=port, rate=load.rate, duration=scenario.duration, start_at=start_at, timeout=load.timeout,
-                   path=load.path, keys=load.keys, max_in_flight=load.max_in_flight, seed=f"{scenario.seed}-{node}")
+                   path=load.path, keys=load.keys, max_in_flight=load.max_in_flight, seed=f"{scenario.seed}-{node}",
+                   proxies=proxy_routes(scenario, addresses, node))
         specs.append(ServiceSpec(node, "loadgen", cfg))
     return specs
+
+
+def proxy_routes(scenario: Scenario, addresses: Mapping[str, str], node: str) -> list[dict[str, Any]]:
+    """The proxies a client uses, in order, as its load generator reads them (none: it goes direct)."""
+    routes: list[dict[str, Any]] = []
+    for name in scenario.layout.proxies.get(node, ()):
+        if name == "DIRECT":
+            routes.append({"name": name})
+        else:
+            routes.append({"name": name, "address": addresses[name], "port": scenario.roles["proxy"].port})
+    return routes
 
 
 def serving_port(scenario: Scenario, node: str) -> int:

@@ -14,8 +14,13 @@ Every request becomes one ``request_finished`` event: when it was due,
 latency, status or error kind, and which origin served it (``X-Served-By``)
 or which server the balancer blamed (``X-Upstream``).
 
+A client given proxies (``proxies``, in order, ``DIRECT`` for none) sends
+each request in absolute form to the first one it can reach, and falls over
+to the next when one cannot be reached, as a browser with a PAC file does;
+``proxy`` in each event says which carried it.
+
 Config keys: node, target, port, rate, duration, start_at, timeout, path,
-max_in_flight, events, control.
+max_in_flight, proxies, proxy_retry, events, control.
 """
 from __future__ import annotations
 
@@ -38,6 +43,20 @@ class RequestFailed(Exception):
         self.kind = kind
 
 
+DIRECT = "DIRECT"  # a PAC file's word for "no proxy"
+
+
+class Route:
+    """A way to the target: a proxy (name, address, port) or DIRECT, with its kept-alive connections."""
+
+    def __init__(self, name: str, address: str = "", port: int = 0) -> None:
+        self.name = name
+        self.address = address
+        self.port = port
+        self.idle: deque[Conn] = deque()
+        self.bad_until = 0.0  # a proxy that could not be reached is skipped until then
+
+
 class LoadGenerator:
     def __init__(self, ctx: Context) -> None:
         cfg = ctx.config
@@ -54,7 +73,13 @@ class LoadGenerator:
         self.path = load.path
         self.keys = load.keys
         self.max_in_flight = load.max_in_flight
-        self.idle: deque[Conn] = deque()
+        # A client may be given proxies, in order, as a PAC file gives them ("PROXY fp1; PROXY fp2; DIRECT"):
+        # each request goes through the first that is not marked bad; one that cannot be reached is marked
+        # bad for proxy_retry seconds and the next is tried at once (browsers do the same, for minutes).
+        self.routes = [Route(**r) for r in cfg.get("proxies") or [{"name": DIRECT}]]
+        self.proxy_retry = float(cfg.get("proxy_retry", 5.0))
+        authority = self.target if self.port == 80 else f"{self.target}:{self.port}"
+        self.url_prefix = f"http://{authority}"
         self.in_flight = 0
         self.sent = self.ok = self.failed = 0
         ctx.commands["stats"] = lambda req: self.statistics()
@@ -62,22 +87,49 @@ class LoadGenerator:
     def statistics(self) -> dict[str, Any]:
         return {"sent": self.sent, "ok": self.ok, "failed": self.failed, "in_flight": self.in_flight, "rate": self.rate}
 
-    async def connection(self) -> tuple[Conn, bool]:
-        conn = take_idle(self.idle, stream_open, close_stream)
+    def route_order(self) -> list["Route"]:
+        """The routes to try for the next request: the good ones in order, then the bad ones (better than nothing)."""
+        now = time.monotonic()
+        good = [r for r in self.routes if r.bad_until <= now]
+        return good + [r for r in self.routes if r.bad_until > now]
+
+    async def connection(self, route: "Route") -> tuple[Conn, bool]:
+        conn = take_idle(route.idle, stream_open, close_stream)
         if conn is not None:
             return conn, True
+        host, port = (self.target, self.port) if route.name == DIRECT else (route.address, route.port)
         try:
-            return await asyncio.open_connection(self.target, self.port), False
+            if route.name == DIRECT:
+                return await asyncio.open_connection(host, port), False
+            # a proxy that does not answer is passed over quickly, not after the whole request timeout
+            return await within(min(1.0, self.timeout / 3), asyncio.open_connection(host, port)), False
+        except asyncio.TimeoutError:
+            raise RequestFailed("connect_timeout", f"no connection to proxy {route.name} ({host}:{port})") from None
         except ConnectionRefusedError:
-            raise RequestFailed("connect_refused", f"{self.target}:{self.port} refused the connection") from None
+            raise RequestFailed("connect_refused", f"{host}:{port} refused the connection") from None
         except OSError as e:
-            raise RequestFailed("connect_error", f"cannot connect to {self.target}: {e.strerror or e}") from None
+            raise RequestFailed("connect_error", f"cannot connect to {host}: {e.strerror or e}") from None
 
-    async def exchange(self, rid: str, path: str) -> tuple[int, str | None, str | None, str | None, int, str | None, bool]:
-        request = (f"GET {path} HTTP/1.1\r\nHost: {self.target}\r\nUser-Agent: halab-loadgen\r\n"
+    async def routed(self, rid: str, path: str) -> tuple[Any, ...]:
+        """One request over the first route that connects; a proxy that cannot be reached is skipped (and marked bad)."""
+        order = self.route_order()
+        for i, route in enumerate(order):
+            try:
+                return (*await self.exchange(rid, path, route), None if route.name == DIRECT else route.name)
+            except RequestFailed as e:
+                if route.name == DIRECT or not e.kind.startswith("connect") or i == len(order) - 1:
+                    raise
+                route.bad_until = time.monotonic() + self.proxy_retry
+                self.ctx.log.emit("proxy_failover", proxy=route.name, next=order[i + 1].name, error=e.kind)
+        raise AssertionError("unreachable")
+
+    async def exchange(self, rid: str, path: str, route: "Route") -> tuple[int, str | None, str | None, str | None, int, str | None, bool]:
+        # through a proxy the request names the whole URL (absolute form, RFC 9112 3.2.2)
+        target = path if route.name == DIRECT else self.url_prefix + path
+        request = (f"GET {target} HTTP/1.1\r\nHost: {self.target}\r\nUser-Agent: halab-loadgen\r\n"
                    f"X-Request-Id: {rid}\r\n\r\n").encode()
         for attempt in (1, 2):
-            (reader, writer), reused = await self.connection()
+            (reader, writer), reused = await self.connection(route)
             try:
                 writer.write(request)
                 head = parse_response_head(await read_head(reader))
@@ -99,14 +151,17 @@ class LoadGenerator:
                 writer.close()
                 raise
             if head.keep_alive() and framing != "close":
-                self.idle.append((reader, writer))
+                route.idle.append((reader, writer))
             else:
                 writer.close()
             # An error page says why (the balancer's "cannot connect to o2: ..."): keep its first line.
             reason = body.decode("utf-8", "replace").split("\n", 1)[0][:160] if head.status >= 400 else None
-            # Via names the gateway that answered ("1.1 gw2"): the report judges each balancer by its own view
-            via = head.get("Via")
-            gateway = via.split(",")[-1].split()[1] if via and len(via.split(",")[-1].split()) > 1 else None
+            # Via names the gateway that answered ("1.1 gw2"): the report judges each balancer by its own view.
+            # Through a proxy, the proxy's hop comes last ("1.1 gw1, 1.1 fp1 (halab)"): the gateway is the one before.
+            hops = [h.split() for h in (head.get("Via") or "").split(",") if len(h.split()) > 1]
+            if route.name != DIRECT and hops:
+                hops.pop()
+            gateway = hops[-1][1] if hops else None
             return head.status, head.get("X-Served-By"), head.get("X-Upstream"), reason, int(head.get("X-Retries") or 0), gateway, attempt == 2
         raise AssertionError("unreachable")
 
@@ -117,9 +172,10 @@ class LoadGenerator:
         error = detail = None
         retries = 0
         resent = False
+        proxy = None
         try:
-            status, served_by, upstream, detail, retries, gateway, resent = await within(max(0.001, due + self.timeout - time.time()),
-                                                                                        self.exchange(rid, path))
+            status, served_by, upstream, detail, retries, gateway, resent, proxy = await within(
+                max(0.001, due + self.timeout - time.time()), self.routed(rid, path))
         except asyncio.TimeoutError:
             error, detail = "timeout", f"no answer within {self.timeout:g} s"
         except RequestFailed as e:
@@ -136,7 +192,7 @@ class LoadGenerator:
         self.failed += not ok
         self.ctx.log.emit("request_finished", t=due, id=rid, latency=round(done - due, 6), service_time=round(done - started, 6),
                           status=status, ok=ok, error=error, detail=detail, served_by=served_by, upstream=upstream,
-                          retries=retries, path=path, gateway=gateway, resent=resent)
+                          retries=retries, path=path, gateway=gateway, resent=resent, proxy=proxy)
 
     async def run(self) -> None:
         tasks: set[asyncio.Task[None]] = set()
@@ -161,8 +217,9 @@ class LoadGenerator:
         if tasks:
             await asyncio.wait(tasks, timeout=self.timeout + 1)
         self.ctx.log.emit("load_finished", sent=self.sent, ok=self.ok, failed=self.failed)
-        for _, writer in self.idle:
-            writer.close()
+        for route in self.routes:
+            for _, writer in route.idle:
+                writer.close()
 
 
 async def main(ctx: Context) -> None:

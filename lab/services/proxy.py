@@ -343,6 +343,15 @@ class ClientSide(asyncio.Protocol):
             self.timer.cancel()
             self.timer = None
 
+    def detach(self) -> asyncio.Transport:
+        """Hand the connection over (to a CONNECT tunnel): this side never touches it again; the bytes it holds go along."""
+        assert self.transport is not None
+        self.closed = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        return self.transport
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self.timer is not None:
