@@ -10,9 +10,9 @@ set -euo pipefail
 PACKAGES=(
   mininet bridge-utils net-tools iproute2 iputils-ping curl tcpdump nftables psmisc ethtool procps iperf util-linux coreutils
   python3 python3-venv python3-pip
-  haproxy nginx-light keepalived wrk
+  haproxy nginx-light keepalived wrk squid openssl
 )
-DAEMONS=(nginx haproxy keepalived)
+DAEMONS=(nginx haproxy keepalived squid)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-system.sh: needs root (run 'sudo make demo' or 'sudo make test')" >&2

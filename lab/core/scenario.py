@@ -99,6 +99,8 @@ class LoadSettings:
     max_in_flight: int = setting(512, "open-loop guard: concurrent requests per client", minimum=1)
     target: str | None = setting(None, "a node to send load to, e.g. an origin, bypassing the balancer "
                                  "(default: the client's target in the topology, else the first balancer)")
+    proxy_retry: float = setting(5.0, "seconds a client with proxies skips one it could not reach before trying it again "
+                                      "(browsers wait minutes)", minimum=0)
 
 
 @dataclass(frozen=True)

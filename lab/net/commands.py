@@ -28,6 +28,8 @@ COMMANDS = {
     "haproxy": ("haproxy", "impl = \"haproxy\" and halab bench"),
     "nginx": ("nginx-light", "impl = \"nginx\" and halab bench"),
     "keepalived": ("keepalived", "[vrrp] impl = \"keepalived\""),
+    "squid": ("squid", "[proxy] impl = \"squid\""),
+    "openssl": ("openssl", "Squid's password file for Basic proxy authentication"),
     "unshare": ("util-linux", "the platform test: a chroot in a private mount namespace"),
     "chroot": ("coreutils", "the platform test"),
 }

@@ -143,3 +143,45 @@ def nginx_config(b: BalancerSettings, servers: Sequence[dict[str, Any]], name: s
         f"            proxy_next_upstream_tries {b.retries + 1};",
         "            add_header X-Upstream $upstream_name always;",
         "        }", "    }", "}", ""])
+
+
+# One access.log line per request, in fields halab reads back (lab.services.squid): client, Squid's result
+# code and status, method, URL (host:port for CONNECT), user, milliseconds, bytes from and to the client.
+SQUID_LOGFORMAT = "HALAB %>a %Ss %>Hs %rm %ru %un %tr %>st %<st"
+
+
+def squid_config(p: Any, name: str, bind: Sequence[str], workdir: str) -> str:
+    """squid.conf from the same ``[proxy]`` settings as halab's forward proxy (``lab.core.forward.ProxySettings``).
+
+    The acl and http_access lines are the scenario's, verbatim (with Squid's
+    stock rules around them unless ``stock = false``), so what a student
+    writes for one runs in the other. Nothing is cached (caching is its own
+    lesson); the lab's node names are Squid's hosts file, as they are
+    halab's proxy's table; Basic users come from an NCSA password file that
+    the wrapper writes (``basic_ncsa_auth``).
+    """
+    ports = "\n".join(f"http_port {address}:{p.port}" for address in bind)
+    auth = ""
+    if p.users:
+        auth = (f"auth_param basic program /usr/lib/squid/basic_ncsa_auth {workdir}/passwd\n"
+                f"auth_param basic realm {p.realm}\nauth_param basic children 2\n")
+    timeouts = (f"connect_timeout {p.timeout_connect:g} seconds\nread_timeout {p.timeout_server:g} seconds\n"
+                f"client_idle_pconn_timeout 10 seconds\n")
+    return f"""# rendered by halab for {name} (lab/net/render.py: squid_config)
+{ports}
+visible_hostname {name}
+pid_filename {workdir}/squid.pid
+cache_log stdio:/dev/stderr
+logformat halab {SQUID_LOGFORMAT}
+access_log stdio:/dev/stdout halab
+logfile_rotate 0
+coredump_dir {workdir}
+cache deny all
+hosts_file {workdir}/hosts
+dns_nameservers 127.0.0.1
+dns_timeout 2 seconds
+forwarded_for {p.forwarded_for}
+shutdown_lifetime 1 seconds
+{timeouts}{auth}
+{p.rules().strip()}
+"""

@@ -186,7 +186,7 @@ def plan_load(scenario: Scenario, addresses: Mapping[str, str], run_dir: Path, s
         cfg = base_config(node, "loadgen", run_dir)
         cfg.update(target=target, port=port, rate=load.rate, duration=scenario.duration, start_at=start_at, timeout=load.timeout,
                    path=load.path, keys=load.keys, max_in_flight=load.max_in_flight, seed=f"{scenario.seed}-{node}",
-                   proxies=proxy_routes(scenario, addresses, node))
+                   proxy_retry=load.proxy_retry, proxies=proxy_routes(scenario, addresses, node))
         specs.append(ServiceSpec(node, "loadgen", cfg))
     return specs
 

@@ -76,8 +76,8 @@ class LoadGenerator:
         # A client may be given proxies, in order, as a PAC file gives them ("PROXY fp1; PROXY fp2; DIRECT"):
         # each request goes through the first that is not marked bad; one that cannot be reached is marked
         # bad for proxy_retry seconds and the next is tried at once (browsers do the same, for minutes).
-        self.routes = [Route(**r) for r in cfg.get("proxies") or [{"name": DIRECT}]]
-        self.proxy_retry = float(cfg.get("proxy_retry", 5.0))
+        self.routes = [Route(**r) for r in cfg["proxies"] or [{"name": DIRECT}]]
+        self.proxy_retry = load.proxy_retry
         authority = self.target if self.port == 80 else f"{self.target}:{self.port}"
         self.url_prefix = f"http://{authority}"
         self.in_flight = 0

@@ -11,7 +11,8 @@ LAB = Path(__file__).resolve().parents[2] / "lab"
 # Emitters whose kind is computed at run time, and where their kinds come from instead
 DYNAMIC = {"lab/net/lab.py": "Lab.event passes its caller's kind on",
            "lab/services/realbalancer.py": "translated HAProxy/nginx lines: checked below",
-           "lab/services/keepalived.py": "translated keepalived lines: checked below"}
+           "lab/services/keepalived.py": "translated keepalived lines: checked below",
+           "lab/services/squid.py": "translated Squid access-log lines: checked below"}
 READERS = ("analysis", "live.py", "labcli.py", "chaos.py", "bench.py", "hostile.py", "runner.py")
 
 
@@ -60,7 +61,7 @@ def test_every_emit_names_a_declared_kind_with_declared_fields():
 
 
 def _translated():
-    from lab.services import keepalived, realbalancer
+    from lab.services import keepalived, realbalancer, squid
 
     names = {"10.0.0.11:80": "o1"}
     syslog = "<129>1 2026-11-26T13:07:27.644791+00:00 - haproxy 1756 - - "
@@ -73,7 +74,9 @@ def _translated():
                        'client: 10.0.0.101, server: , request: "GET / HTTP/1.1", upstream: "http://10.0.0.11:80/", host: "10.0.0.2"')]
     out = [realbalancer.parse_line(impl, line, names) for impl, line in lines]
     out += [keepalived.parse_line("Keepalived_vrrp[9]: (VI_51) Entering MASTER STATE"),
-            keepalived.parse_line("Keepalived_vrrp[9]: (VI_51) Changing effective priority from 150 to 90")]
+            keepalived.parse_line("Keepalived_vrrp[9]: (VI_51) Changing effective priority from 150 to 90"),
+            squid.parse_line("HALAB 10.1.0.101 TCP_DENIED 403 GET http://gw1/x - 0 180 3904"),
+            squid.parse_line("HALAB 10.1.0.101 TCP_TUNNEL 200 CONNECT gw1:443 alice 1520 517 4096")]
     return [x for x in out if x is not None]
 
 

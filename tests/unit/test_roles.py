@@ -37,7 +37,8 @@ def test_every_role_names_modules_and_planners_that_exist():
         for module in (role.module, *role.real.values()):
             assert importlib.util.find_spec(module) is not None, module
         assert callable(resolve(role.plan)) and (role.port is None or callable(resolve(role.port)))
-    assert TIERS == ("team", "origin", "echo", "balancer", "vrrp", "loadgen") and SERVICE_ROLES == ("origin", "balancer")
+    assert TIERS == ("team", "origin", "echo", "balancer", "proxy", "vrrp", "loadgen")
+    assert SERVICE_ROLES == ("origin", "balancer", "proxy")
 
 
 def test_each_role_writes_only_the_events_it_declares():
