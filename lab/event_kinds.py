@@ -101,7 +101,7 @@ _DECLARED = [
      "reason?:str"),
     # ---- origins ----
     ("request_parsed", "what really reached an origin (log_requests)", "method:str target:str id:str|null via:str|null "
-     "forwarded_for:str|null body:int"),
+     "forwarded_for:str|null body:int host?:str|null headers?:list"),
     ("request_unparsed", "an origin refused a request it could not parse", "status:int error:str"),
     ("origin_changed", "an origin's added latency was changed", "latency_ms:float"),
     # ---- VRRP (halab's speaker, keepalived) ----

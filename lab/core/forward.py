@@ -232,16 +232,17 @@ def admit(head: Head, client_ip: str, name: str, policy: acl.Policy, users: Mapp
           when: datetime | None = None, resolve: Callable[[str], str | None] | None = None) -> tuple[Destination, str | None]:
     """Where the request goes and who asked (an authenticated user or None), or the ``HttpError`` to answer.
 
-    In the order Squid checks: the target must be one a proxy can forward,
-    the request must not have come around (its own name in Via), then the
-    access rules decide. Credentials are checked against ``users`` before the
+    In this order: the request must not have come around (its own name in
+    Via: a client that aims the proxy at itself gets it back in origin
+    form), the target must be one a proxy can forward, then the access
+    rules decide. Credentials are checked against ``users`` before the
     rules see them: wrong ones count as none (the rules then ask again, 407).
     ``resolve`` gives a host name's address for ``dst`` acls (as Squid looks
     it up); addresses written as such need none.
     """
-    dest = destination(head)
-    if loops_through(head, name):
+    if loops_through(head, name):  # first: a request that came around may have lost its absolute form on the way
         raise HttpError(403, f"forwarding loop: this request already passed {name} (Via: {head.get('Via', '')[:80]})", "loop")
+    dest = destination(head)
     mismatch = host_mismatch(head, dest)
     if mismatch:
         raise HttpError(400, mismatch, "smuggling")

@@ -32,8 +32,11 @@ def _die_with_parent() -> None:
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-async def spawn(cmd: list[str]) -> tuple[asyncio.subprocess.Process, asyncio.StreamReader]:
+async def spawn(cmd: list[str], owner: tuple[int, int] | None = None) -> tuple[asyncio.subprocess.Process, asyncio.StreamReader]:
     read_end, write_end = os.pipe()
+    if owner is not None:
+        # a daemon that drops root and then opens /dev/stdout (Squid) needs the pipe to be its user's
+        os.fchown(write_end, *owner)
     proc = await asyncio.create_subprocess_exec(*cmd, stdout=write_end, stderr=write_end, stdin=asyncio.subprocess.DEVNULL,
                                                 preexec_fn=_die_with_parent)
     os.close(write_end)
@@ -70,12 +73,13 @@ async def stop(proc: asyncio.subprocess.Process, grace: float = 3.0) -> None:
 
 
 async def supervise(ctx: "Context", name: str, cmd: list[str], conf_path: str, conf_text: str, on_line: Callable[[str], None],
-                    ready: Callable[[Process], Awaitable[None]], after_stop: Callable[[], None] | None = None) -> None:
+                    ready: Callable[[Process], Awaitable[None]], after_stop: Callable[[], None] | None = None,
+                    owner: tuple[int, int] | None = None) -> None:
     """Run one real daemon for the whole life of the service (see the module's docstring)."""
     conf = Path(conf_path)
     conf.parent.mkdir(parents=True, exist_ok=True)
     conf.write_text(conf_text)
-    proc, output = await spawn(cmd)
+    proc, output = await spawn(cmd, owner)
 
     async def pump() -> None:
         async for text in lines(output):

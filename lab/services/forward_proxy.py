@@ -51,7 +51,7 @@ from lab.services.tunnel import ESTABLISHED, SERVER, Tunnel
 
 def plan(scenario: Any, addresses: Mapping[str, str], run_dir: Path) -> list[Any]:
     """One proxy per node of the topology's ``proxy`` role, halab's or Squid (``impl``, ``impls``)."""
-    from lab.net.roles import ServiceSpec, base_config, own_addresses
+    from lab.net.roles import CONTROL_DIR, ServiceSpec, base_config, own_addresses
 
     settings: ProxySettings = scenario.roles["proxy"]
     hosts = {name: addresses[name] for name in scenario.layout.nodes if name in addresses}
@@ -62,9 +62,12 @@ def plan(scenario: Any, addresses: Mapping[str, str], run_dir: Path) -> list[Any
         if cfg["impl"] == "squid":
             from lab.net.render import squid_config
 
-            conf = run_dir / "conf"
-            cfg.update(conf_path=str(conf / f"{node}-squid.conf"), workdir=str(conf / f"{node}-squid"),
-                       conf_text=squid_config(settings, node, cfg["bind"], str(conf / f"{node}-squid")))
+            # Squid reads its hosts and password files as the unprivileged user it becomes, which may not
+            # pass through the run directory's parents (a home directory, pytest's tmp): they live beside
+            # the control sockets instead, which the lab records and removes (also after a crash)
+            work = f"{CONTROL_DIR}/{node}-squid"
+            cfg.update(conf_path=str(run_dir / "conf" / f"{node}-squid.conf"), workdir=work,
+                       conf_text=squid_config(settings, node, cfg["bind"], work))
         specs.append(ServiceSpec(node, "proxy", cfg))
     return specs
 

@@ -117,7 +117,9 @@ class LoadGenerator:
             try:
                 return (*await self.exchange(rid, path, route), None if route.name == DIRECT else route.name)
             except RequestFailed as e:
-                if route.name == DIRECT or not e.kind.startswith("connect") or i == len(order) - 1:
+                # A proxy that refuses, does not answer, or resets before answering is passed over (GET is
+                # idempotent, so sending it again through the next proxy is safe; browsers fall over on the same errors)
+                if route.name == DIRECT or not (e.kind.startswith("connect") or e.kind == "reset") or i == len(order) - 1:
                     raise
                 route.bad_until = time.monotonic() + self.proxy_retry
                 self.ctx.log.emit("proxy_failover", proxy=route.name, next=order[i + 1].name, error=e.kind)

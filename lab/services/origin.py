@@ -7,7 +7,8 @@ other answer and ``capacity`` limits how many are served at once (the rest
 queue), which is how a slow or overloaded server is emulated.
 
 With ``log_requests`` every request it parses is a ``request_parsed``
-event (method, target, Via, X-Forwarded-For, X-Request-Id, body bytes):
+event (method, target, Host, Via, X-Forwarded-For, X-Request-Id, body
+bytes, the names of all headers):
 what really reached the origin, which is how a test proves that no request
 got here that a gateway never routed (request smuggling).
 
@@ -67,8 +68,12 @@ class Origin:
                     await writer.drain()
                     return
                 if self.log_requests:
+                    # every Via and X-Forwarded-For line, joined (each hop may add its own line), and the
+                    # header names, so a test can prove what never arrived (Proxy-Authorization)
                     self.ctx.log.emit("request_parsed", method=head.method, target=head.target, id=head.get("X-Request-Id"),
-                                      via=head.get("Via"), forwarded_for=head.get("X-Forwarded-For"), body=size)
+                                      via=", ".join(head.get_all("Via")) or None,
+                                      forwarded_for=", ".join(head.get_all("X-Forwarded-For")) or None, body=size,
+                                      host=head.get("Host"), headers=[k.lower() for k, _ in head.headers])
                 keep = head.keep_alive()
                 writer.write(await self.answer(head.method, head.target, keep))
                 await writer.drain()

@@ -38,12 +38,22 @@ def parse_line(line: str) -> tuple[str, dict[str, Any]] | None:
     if len(parts) != 10 or parts[0] != "HALAB":
         return None
     _, client, result, status, method, url, user, ms, received, sent = parts
+    if url == "error:transaction-end-before-headers":
+        return "", {}  # a connection that asked nothing (a readiness probe, an idle close): halab's proxy logs none either
     fields: dict[str, Any] = {"client": client, "method": method, "url": url, "status": int(status) if status.isdigit() else 0,
                               "result": result, "duration": int(ms) / 1000 if ms.lstrip("-").isdigit() and int(ms) > 0 else 0.0,
                               "user": None if user == "-" else user}
     if method == "CONNECT" and result == "TCP_TUNNEL":
         fields.update(up=int(received), down=int(sent))
     return "proxy_request", fields
+
+
+def account() -> tuple[int, int] | None:
+    try:
+        entry = pwd.getpwnam(SQUID_USER)
+    except KeyError:
+        return None  # no such user: Squid stays root, which can read everything anyway
+    return entry.pw_uid, entry.pw_gid
 
 
 def workdir_for(cfg: dict[str, Any]) -> Path:
@@ -59,12 +69,10 @@ def workdir_for(cfg: dict[str, Any]) -> Path:
                                     check=True).stdout.strip()  # MD5-crypt, which basic_ncsa_auth reads
             lines.append(f"{user}:{hashed}\n")
         (work / "passwd").write_text("".join(lines))
-    try:
-        account = pwd.getpwnam(SQUID_USER)
+    owner = account()
+    if owner is not None:
         for path in (work, *work.iterdir()):
-            os.chown(path, account.pw_uid, account.pw_gid)
-    except KeyError:
-        pass  # no such user: Squid stays root, which can read everything anyway
+            os.chown(path, *owner)
     return work
 
 
@@ -79,7 +87,7 @@ async def main(ctx: Context) -> None:
         parsed = parse_line(text)
         if parsed is None:
             ctx.log.emit("daemon_said", line=text[:300])
-        else:
+        elif parsed[0]:
             ctx.log.emit(parsed[0], **parsed[1])
 
     async def ready(proc: daemon.Process) -> None:
@@ -87,7 +95,8 @@ async def main(ctx: Context) -> None:
         await wait_listening(port, timeout=20.0)
         ctx.ready(port=port, impl="squid", daemon_pid=proc.pid, bind=list(cfg["bind"]))
 
-    await daemon.supervise(ctx, "squid", cmd, cfg["conf_path"], cfg["conf_text"], on_line, ready)
+    # Squid opens its logs (/dev/stdout, /dev/stderr: our pipe) after it has become SQUID_USER
+    await daemon.supervise(ctx, "squid", cmd, cfg["conf_path"], cfg["conf_text"], on_line, ready, owner=account())
 
 
 if __name__ == "__main__":
