@@ -124,7 +124,7 @@ def side_by_side(tmp_path_factory):
                 gw1.cmd("sleep 0.1")
             results = {name: [curl(lab.net[client], f"{lab.addresses[name]}:3128", args) for client, args, _ in CASES]
                        for name in ("fp1", "fp2")}
-            own = lab.net["c1"].cmd(f"curl -s -o /dev/null -w '%{{http_code}}' -m 5 -x 10.1.0.2:3128 http://10.1.0.2:3128/").strip()
+            own = lab.net["c1"].cmd("curl -s -o /dev/null -w '%{http_code}' -m 5 -x 10.1.0.2:3128 http://10.1.0.2:3128/").strip()
         finally:
             web.terminate()
             web.wait(5)
