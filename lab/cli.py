@@ -225,14 +225,27 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from lab.net.commands import missing
 
     need_root("doctor")
-    for f in features.report():
-        print(f"{f.name:<20} {'yes' if f.available else 'no ':<4} {f.detail}")
+
+    def show(found: list[features.Feature]) -> None:
+        for f in found:
+            print(f"{f.name:<30} {'yes' if f.available else 'no ':<4} {f.detail}")
+
+    print("== this machine")
+    env = features.environment()
+    show(env)
+    print("== programs")
     absent = missing()
     for cmd, pkg, why in absent:
-        print(f"{cmd:<20} no   not installed: apt install {pkg} ({why})")
+        print(f"{cmd:<30} no   not installed: apt install {pkg} ({why})")
     if not absent:
-        print(f"{'programs':<20} yes  every program halab, Mininet and the tests run is installed")
-    return EXIT_OK
+        print(f"{'programs':<30} yes  every program halab, Mininet and the tests run is installed")
+    print("== the kernel")
+    kernel = features.report()
+    show(kernel)
+    print("== the lessons")
+    ready = features.lessons(kernel)
+    show(ready)
+    return EXIT_OK if all(f.available for f in env + ready) and not absent else EXIT_LAB
 
 
 def _intervals(text: str) -> str:

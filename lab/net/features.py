@@ -13,8 +13,10 @@ import dataclasses
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from lab.net.errors import LabError
@@ -131,7 +133,72 @@ def preflight(timeout: float = 5.0) -> None:
 
 
 FEATURES = ("netem", "htb", "nftables", "bonding", "ovs", "ovs_kernel_datapath")
+# What each lesson needs from the kernel, and what halab does without it (None: the lesson cannot run).
+LESSON_NEEDS: dict[str, tuple[tuple[str, str | None], ...]] = {
+    "00-availability-and-spof": (),
+    "01-health-checks-and-failover": (),
+    "02-balancing-algorithms": (),
+    "03-vrrp-redundancy": (("nftables", None),),  # the split-brain partition and the failover bench's advert loss
+    "04-bonding": (("bonding", "halab's userspace team agent bonds instead"),),
+    "05-forward-proxy": (),
+}
+MIN_PYTHON = (3, 10)  # pyproject.toml's requires-python
 
 
 def report() -> list[Feature]:
     return [probe(name) for name in FEATURES]
+
+
+def container() -> str | None:
+    """The kind of container this runs in (systemd's name for it), or None on a VM or bare metal."""
+    for path in ("/run/systemd/container", "/run/container_type"):
+        try:
+            return Path(path).read_text().strip() or "container"
+        except OSError:
+            pass
+    return "docker" if os.path.exists("/.dockerenv") else None
+
+
+def unprivileged() -> bool:
+    """True inside a user namespace that does not map the whole uid range (root here is not root on the machine)."""
+    try:
+        lines = Path("/proc/self/uid_map").read_text().split("\n")
+    except OSError:
+        return False
+    first = lines[0].split()
+    return not (len(first) == 3 and first[0] == "0" and first[1] == "0" and int(first[2]) >= 2**32 - 1)
+
+
+def environment(python: tuple[int, int] = sys.version_info[:2]) -> list[Feature]:
+    """Where halab runs: Python, chroot or container, and whether a Mininet host can start (``preflight``)."""
+    out = [Feature("python", python >= MIN_PYTHON, f"Python {python[0]}.{python[1]}" + (
+        "" if python >= MIN_PYTHON else f": halab needs {MIN_PYTHON[0]}.{MIN_PYTHON[1]} or newer"))]
+    kind = container()
+    if in_chroot():
+        out.append(Feature("chroot", False, "/ is not a mount point: a plain chroot, where Mininet cannot start hosts"))
+    elif kind is not None:
+        out.append(Feature("container", not unprivileged(), f"inside a {kind} container" + (
+            ": an unprivileged one (user namespace), where Mininet cannot make links or namespaces" if unprivileged() else
+            " with real root: fine if it has every capability (systemd-nspawn --capability=all, docker --privileged)")))
+    try:
+        preflight()
+        out.append(Feature("namespaces", True, "mnexec can start a Mininet host here"))
+    except LabError as e:
+        out.append(Feature("namespaces", False, str(e)))
+    return out
+
+
+def lessons(found: list[Feature]) -> list[Feature]:
+    """Each lesson, ready or not on this machine, from the kernel features ``found``."""
+    have = {f.name: f.available for f in found}
+    out = []
+    for lesson, needs in LESSON_NEEDS.items():
+        missing = [(name, fallback) for name, fallback in needs if not have.get(name, False)]
+        blocked = [name for name, fallback in missing if fallback is None]
+        if blocked:
+            out.append(Feature(lesson, False, f"needs {', '.join(blocked)}, which this kernel lacks"))
+        elif missing:
+            out.append(Feature(lesson, True, "; ".join(f"no kernel {name}: {fallback}" for name, fallback in missing)))
+        else:
+            out.append(Feature(lesson, True, "ready" + (f" (uses {', '.join(n for n, _ in needs)})" if needs else "")))
+    return out

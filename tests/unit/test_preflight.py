@@ -36,3 +36,29 @@ def test_no_mininet_says_what_to_install(monkeypatch):
     with pytest.raises(LabError, match="apt install mininet"):
         features.preflight()
 
+
+
+# ---- halab doctor: the lessons and the Python ------------------------------------------------
+def test_every_lesson_is_listed_with_what_it_needs_from_the_kernel():
+    from pathlib import Path
+
+    assert sorted(features.LESSON_NEEDS) == sorted(p.name for p in Path("exercises").iterdir() if p.is_dir())
+    for needs in features.LESSON_NEEDS.values():
+        assert all(name in features.FEATURES for name, _ in needs)
+
+
+def test_a_lesson_is_ready_degraded_or_blocked_by_what_the_kernel_has():
+    have = [features.Feature("nftables", False, "no"), features.Feature("bonding", False, "no")]
+    by_name = {f.name: f for f in features.lessons(have)}
+    assert not by_name["03-vrrp-redundancy"].available and "nftables" in by_name["03-vrrp-redundancy"].detail
+    assert by_name["04-bonding"].available and "userspace" in by_name["04-bonding"].detail
+    assert by_name["01-health-checks-and-failover"].available
+    full = {f.name: f for f in features.lessons([features.Feature("nftables", True, ""), features.Feature("bonding", True, "")])}
+    assert full["04-bonding"].detail == "ready (uses bonding)"
+
+
+def test_an_old_python_is_named_with_the_version_halab_needs(monkeypatch):
+    monkeypatch.setattr(features, "preflight", lambda: None)
+    old = features.environment(python=(3, 9))[0]
+    assert not old.available and "needs 3.10 or newer" in old.detail
+    assert features.environment(python=(3, 13))[0].available
