@@ -183,6 +183,8 @@ class ProxySettings:
     impl: str = setting("halab", "whose forward proxy runs on the proxy nodes", choices=("halab", "squid"))
     impls: Mapping[str, str] = setting({}, 'per-node proxy, e.g. fp2 = "squid" to run both side by side')
     port: int = setting(PORT, "the proxy's port (Squid's http_port, 3128)", minimum=1, maximum=65535)
+    tls_port: int = setting(0, "an HTTPS proxy listener (curl --proxy https://NODE:PORT): the client's connection to the "
+                               "proxy is encrypted too, CONNECT and host names included; 0 = none", minimum=0, maximum=65535)
     acl: str = setting("", "the lab's own acl and http_access lines, in Squid's syntax (squid.conf's)")
     stock: bool = setting(True, "Squid's default rules around them: unsafe ports denied, CONNECT only to 443, the local "
                                 "networks allowed, everything else denied")
@@ -197,6 +199,10 @@ class ProxySettings:
 
     def __post_init__(self) -> None:
         self.policy()  # a typo in the rules is an error in the scenario, before anything is built
+        if self.tls_port and (self.impl == "squid" or "squid" in self.impls.values()):
+            raise ValueError("tls_port (an HTTPS proxy) is halab's only so far; with Squid leave it at 0")
+        if self.tls_port == self.port:
+            raise ValueError(f"tls_port and port are both {self.port}")
         for user in self.users:
             if not user or ":" in user:
                 raise ValueError(f"proxy user {user!r}: a Basic user name is not empty and has no ':'")

@@ -72,6 +72,8 @@ class BalancerSettings:
     impl: str = setting("halab", "whose balancer runs on the balancer nodes", choices=("halab", "haproxy", "nginx"))
     algorithm: str = setting("roundrobin", choices=tuple(sorted(ALGORITHMS)))
     port: int = setting(80, minimum=1, maximum=65535)
+    tls_port: int = setting(0, "a second listener that terminates TLS (HTTPS) with a certificate from the run's own CA "
+                               "(runs/<run>/tls/ca.pem); 0 = none", minimum=0, maximum=65535)
     timeout_connect: float = setting(1.0, "seconds (HAProxy 'timeout connect')", minimum=0.01)
     timeout_server: float = setting(2.0, "seconds to wait for a response (HAProxy 'timeout server')", minimum=0.01)
     log_requests: bool = setting(True, "one event per routed request")
@@ -268,6 +270,9 @@ def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup,
                               f"{bal['impl']!r} use one of: {', '.join(sorted(known))}")
         if bal["algorithm"] in ("hash", "consistent") and bal["hash_key"] != "uri":
             raise ConfigError(source, "balancer.hash_key", f"only 'uri' is rendered for {bal['impl']} so far")
+        if bal["tls_port"]:
+            raise ConfigError(source, "balancer.tls_port", f"TLS termination is halab's only so far; with impl = {bal['impl']!r} "
+                              "leave tls_port at 0")
     try:
         limits = client_limits.from_config(bal)
     except ValueError as e:

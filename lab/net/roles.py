@@ -79,8 +79,18 @@ def plan_balancers(scenario: Scenario, addresses: Mapping[str, str], run_dir: Pa
         cfg.update(balancer_config(b, servers, scenario.seed), bind=list(b.bind or own_addresses(scenario, addresses, node)))
         if b.impl != "halab":
             cfg.update(_real_balancer(scenario, servers, node, run_dir, cfg["bind"]))
+        if b.tls_port:
+            cfg.update(tls_files(run_dir, node, cfg["bind"]))
         specs.append(ServiceSpec(node, "balancer", cfg))
     return specs
+
+
+def tls_files(run_dir: Path, node: str, bind: list[str]) -> dict[str, str]:
+    """A certificate from the run's CA for a node's TLS listener: its name and every address it listens on."""
+    from lab.net import tls
+
+    cert, key = tls.certificate(run_dir, node, [node, "localhost", *bind])
+    return {"tls_cert": cert, "tls_key": key}
 
 
 def server_entry(name: str, address: str, origin: OriginSettings) -> dict[str, Any]:

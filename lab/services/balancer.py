@@ -37,7 +37,7 @@ from lab.services.exchange import DONE, Exchange
 from lab.services.healthcheck import HealthChecker, Probe, Target
 from lab.services.intermediary import Intermediary
 from lab.services.proxy import ClientSide
-from lab.services.runtime import Context, listen, serve
+from lab.services.runtime import Context, listen, serve, server_tls
 from lab.services.upstreams import PooledUpstreams
 
 
@@ -152,6 +152,9 @@ async def main(ctx: Context) -> None:
     balancer = Balancer(ctx)
     port = balancer.settings.port
     listeners = await listen(lambda: ClientSide(balancer), list(balancer.settings.bind or ()), port)
+    if balancer.settings.tls_port:  # HTTPS: TLS ends here (termination), the origins get plain HTTP as before
+        listeners += await listen(lambda: ClientSide(balancer), list(balancer.settings.bind or ()), balancer.settings.tls_port,
+                                  tls=server_tls(ctx.config))
     servers = balancer.pool.servers
     checker = balancer.checker
     checks = [ctx.spawn(checker.loop(t, delay), f"check {t.name}") for t, delay in zip(checker.targets, checker.first_delays())]

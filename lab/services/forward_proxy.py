@@ -45,13 +45,13 @@ from lab.services.exchange import Exchange
 from lab.services.httpio import within
 from lab.services.intermediary import Intermediary
 from lab.services.proxy import ClientSide
-from lab.services.runtime import Context, listen, serve, until_stopped
+from lab.services.runtime import Context, listen, serve, server_tls, until_stopped
 from lab.services.tunnel import ESTABLISHED, SERVER, Tunnel
 
 
 def plan(scenario: Any, addresses: Mapping[str, str], run_dir: Path) -> list[Any]:
     """One proxy per node of the topology's ``proxy`` role, halab's or Squid (``impl``, ``impls``)."""
-    from lab.net.roles import CONTROL_DIR, ServiceSpec, base_config, own_addresses
+    from lab.net.roles import CONTROL_DIR, ServiceSpec, base_config, own_addresses, tls_files
 
     settings: ProxySettings = scenario.roles["proxy"]
     hosts = {name: addresses[name] for name in scenario.layout.nodes if name in addresses}
@@ -59,6 +59,8 @@ def plan(scenario: Any, addresses: Mapping[str, str], run_dir: Path) -> list[Any
     for node in scenario.layout.by_role("proxy"):
         cfg = base_config(node, "proxy", run_dir)
         cfg.update(as_config(settings), impl=settings.impl_of(node), hosts=hosts, bind=own_addresses(scenario, addresses, node))
+        if settings.tls_port:
+            cfg.update(tls_files(run_dir, node, cfg["bind"]))
         if cfg["impl"] == "squid":
             from lab.net.render import squid_config
 
@@ -220,7 +222,9 @@ async def main(ctx: Context) -> None:
     proxy = ForwardProxy(ctx)
     port = proxy.settings.port
     listeners = await listen(lambda: ProxyClient(proxy), list(ctx.config["bind"]), port)
-    ctx.ready(port=port, bind=list(ctx.config["bind"]))
+    if proxy.settings.tls_port:  # an HTTPS proxy: TLS from the client to here, then the same proxy inside it
+        listeners += await listen(lambda: ProxyClient(proxy), list(ctx.config["bind"]), proxy.settings.tls_port, tls=server_tls(ctx.config))
+    ctx.ready(port=port, tls_port=proxy.settings.tls_port or None, bind=list(ctx.config["bind"]))
     await until_stopped(ctx, listeners)
     for tunnel in list(proxy.tunnels):
         tunnel.close("stopped")

@@ -18,9 +18,12 @@ import socket
 import sys
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Coroutine
 
 from lab.events import EventLog
+
+if TYPE_CHECKING:
+    import ssl
 
 Command = Callable[[dict[str, Any]], Any]
 STOP_GRACE = 1.0  # seconds a service may take to wind down after SIGTERM
@@ -174,10 +177,20 @@ def listening_socket(address: str, port: int) -> socket.socket:
     return sock
 
 
-async def listen(factory: Callable[[], asyncio.Protocol], addresses: list[str], port: int, backlog: int = 4096) -> list[asyncio.AbstractServer]:
-    """One server per listening address (all sharing one protocol factory)."""
+async def listen(factory: Callable[[], asyncio.Protocol], addresses: list[str], port: int, backlog: int = 4096,
+                 tls: "ssl.SSLContext | None" = None) -> list[asyncio.AbstractServer]:
+    """One server per listening address (all sharing one protocol factory); ``tls``: each connection starts with a TLS handshake."""
     loop = asyncio.get_running_loop()
-    return [await loop.create_server(factory, sock=listening_socket(a, port), backlog=backlog) for a in addresses or ["0.0.0.0"]]
+    return [await loop.create_server(factory, sock=listening_socket(a, port), backlog=backlog, ssl=tls) for a in addresses or ["0.0.0.0"]]
+
+
+def server_tls(config: dict[str, Any]) -> "ssl.SSLContext":
+    """A TLS server context from the certificate the lab's CA made for this node (``lab.net.tls``)."""
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(config["tls_cert"], config["tls_key"])
+    return context
 
 
 async def until_stopped(ctx: Context, servers: list[asyncio.AbstractServer]) -> None:

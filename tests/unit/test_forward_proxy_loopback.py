@@ -3,6 +3,8 @@ import asyncio
 import base64
 import json
 
+import pytest
+
 from lab.core.forward import ProxySettings
 from lab.core.schema import as_config
 from lab.events import EventLog
@@ -180,3 +182,55 @@ def test_an_unknown_name_is_a_503_and_an_origin_form_request_a_400(tmp_path):
 
     unknown, origin_form = asyncio.run(go())
     assert unknown.startswith("HTTP/1.1 503 ") and origin_form.startswith("HTTP/1.1 400 ")
+
+
+def loops():
+    """The default loop and uvloop (what the services run on when it is installed)."""
+    out = [asyncio.new_event_loop]
+    try:
+        import uvloop
+
+        out.append(uvloop.new_event_loop)
+    except ImportError:
+        pass
+    return out
+
+
+@pytest.mark.parametrize("new_loop", loops(), ids=lambda f: f.__module__.split(".")[0])
+def test_an_https_proxy_carries_the_connect_and_the_tunnel_inside_tls(tmp_path, new_loop):
+    import ssl
+
+    from lab.net import tls
+    from lab.services.runtime import server_tls
+
+    cert, key = tls.certificate(tmp_path, "fp1", ["fp1", "127.0.0.1"])
+    client_tls = ssl.create_default_context(cafile=str(tmp_path / "tls" / "ca.pem"))
+
+    async def go():
+        echo, port = await echo_server()
+        proxy = ForwardProxy(Context(proxy_config(acl=OPEN, stock=False), EventLog(tmp_path / "fp1.jsonl", "fp1", "proxy")))
+        context = server_tls({"tls_cert": cert, "tls_key": key})
+        front = await asyncio.get_running_loop().create_server(lambda: ProxyClient(proxy), "127.0.0.1", 0, ssl=context)
+        reader, writer = await asyncio.open_connection("127.0.0.1", front.sockets[0].getsockname()[1], ssl=client_tls,
+                                                       server_hostname="127.0.0.1")
+        writer.write(f"CONNECT origin:{port} HTTP/1.1\r\nHost: origin:{port}\r\n\r\n".encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 3)
+        writer.write(b"inside two layers")
+        back = await asyncio.wait_for(reader.readexactly(17), 3)
+        writer.close()
+        for _ in range(100):
+            if not proxy.tunnels:
+                break
+            await asyncio.sleep(0.01)
+        front.close()
+        echo.close()
+        return head, back
+
+    loop = new_loop()
+    try:
+        head, back = loop.run_until_complete(go())
+    finally:
+        loop.close()
+    assert head.startswith(b"HTTP/1.1 200 ") and back == b"inside two layers"
+    (tunnel,) = events(tmp_path, "proxy_request")
+    assert tunnel["result"] == "TCP_TUNNEL" and tunnel["up"] == tunnel["down"] == 17
