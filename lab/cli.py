@@ -208,15 +208,20 @@ def cmd_sniff(args: argparse.Namespace) -> int:
         known = ", ".join(sorted(shells)) or "none: is a lab running? start one with 'sudo halab cli single_lb'"
         print(f"no node {args.node!r} in the running lab (nodes: {known})", file=sys.stderr)
         return EXIT_USAGE
-    names = {}
+    names: dict[str, str] = {}
+    roles: dict[str, str] = {}
     try:
         owner = json.loads((STATE_DIR / "owner.json").read_text())
         built = [json.loads(line) for line in (Path(owner["run_dir"]) / "events" / "lab-lab.jsonl").read_text().splitlines()]
-        names = {ip: node for e in built if e["kind"] == "lab_built" for node, ip in e["addresses"].items()}
+        for e in built:
+            if e["kind"] == "lab_built":
+                names.update({ip: node for node, ip in e["addresses"].items()})
+                names.update({ip: node for node, ips in e.get("interfaces", {}).items() for ip in ips})  # a router's, a gateway's second
+                roles.update(e["nodes"])
     except (OSError, ValueError, KeyError):
         pass
     cmd = ["nsenter", f"--net=/proc/{shells[args.node]}/ns/net", sys.executable, "-m", "lab.packets.sniff",
-           "--filter", " ".join(args.bpf), "--names", json.dumps(names), "--count", str(args.count)]
+           "--filter", " ".join(args.bpf), "--names", json.dumps(names), "--roles", json.dumps(roles), "--count", str(args.count)]
     return subprocess.call(cmd)
 
 

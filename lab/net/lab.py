@@ -123,8 +123,10 @@ class Lab:
                 if intf.name != "lo":
                     self.ledger.add_interface(intf.name)
         self.addresses = {h.name: h.IP() for h in self.net.hosts}
+        # every address of every host (a router or a gateway has one per network), for naming them in traces
+        interfaces = {h.name: [i.IP() for i in h.intfList() if i.IP() and i.name != "lo"] for h in self.net.hosts}
         self.event("lab_built", topology=self.scenario.topology, switch=self.scenario.switch,
-                   nodes=dict(self.scenario.layout.nodes), addresses=self.addresses)
+                   nodes=dict(self.scenario.layout.nodes), addresses=self.addresses, interfaces=interfaces)
 
     def close(self) -> None:
         try:

@@ -178,3 +178,58 @@ def test_a_squid_crash_heals_with_restart(tmp_path):
         log = json.dumps([e for e in read_events(lab.run_dir) if e["node"] == "fp1" and e["kind"] == "proxy_request"])
     assert (before, during, after) == ("200", "000", "200")
     assert log.count("TCP_MISS") == 2
+
+
+# ---- encryption, on the wire -------------------------------------------------------------
+def payloads(pcap, where=lambda ip, tcp: True):
+    """(source, destination port, TCP payload) of each data packet in a capture."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.utils import rdpcap
+
+    return [(p[IP].src, p[TCP].dport, bytes(p[TCP].payload)) for p in rdpcap(str(pcap))
+            if IP in p and TCP in p and bytes(p[TCP].payload) and where(p[IP], p[TCP])]
+
+
+def test_what_each_leg_carries_with_connect_an_https_proxy_and_plain_http(tmp_path):
+    from lab.core.scenario import BalancerSettings
+    from lab.packets.annotate import describe_tls
+
+    base = load_scenario(LESSON)
+    scenario = dataclasses.replace(base, faults=(), balancer=dataclasses.replace(base.balancer, tls_port=443),
+                                   roles={**base.roles, "proxy": ProxySettings(tls_port=3129)})
+    assert isinstance(scenario.balancer, BalancerSettings)
+    with Lab(scenario, tmp_path / "run", say=lambda *a: None) as lab:
+        lab.start_all(plan_services(scenario, lab.addresses, lab.run_dir))
+        lab.capture(("c1-eth0", "gw1-eth0"))
+        ca = lab.run_dir / "tls" / "ca.pem"
+        c1, c3 = lab.net["c1"], lab.net["c3"]
+        ask = "curl -s -o /dev/null -m 5 -w '%{http_code}' "
+        c1.cmd("sleep 0.5")  # tcpdump is listening
+        codes = [c1.cmd(ask + f"--cacert {ca} -x 10.1.0.2:3128 https://gw1/secret-one").strip(),
+                 c1.cmd(ask + f"--cacert {ca} --proxy https://10.1.0.2:3129 --proxy-cacert {ca} https://gw1/secret-two").strip(),
+                 c1.cmd(ask + "-x 10.1.0.2:3128 http://gw1/plain-path").strip(),
+                 c3.cmd(ask + f"--cacert {ca} --resolve gw1:443:10.2.0.2 https://gw1/direct").strip()]
+        c1.cmd("sleep 0.5")
+        run_dir = lab.run_dir
+    assert codes == ["200"] * 4
+    client_lan = payloads(run_dir / "pcap" / "c1-eth0.pcap")
+    internet = payloads(run_dir / "pcap" / "gw1-eth0.pcap")
+    lan_bytes = b"".join(p for _, _, p in client_lan)
+    # the client LAN: CONNECT names the host in clear, the request inside the tunnel is not readable; plain HTTP is
+    assert b"CONNECT gw1:443 HTTP/1.1" in lan_bytes and b"plain-path" in lan_bytes and b"secret" not in lan_bytes
+    assert any((describe_tls(p) or "").startswith("TLS application data") for _, port, p in client_lan if port == 3128)
+    # to the HTTPS proxy not even the CONNECT is visible: TLS from the first byte
+    to_tls_proxy = [p for _, port, p in client_lan if port == 3129]
+    assert to_tls_proxy and to_tls_proxy[0][:1] == b"\x16" and b"CONNECT" not in b"".join(to_tls_proxy)
+    # the internet: the gateway is reached from the proxy's address (and c3's own), never from c1's
+    sources = {src for src, port, _ in internet if port in (80, 443)}
+    assert sources == {"10.1.0.2", "10.1.0.103"}
+    assert b"secret" not in b"".join(p for _, _, p in internet)
+    assert any(port == 80 and b"Via: 1.1 fp1 (halab)" in p for _, port, p in internet)
+    # the origins: after TLS ends at gw1, X-Forwarded-For says who connected to gw1
+    seen = {e["target"]: e["forwarded_for"] for e in read_events(run_dir) if e["kind"] == "request_parsed" and e["target"] != "/health"}
+    assert seen == {"/secret-one": "10.1.0.2", "/secret-two": "10.1.0.2", "/plain-path": "10.1.0.101, 10.1.0.2", "/direct": "10.1.0.103"}
+    # the proxy's own log of the tunnels: host:port and byte counts, never a path
+    tunnels = [e for e in read_events(run_dir) if e["kind"] == "proxy_request" and e["method"] == "CONNECT"]
+    assert [e["url"] for e in tunnels] == ["gw1:443", "gw1:443"] and all(e["up"] > 0 and e["down"] > 0 for e in tunnels)
+    assert "secret" not in json.dumps([e for e in read_events(run_dir) if e["node"] == "fp1"])

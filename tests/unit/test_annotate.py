@@ -40,3 +40,42 @@ def test_arp_and_icmp():
     assert "gratuitous" in garp
     ping = annotate(pkt(IP(src="10.0.0.2", dst="10.0.0.11") / ICMP(type=8)), NAMES)
     assert "echo request (ping)" in ping
+
+
+def client_hello(server_name):
+    """The first bytes a real TLS client sends (Python's ssl, through a memory BIO: no network)."""
+    import ssl
+
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    conn = ssl.create_default_context().wrap_bio(incoming, outgoing, server_hostname=server_name)
+    try:
+        conn.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
+
+
+def test_tls_is_named_with_the_server_name_that_travels_in_clear():
+    from lab.packets.annotate import describe_tls, server_name
+
+    hello = client_hello("gw1.example")
+    assert server_name(hello) == "gw1.example"
+    assert describe_tls(hello) == "TLS handshake: ClientHello for gw1.example (the server name travels in clear)"
+    assert describe_tls(hello[:120]) == "TLS handshake: ClientHello"  # a short capture (snaplen) cut it: no guess
+    assert describe_tls(b"\x17\x03\x03\x00\x20" + bytes(32)) == "TLS application data (encrypted), 37 bytes"
+    assert describe_tls(b"GET / HTTP/1.1\r\n") is None
+
+
+def test_each_message_gets_its_leg_and_direction():
+    from lab.packets.annotate import leg
+
+    assert leg("client", "proxy") == "  [client->proxy inbound]"
+    assert leg("proxy", "balancer") == "  [proxy->balancer inbound]"
+    assert leg("origin", "balancer") == "  [origin->balancer outbound]"
+    assert leg("balancer", "client") == "  [balancer->client outbound]"
+    assert leg("client", "client") == leg(None, "proxy") == ""
+    names = {"10.1.0.101": "c1", "10.1.0.2": "fp1"}
+    pkt = Ether() / IP(src="10.1.0.101", dst="10.1.0.2") / TCP(sport=40000, dport=3128, flags="PA") / (
+        b"CONNECT gw1:443 HTTP/1.1\r\nHost: gw1:443\r\n\r\n")
+    line = annotate(pkt, names, roles={"c1": "client", "fp1": "proxy"})
+    assert "HTTP CONNECT gw1:443" in line and line.endswith("[client->proxy inbound]")
