@@ -6,8 +6,9 @@
     sudo halab clean                 remove exactly what a crashed lab left behind
     halab topos                      the topologies, with their drawings
     halab report RUN_DIR             rebuild a run's report from its events
+    halab path RUN_DIR [ID ...]      the hops of one request, from its events
     sudo halab sniff NODE [BPF]      annotated live packet trace inside a node
-    sudo halab doctor                what this machine's kernel can do
+    sudo halab doctor                what this machine and its kernel can do, lesson by lesson
 """
 from __future__ import annotations
 
@@ -198,6 +199,20 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_EXPECTATION if any(not c.passed for c in metrics.checks) else EXIT_OK
 
 
+def cmd_path(args: argparse.Namespace) -> int:
+    from lab.analysis import path
+    from lab.events import read_events
+
+    events = read_events(Path(args.run_dir))
+    ids = args.ids or path.samples(events)
+    if not ids:
+        print("no request went through a proxy in this run: name one, e.g. halab path RUN_DIR c1-42", file=sys.stderr)
+        return EXIT_USAGE
+    for rid in ids:
+        print("\n".join(path.hops(events, rid)))
+    return EXIT_OK
+
+
 def cmd_sniff(args: argparse.Namespace) -> int:
     from lab.net.state import STATE_DIR, Ledger
 
@@ -344,6 +359,10 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("run_dir")
     rep.add_argument("--no-plot", action="store_true")
     rep.set_defaults(func=cmd_report)
+    pa = sub.add_parser("path", help="the hops of one request (client, proxy, gateway, origin) from a run's events")
+    pa.add_argument("run_dir")
+    pa.add_argument("ids", nargs="*", help="request ids such as c1-42 (default: one through a proxy and one direct)")
+    pa.set_defaults(func=cmd_path)
     sn = sub.add_parser("sniff", help="annotated live packet trace inside a node of the running lab")
     sn.add_argument("node")
     sn.add_argument("bpf", nargs="*", help="BPF filter words, e.g. tcp port 80")

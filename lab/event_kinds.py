@@ -98,7 +98,7 @@ _DECLARED = [
     # ---- the forward proxy (halab's, Squid) ----
     ("proxy_request", "one request through a forward proxy, as a line of Squid's access.log", "client:str method:str url:str "
      "status:int result:str duration:float user?:str|null server?:str|null error?:str|null rule?:str|null up?:int down?:int "
-     "reason?:str"),
+     "reason?:str id?:str|null"),
     # ---- origins ----
     ("request_parsed", "what really reached an origin (log_requests)", "method:str target:str id:str|null via:str|null "
      "forwarded_for:str|null body:int host?:str|null headers?:list"),

@@ -27,6 +27,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
+from lab.analysis import path
 from lab.analysis.keys import KeyMoves, key_moves
 from lab.analysis.recovery import Recovery, recoveries
 from lab.analysis.vrrp_analysis import Failover, failovers, gateway_flaps, gateway_load, split_brain
@@ -131,6 +132,9 @@ class Metrics:
     refused: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # gateway -> kind -> requests refused at the door
     aborted: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # gateway -> why -> requests cut off mid-body
     service_failures: tuple[Mapping[str, Any], ...] = ()  # every service_failed: t, node, service, task, error
+    proxies: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # forward proxy -> Squid result code -> requests
+    proxy_moves: tuple[Mapping[str, Any], ...] = ()  # every proxy_failover: t, client, from, to, error
+    paths: tuple[tuple[str, ...], ...] = ()  # the hops of a sample request through a proxy, and of a direct one
     checks: tuple[Check, ...] = field(default=())
 
     @property
@@ -261,6 +265,10 @@ def compute(events: Sequence[Mapping[str, Any]], settings: Settings = Settings()
             {"t": e["t"], "node": e.get("target", "?"), "service": e.get("service", "?"), "task": "(the process)",
              "error": f"exited by itself with code {e.get('code')}"}
             for e in events if e["kind"] in ("service_failed", "service_exited")),
+        proxies=_by_node(events, "proxy_request", "result"),
+        proxy_moves=tuple({"t": e["t"], "client": e["node"], "from": e["proxy"], "to": e["next"], "error": e["error"]}
+                          for e in events if e["kind"] == "proxy_failover"),
+        paths=tuple(tuple(path.hops(events, rid)) for rid in path.samples(events)),
     )
 
 

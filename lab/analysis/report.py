@@ -143,6 +143,20 @@ def sections(m: Metrics) -> list[tuple[str, list[str], list[list[str]]]]:
         out.append(("Requests refused or cut off by a gateway (hostile or broken clients)", ["gateway", "kind", "requests", "what it means"], [
             [node, kind, str(n), timeouts.get(kind, REFUSAL_MEANING.get(kind, ""))]
             for table in (m.refused, m.aborted) for node, kinds in table.items() for kind, n in kinds.items()]))
+    if m.proxies:
+        meaning = {"TCP_MISS": "forwarded to the origin (no cache)", "TCP_TUNNEL": "a CONNECT tunnel (bytes it could not read)",
+                   "TCP_DENIED": "refused by the access rules (403) or asked to log in (407)", "NONE_NONE": "malformed or not answerable"}
+        out.append(("Forward proxies (results as Squid's access.log names them)", ["proxy", "result", "requests", "what it means"], [
+            [node, result, str(n), meaning.get(result, "")] for node, results in m.proxies.items() for result, n in results.items()]))
+    if m.proxy_moves:
+        firsts: dict[tuple[str, str, str], list[float]] = {}
+        for e in m.proxy_moves:
+            firsts.setdefault((e["client"], e["from"], e["to"]), []).append(e["t"])
+        out.append(("Clients that could not reach their proxy and used the next one", ["client", "from", "to", "first at (s)",
+                                                                                       "last at (s)", "times"], [
+            [client, a, b, _clock(ts[0], m), _clock(ts[-1], m), str(len(ts))] for (client, a, b), ts in sorted(firsts.items())]))
+    for lines in m.paths:
+        out.append((f"The path of one request ({lines[0].split(':')[0]})", ["hop"], [[line.strip()] for line in lines]))
     total_ok = sum(m.served_by.values()) or 1
     out.append(("Who served the successful requests", ["origin", "requests", "share", "failed requests it was blamed for"], [
         [name, str(n), f"{n / total_ok:.1%}", str(m.blamed.get(name, 0))] for name, n in m.served_by.items()]))

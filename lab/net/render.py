@@ -146,8 +146,9 @@ def nginx_config(b: BalancerSettings, servers: Sequence[dict[str, Any]], name: s
 
 
 # One access.log line per request, in fields halab reads back (lab.services.squid): client, Squid's result
-# code and status, method, URL (host:port for CONNECT), user, milliseconds, bytes from and to the client.
-SQUID_LOGFORMAT = "HALAB %>a %Ss %>Hs %rm %ru %un %tr %>st %<st"
+# code and status, method, URL (host:port for CONNECT), user, milliseconds, bytes from and to the client,
+# and the client's X-Request-Id (the id the report follows from hop to hop).
+SQUID_LOGFORMAT = "HALAB %>a %Ss %>Hs %rm %ru %un %tr %>st %<st %{X-Request-Id}>h"
 
 
 def squid_config(p: Any, name: str, bind: Sequence[str], workdir: str) -> str:

@@ -166,7 +166,8 @@ class ForwardProxy(Intermediary):
         assert isinstance(client, ProxyClient)
         self.log.emit("proxy_request", client=client.ip, method=x.head.method, url=x.head.target, status=status,
                       result=RESULTS["error" if error else "forwarded"], duration=round(time.monotonic() - x.started, 6),
-                      user=client.user, server=x.server.name if x.server is not None else None, error=error)
+                      user=client.user, server=x.server.name if x.server is not None else None, error=error,
+                      id=x.head.get("X-Request-Id"))
 
     @staticmethod
     def _dest(x: Exchange) -> Destination:

@@ -8,7 +8,7 @@ Its access log comes to this wrapper on stdout in a format of halab's
 event halab's proxy writes, so reports and the parity test compare the two
 directly:
 
-    HALAB 10.1.0.101 TCP_DENIED 403 GET http://gw1/x - 0 180 3904   -> proxy_request status=403 result=TCP_DENIED
+    HALAB 10.1.0.101 TCP_DENIED 403 GET http://gw1/x - 0 180 3904 c1-7   -> proxy_request status=403 result=TCP_DENIED
 
 Everything else Squid says (its cache.log, on stderr) is ``daemon_said``.
 
@@ -35,14 +35,14 @@ SQUID_USER = "proxy"  # Debian's squid drops root for this user (cache_effective
 def parse_line(line: str) -> tuple[str, dict[str, Any]] | None:
     """An access-log line in halab's format -> a proxy_request event's fields; None for anything else."""
     parts = line.split()
-    if len(parts) != 10 or parts[0] != "HALAB":
+    if len(parts) != 11 or parts[0] != "HALAB":
         return None
-    _, client, result, status, method, url, user, ms, received, sent = parts
+    _, client, result, status, method, url, user, ms, received, sent, rid = parts
     if url == "error:transaction-end-before-headers":
         return "", {}  # a connection that asked nothing (a readiness probe, an idle close): halab's proxy logs none either
     fields: dict[str, Any] = {"client": client, "method": method, "url": url, "status": int(status) if status.isdigit() else 0,
                               "result": result, "duration": int(ms) / 1000 if ms.lstrip("-").isdigit() and int(ms) > 0 else 0.0,
-                              "user": None if user == "-" else user}
+                              "user": None if user == "-" else user, "id": None if rid == "-" else rid}
     if method == "CONNECT" and result == "TCP_TUNNEL":
         fields.update(up=int(received), down=int(sent))
     return "proxy_request", fields

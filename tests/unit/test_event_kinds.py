@@ -75,8 +75,8 @@ def _translated():
     out = [realbalancer.parse_line(impl, line, names) for impl, line in lines]
     out += [keepalived.parse_line("Keepalived_vrrp[9]: (VI_51) Entering MASTER STATE"),
             keepalived.parse_line("Keepalived_vrrp[9]: (VI_51) Changing effective priority from 150 to 90"),
-            squid.parse_line("HALAB 10.1.0.101 TCP_DENIED 403 GET http://gw1/x - 0 180 3904"),
-            squid.parse_line("HALAB 10.1.0.101 TCP_TUNNEL 200 CONNECT gw1:443 alice 1520 517 4096")]
+            squid.parse_line("HALAB 10.1.0.101 TCP_DENIED 403 GET http://gw1/x - 0 180 3904 c1-7"),
+            squid.parse_line("HALAB 10.1.0.101 TCP_TUNNEL 200 CONNECT gw1:443 alice 1520 517 4096 -")]
     return [x for x in out if x is not None and x[0]]
 
 

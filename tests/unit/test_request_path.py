@@ -1,0 +1,35 @@
+"""The path of one request, joined from each hop's events by its id (lab.analysis.path)."""
+from lab.analysis.path import hops, samples
+
+EVENTS = [
+    {"t": 1.0, "node": "c1", "kind": "request_finished", "id": "c1-4", "ok": True, "status": 200, "latency": 0.0034, "path": "/",
+     "served_by": "o2", "proxy": "fp1"},
+    {"t": 1.001, "node": "fp1", "kind": "proxy_request", "id": "c1-4", "method": "GET", "url": "http://10.2.0.2/", "status": 200,
+     "result": "TCP_MISS", "duration": 0.0029},
+    {"t": 1.001, "node": "gw1", "kind": "request_routed", "id": "c1-4", "server": "o2", "method": "GET", "path": "/", "attempt": 1},
+    {"t": 1.002, "node": "o2", "kind": "request_parsed", "id": "c1-4", "method": "GET", "target": "/",
+     "via": "1.1 fp1 (halab), 1.1 gw1", "forwarded_for": "10.1.0.101, 10.1.0.2"},
+    {"t": 1.1, "node": "c3", "kind": "request_finished", "id": "c3-0", "ok": True, "status": 200, "latency": 0.002, "path": "/",
+     "served_by": "o1", "proxy": None},
+    {"t": 1.1, "node": "gw1", "kind": "request_routed", "id": "c3-0", "server": "o1"},
+]
+
+
+def test_a_proxied_request_is_drawn_hop_by_hop_with_what_the_origin_saw():
+    lines = hops(EVENTS, "c1-4")
+    assert lines[0] == "request c1-4: GET / -> 200 in 3.4 ms (as client c1 saw it)"
+    assert lines[1].split()[:4] == ["c1", "->", "fp1", "inbound"] and "TCP_MISS/200" in lines[1]
+    assert lines[2].split()[:4] == ["fp1", "->", "gw1", "inbound"] and "routed it to o2" in lines[2]
+    assert lines[3].split() == ["gw1", "->", "o2", "inbound"]
+    assert lines[4] == "  at o2: Via: 1.1 fp1 (halab), 1.1 gw1; X-Forwarded-For: 10.1.0.101, 10.1.0.2"
+    assert lines[5].split()[:8] == ["c1", "<-", "fp1", "<-", "gw1", "<-", "o2", "outbound"]
+
+
+def test_a_direct_request_skips_the_proxy_and_unknown_ids_say_so():
+    assert [line.split()[:3] for line in hops(EVENTS, "c3-0")[1:3]] == [["c3", "->", "gw1"], ["gw1", "->", "o1"]]
+    assert hops(EVENTS, "c9-9") == ["no request with id 'c9-9' in this run"]
+
+
+def test_the_samples_are_one_proxied_and_one_direct_request_and_none_without_proxies():
+    assert samples(EVENTS) == ["c1-4", "c3-0"]
+    assert samples([e for e in EVENTS if e["node"] == "c3" or e["kind"] != "request_finished"]) == []
