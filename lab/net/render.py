@@ -174,7 +174,7 @@ visible_hostname {name}
 pid_filename {workdir}/squid.pid
 cache_log stdio:/dev/stderr
 logformat halab {SQUID_LOGFORMAT}
-access_log stdio:/dev/stdout halab
+access_log {"stdio:/dev/stdout halab" if p.log_requests else "none"}
 logfile_rotate 0
 coredump_dir {workdir}
 cache deny all

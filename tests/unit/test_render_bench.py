@@ -116,3 +116,17 @@ def test_bench_ratios_are_taken_within_each_round():
                          "added p50 <= 2 x HAProxy met in 2/2 rounds (median 2.00)")
     rounds[1]["halab"]["p50_1conn"] = 230e-6  # added 180 us against HAProxy's 60: 3x
     assert "added p50 <= 2 x HAProxy met in 1/2 rounds" in summary(rounds)[-1]
+
+
+def test_the_proxy_bench_judges_halab_against_squid_round_by_round():
+    from lab.bench_proxy import DIRECT, proxy_summary
+
+    def target(rps, p50, mbs):
+        return {"rps": rps, "p50_1conn": p50, "tunnel_mbs": mbs}
+
+    rounds = [{DIRECT: target(20000, 160e-6, 3000), "halab": target(10500, 270e-6, 1200), "squid": target(10000, 320e-6, 900)},
+              {DIRECT: target(21000, 150e-6, 3100), "halab": target(9000, 300e-6, 1100), "squid": target(10000, 300e-6, 1000)}]
+    lines = proxy_summary(rounds)
+    halab = next(line for line in lines if line.startswith("halab"))
+    assert "0.98 (0.90-1.05)" in halab  # req/s vs Squid, within each round
+    assert lines[-1].startswith("verdict: req/s 0.98 x Squid (NOT met: >= 1.0); added p50 0.84 x Squid (met: <= 1.0)")
