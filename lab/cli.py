@@ -62,11 +62,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def topology_params(items: list[str]) -> dict[str, object]:
-    """``--param gateways=3`` options as a topology table (numbers as ints; the topology checks them)."""
+    """``--param gateways=3`` options as a topology table (numbers, true/false as such; the topology checks them)."""
     params: dict[str, object] = {}
     for item in items:
         key, _, value = item.partition("=")
-        params[key] = int(value) if value.isdigit() else value
+        params[key] = int(value) if value.isdigit() else {"true": True, "false": False}.get(value.lower(), value)
     return params
 
 

@@ -62,7 +62,7 @@ _DECLARED = [
     ("fault_applied", "a fault was injected (lab.core.faults)", "action:str target:str affects:list note:str "
      "killed?:list stopped?:list interfaces?:list rule?:str"),
     ("fault_reverted", "a repair was made", "action:str target:str affects:list note:str "
-     "started?:list continued?:list interfaces?:list"),
+     "started?:list continued?:list interfaces?:list routes?:list"),
     ("service_exited", "a service process ended by itself (not by a fault)", "target:str service:str key:str code:int|null log:str"),
     # ---- every service (lab.services.runtime) ----
     ("service_started", "a service process began", "pid:int loop:str"),
@@ -74,7 +74,7 @@ _DECLARED = [
     ("daemon_said", "a line of a real daemon that is not news", "line:str"),
     ("daemon_exited", "the real daemon behind a wrapper exited by itself", "code:int|null"),
     # ---- the load generator ----
-    ("load_started", "a client starts sending", "rate:float duration:float target:str requests:int"),
+    ("load_started", "a client starts sending", "rate:float duration:float target:str requests:int proxies?:list|null"),
     ("load_finished", "a client has sent everything", "sent:int ok:int failed:int"),
     ("request_finished", "one request as the client saw it", "id:str latency:float status:int|null ok:bool error:str|null "
      "detail:str|null service_time?:float served_by?:str|null upstream?:str|null retries?:int path?:str gateway?:str|null "

@@ -32,6 +32,12 @@ The legs of one request through a proxy, and their direction (RFC 9110
 A client going direct (c3) skips the first two legs: gw1 and the origins
 see c3's own address. Through a proxy they see the proxy's, and only
 X-Forwarded-For (if the proxy adds it) tells who asked.
+
+Two ways to make the proxy redundant, side by side with ``proxy_vip = true``
+(two proxies): the clients' own failover, a list of proxies tried in order
+(c1: fp1, then fp2, as a PAC file says), and VRRP between the proxies: fp1
+(priority 150) and fp2 (100) share the virtual address 10.1.0.1, and c2 uses
+only that address. c3 still goes direct.
 """
 from mininet.node import Node
 from mininet.topo import Topo
@@ -39,11 +45,13 @@ from mininet.topo import Topo
 from lab.core.schema import Field
 
 GATEWAY = "10.2.0.2"  # gw1's public address: where every client's requests are aimed
+PROXY_VIP = "10.1.0.1"  # with proxy_vip: the proxies' shared address (VRRP)
 PARAMS = {
     "clients": Field(int, default=3, minimum=1, maximum=50, help="client hosts on the client LAN"),
     "direct": Field(int, default=1, minimum=0, maximum=50, help="how many of them (the last ones) use no proxy"),
     "proxies": Field(int, default=2, minimum=1, maximum=2, help="forward proxies on the client LAN (2: clients fail over)"),
     "origins": Field(int, default=3, minimum=1, maximum=50, help="origin servers behind the gateway"),
+    "proxy_vip": Field(bool, default=False, help="the two proxies also share 10.1.0.1 by VRRP, and c2 uses that address only"),
 }
 
 
@@ -57,9 +65,11 @@ class Router(Node):
 
 
 class ProxyChain(Topo):
-    def build(self, clients: int = 3, direct: int = 1, proxies: int = 2, origins: int = 3) -> None:
+    def build(self, clients: int = 3, direct: int = 1, proxies: int = 2, origins: int = 3, proxy_vip: bool = False) -> None:
         if direct > clients:
             raise ValueError(f"direct = {direct} is more than the {clients} clients")
+        if proxy_vip and (proxies != 2 or clients - direct < 2):
+            raise ValueError("proxy_vip needs proxies = 2 and at least two clients using proxies (c1 with a list, c2 with the VIP)")
         s1, s2, s3 = self.addSwitch("s1"), self.addSwitch("s2"), self.addSwitch("s3")
         r1 = self.addHost("r1", cls=Router, ip="10.1.0.254/24", role="router")
         self.addLink(r1, s1)
@@ -69,10 +79,13 @@ class ProxyChain(Topo):
         self.addLink(gw, s3, params1={"ip": "10.3.0.1/24"})
         names = [f"fp{n}" for n in range(1, proxies + 1)]
         for n, name in enumerate(names, 1):
-            self.addLink(self.addHost(name, ip=f"10.1.0.{1 + n}/24", role="proxy", defaultRoute="via 10.1.0.254"), s1)
+            vrrp = [{"vrid": 61, "vip": PROXY_VIP, "priority": 150 if n == 1 else 100}] if proxy_vip else []
+            self.addLink(self.addHost(name, ip=f"10.1.0.{1 + n}/24", role="proxy", defaultRoute="via 10.1.0.254", vrrp=vrrp), s1)
         for k in range(1, origins + 1):
             self.addLink(self.addHost(f"o{k}", ip=f"10.3.0.{10 + k}/24", role="origin"), s3)
         for n in range(1, clients + 1):
             chosen = names if n <= clients - direct else []
+            if proxy_vip and n == 2:
+                chosen = [PROXY_VIP]  # whichever proxy holds the VIP
             self.addLink(self.addHost(f"c{n}", ip=f"10.1.0.{100 + n}/24", role="client", target=GATEWAY, proxies=chosen,
                                       defaultRoute="via 10.1.0.254"), s1)

@@ -135,6 +135,7 @@ class Metrics:
     proxies: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # forward proxy -> Squid result code -> requests
     proxy_moves: tuple[Mapping[str, Any], ...] = ()  # every proxy_failover: t, client, from, to, error
     paths: tuple[tuple[str, ...], ...] = ()  # the hops of a sample request through a proxy, and of a direct one
+    clients: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # client -> route, sent, failed, longest gap
     checks: tuple[Check, ...] = field(default=())
 
     @property
@@ -269,7 +270,37 @@ def compute(events: Sequence[Mapping[str, Any]], settings: Settings = Settings()
         proxy_moves=tuple({"t": e["t"], "client": e["node"], "from": e["proxy"], "to": e["next"], "error": e["error"]}
                           for e in events if e["kind"] == "proxy_failover"),
         paths=tuple(tuple(path.hops(events, rid)) for rid in path.samples(events)),
+        clients=per_client(events, requests),
     )
+
+
+def per_client(events: Sequence[Mapping[str, Any]], requests: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each client's own view: how it reached the service, what failed, and its longest time without a success.
+
+    The longest gap is measured between the due times of two successive
+    successful requests that have failures between them: how long that
+    client could not get an answer, whatever the reason (this is how a PAC
+    list's failover and a VRRP pair's compare on one timeline). The worst
+    latency of a success shows the other cost: a request that waited for a
+    dead proxy's connect timeout before it went to the next one.
+    """
+    routes = {e["node"]: e.get("proxies") for e in events if e["kind"] == "load_started"}
+    out: dict[str, dict[str, Any]] = {}
+    for client in sorted({r["node"] for r in requests}):
+        mine = [r for r in requests if r["node"] == client]
+        longest, last_ok, failed_since = 0.0, None, False
+        for r in mine:
+            if not r["ok"]:
+                failed_since = True
+                continue
+            if last_ok is not None and failed_since:
+                longest = max(longest, r["t"] - last_ok)
+            last_ok, failed_since = r["t"], False
+        route = routes.get(client)
+        out[client] = {"route": ", ".join(route) if route else "direct", "sent": len(mine),
+                       "failed": sum(1 for r in mine if not r["ok"]), "longest_gap": round(longest, 3),
+                       "worst_latency": max((r["latency"] for r in mine if r["ok"]), default=None)}
+    return out
 
 
 def _by_node(events: Sequence[Mapping[str, Any]], kind: str, field_name: str) -> dict[str, dict[str, int]]:

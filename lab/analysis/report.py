@@ -155,6 +155,12 @@ def sections(m: Metrics) -> list[tuple[str, list[str], list[list[str]]]]:
         out.append(("Clients that could not reach their proxy and used the next one", ["client", "from", "to", "first at (s)",
                                                                                        "last at (s)", "times"], [
             [client, a, b, _clock(ts[0], m), _clock(ts[-1], m), str(len(ts))] for (client, a, b), ts in sorted(firsts.items())]))
+    if any(c["route"] != "direct" for c in m.clients.values()):
+        out.append(("Each client's view (its route to the service)", ["client", "through", "sent", "failed",
+                                                                      "longest time without an answer", "slowest success"], [
+            [client, c["route"], str(c["sent"]), str(c["failed"]), _secs(c["longest_gap"]) if c["longest_gap"] else "—",
+             format_duration(c["worst_latency"]) if c.get("worst_latency") is not None else "—"]
+            for client, c in m.clients.items()]))
     for lines in m.paths:
         out.append((f"The path of one request ({lines[0].split(':')[0]})", ["hop"], [[line.strip()] for line in lines]))
     total_ok = sum(m.served_by.values()) or 1

@@ -136,8 +136,15 @@ class ServiceGraph:
         proxies = self.layout.proxies.get(client)
         if proxies:
             return any(self._through_gateway(client, reached, down) if p == "DIRECT"
-                       else p in reached and self._through_gateway(client, self.reach(p, down), down) for p in proxies)
+                       else any(node in reached and self._through_gateway(client, self.reach(node, down), down)
+                                for node in self.holders(p)) for p in proxies)
         return self._through_gateway(client, reached, down)
+
+    def holders(self, proxy: str) -> list[str]:
+        """The nodes that can be the proxy a client names: the node itself, or any holder of that VIP (VRRP moves it)."""
+        if proxy in self.layout.nodes:
+            return [proxy]
+        return [n for n, groups in self.layout.vrrp.items() if any(g.get("vip") == proxy for g in groups)]
 
     def _through_gateway(self, client: str, reached: set[str], down: frozenset[str]) -> bool:
         """One of the client's gateways is among the hosts ``reached`` and itself reaches a working origin."""

@@ -8,6 +8,8 @@ that and nothing else (IPMininet's ``runFailurePlan``/``restoreIntfs`` idea).
 
 - link_down / link_up: both ends of the link set down/up (carrier lost, as
   if the cable were pulled); the kernel keeps TCP state, so nothing is reset.
+  An interface set down loses the routes through it; link_up (and poweron)
+  put back the routes the node was built with (a default route via a router).
 - crash / restart: SIGKILL every halab service on the node; restart starts
   the same processes again with the same config.
 - poweroff / poweron: the whole node dies (services killed, every interface
@@ -115,8 +117,9 @@ class Faults:
         if name not in self.down:
             raise LabError(f"link {name} is not down")
         intfs = self._set_link(link, "up")
+        routes = [route for node in link for route in self.lab.restore_routes(node)]
         del self.down[name]
-        return FaultChange("link_up", name, self._affects(link), {"interfaces": intfs})
+        return FaultChange("link_up", name, self._affects(link), {"interfaces": intfs, **({"routes": routes} if routes else {})})
 
     def crash(self, target: str) -> FaultChange:
         node = self._node(target)
@@ -172,6 +175,7 @@ class Faults:
         for intf in host.intfList():
             if intf.name != "lo":
                 intf.ifconfig("up")
+        self.lab.restore_routes(node)  # a booting machine configures its routes again, not only its addresses
         services = self.lab.services_on(node)
         for service in services:
             self.lab.restart(service)

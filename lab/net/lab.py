@@ -67,6 +67,7 @@ class Lab:
         self.addresses: dict[str, str] = {}
         self.log: EventLog | None = None
         self.captures: list[subprocess.Popen[bytes]] = []
+        self.routes: dict[str, list[str]] = {}  # host -> the routes it was built with (not the kernel's own)
         self.leftover_report: list[str] = []
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -123,6 +124,10 @@ class Lab:
                 if intf.name != "lo":
                     self.ledger.add_interface(intf.name)
         self.addresses = {h.name: h.IP() for h in self.net.hosts}
+        # An interface set down loses the routes through it (a default route via a router, in
+        # proxy_chain), and setting it up again brings back only the kernel's own: remember them.
+        self.routes = {h.name: [line.strip() for line in h.cmd("ip -4 route show").splitlines()
+                                if line.strip() and "proto kernel" not in line] for h in self.net.hosts}
         # every address of every host (a router or a gateway has one per network), for naming them in traces
         interfaces = {h.name: [i.IP() for i in h.intfList() if i.IP() and i.name != "lo"] for h in self.net.hosts}
         self.event("lab_built", topology=self.scenario.topology, switch=self.scenario.switch,
@@ -231,6 +236,19 @@ class Lab:
                        code=proc.returncode, log=" | ".join(tail)[-300:])
             gone.append(service)
         return gone
+
+    def restore_routes(self, node: str) -> list[str]:
+        """Put back the routes ``node`` was built with (after its interfaces came up again); returns those re-added."""
+        if node not in self.routes:
+            return []
+        host = self.net[node]
+        present = {line.strip() for line in host.cmd("ip -4 route show").splitlines()}
+        missing = [route for route in self.routes[node] if route not in present]
+        for route in missing:
+            out = host.cmd(f"ip -4 route replace {route}")
+            if out.strip():
+                raise LabError(f"could not restore the route '{route}' on {node}: {out.strip()}")
+        return missing
 
     def services_on(self, node: str) -> list[Service]:
         return [s for s in self.services.values() if s.spec.node == node]

@@ -182,7 +182,7 @@ hosts_file {workdir}/hosts
 dns_nameservers 127.0.0.1
 dns_timeout 2 seconds
 forwarded_for {p.forwarded_for}
-shutdown_lifetime 1 seconds
+shutdown_lifetime 0 seconds
 {timeouts}{auth}
 {p.rules().strip()}
 """

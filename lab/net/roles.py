@@ -150,7 +150,7 @@ def plan_vrrp(scenario: Scenario, addresses: Mapping[str, str], run_dir: Path) -
             # the [vrrp] settings as the dataclass spells them, then this node's part in the group
             spec.config.update(as_config(v), impl=impl, interface=f"{node}-eth0", address=layout.addresses[node], vip=group["vip"],
                                prefix=24, vrid=group["vrid"], priority=v.priorities.get(node, group["priority"]),
-                               track_port=scenario.balancer.port if v.track else 0)
+                               track_port=tracked_port(scenario, node) if v.track else 0)
             if impl == "keepalived":
                 from lab.net.render import keepalived_config
 
@@ -161,6 +161,13 @@ def plan_vrrp(scenario: Scenario, addresses: Mapping[str, str], run_dir: Path) -
                                                                v.track_interval, v.track_fall, v.track_rise, v.preempt_delay))
             specs.append(spec)
     return specs
+
+
+def tracked_port(scenario: Scenario, node: str) -> int:
+    """The port of the local service a VRRP speaker's tracking asks ``GET /halab-ready``: the gateway's, or a proxy's."""
+    if scenario.layout.nodes[node] == "proxy":
+        return int(scenario.roles["proxy"].port)
+    return scenario.balancer.port
 
 
 def _real_balancer(scenario: Scenario, servers: list[dict[str, Any]], node: str, run_dir: Path, bind: list[str]) -> dict[str, Any]:
@@ -207,8 +214,8 @@ def proxy_routes(scenario: Scenario, addresses: Mapping[str, str], node: str) ->
     for name in scenario.layout.proxies.get(node, ()):
         if name == "DIRECT":
             routes.append({"name": name})
-        else:
-            routes.append({"name": name, "address": addresses[name], "port": scenario.roles["proxy"].port})
+        else:  # a proxy node, or an address (a VIP the proxies share)
+            routes.append({"name": name, "address": addresses.get(name, name), "port": scenario.roles["proxy"].port})
     return routes
 
 

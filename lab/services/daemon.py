@@ -92,7 +92,9 @@ async def supervise(ctx: "Context", name: str, cmd: list[str], conf_path: str, c
             ctx.log.emit("daemon_exited", code=proc.returncode)
             ctx.fail("daemon", RuntimeError(f"{name} exited by itself with code {proc.returncode}"))
     finally:
-        await stop(proc)
-        await asyncio.wait_for(reader, 2)
-        if after_stop is not None:
-            after_stop()
+        try:
+            await stop(proc)
+            await asyncio.wait_for(reader, 2)
+        finally:  # also when the service's stop grace ran out while the daemon was still winding down
+            if after_stop is not None:
+                after_stop()

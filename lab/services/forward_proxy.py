@@ -39,9 +39,10 @@ from typing import Any, Mapping
 
 from lab.core.client_limits import ClientLimits
 from lab.core.forward import RESULTS, Destination, ProxySettings, Refusal, admit, origin_request
-from lab.core.http1 import Head, HttpError
+from lab.core.health import READY_PATH
+from lab.core.http1 import Head, HttpError, render_response
 from lab.core.schema import as_config, from_config
-from lab.services.exchange import Exchange
+from lab.services.exchange import DONE, Exchange
 from lab.services.httpio import within
 from lab.services.intermediary import Intermediary
 from lab.services.proxy import ClientSide
@@ -95,13 +96,17 @@ class ProxyClient(ClientSide):
         self.user: str | None = None
 
     def admit(self, head: Head, framing: str, length: int) -> bool:
+        if head.target == READY_PATH and head.method == "GET":  # VRRP tracking asks whether this proxy can serve
+            self.dest = None
+            return False
         self.dest, self.user = self.proxy.check(self.ip, head)
         if head.method == "CONNECT":
             return False
         return self.admit_body(head, framing, length)
 
     def forward(self, head: Head, raw: bytes, streamed: bool = False, chunked: bool = False) -> bytes:
-        assert self.dest is not None
+        if self.dest is None:
+            return b""  # answered here (READY_PATH)
         return origin_request(head, raw, self.dest, self.ip, self.proxy.via, self.proxy.settings.forwarded_for, chunked)
 
 
@@ -143,6 +148,11 @@ class ForwardProxy(Intermediary):
 
     # ---- forwarding ------------------------------------------------------------------
     def dispatch(self, x: Exchange) -> None:
+        if x.head.target == READY_PATH:
+            x.state = DONE
+            x.client.write(render_response(200, b"ready\n", [("Via", f"1.1 {self.via}"), ("Cache-Control", "no-store")], x.keep))
+            x.client.finish(x.keep)
+            return
         x.add_host = False  # Host always comes from the URL (origin_request)
         x.started = time.monotonic()
         self.admit_exchange(x)

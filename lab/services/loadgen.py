@@ -41,6 +41,7 @@ class RequestFailed(Exception):
     def __init__(self, kind: str, detail: str) -> None:
         super().__init__(detail)
         self.kind = kind
+        self.proxy: str | None = None  # the proxy it was last tried through
 
 
 DIRECT = "DIRECT"  # a PAC file's word for "no proxy"
@@ -120,6 +121,7 @@ class LoadGenerator:
                 # A proxy that refuses, does not answer, or resets before answering is passed over (GET is
                 # idempotent, so sending it again through the next proxy is safe; browsers fall over on the same errors)
                 if route.name == DIRECT or not (e.kind.startswith("connect") or e.kind == "reset") or i == len(order) - 1:
+                    e.proxy = None if route.name == DIRECT else route.name
                     raise
                 route.bad_until = time.monotonic() + self.proxy_retry
                 self.ctx.log.emit("proxy_failover", proxy=route.name, next=order[i + 1].name, error=e.kind)
@@ -181,7 +183,7 @@ class LoadGenerator:
         except asyncio.TimeoutError:
             error, detail = "timeout", f"no answer within {self.timeout:g} s"
         except RequestFailed as e:
-            error, detail = e.kind, str(e)
+            error, detail, proxy = e.kind, str(e), e.proxy
         except OSError as e:
             error, detail = "connect_error", str(e)
         finally:
@@ -199,7 +201,9 @@ class LoadGenerator:
     async def run(self) -> None:
         tasks: set[asyncio.Task[None]] = set()
         total = int(self.duration * self.rate)
-        self.ctx.log.emit("load_started", t=self.start_at, rate=self.rate, duration=self.duration, target=self.target, requests=total)
+        proxies = [r.name for r in self.routes if r.name != DIRECT] or None
+        self.ctx.log.emit("load_started", t=self.start_at, rate=self.rate, duration=self.duration, target=self.target, requests=total,
+                          proxies=proxies)
         for index in range(total):
             due = self.start_at + index / self.rate
             delay = due - time.time()

@@ -76,12 +76,27 @@ def workdir_for(cfg: dict[str, Any]) -> Path:
     return work
 
 
+def service_name(node: str) -> str:
+    """Squid's service name for this node (``squid -n``): it names Squid's shared-memory segments, which all the
+    lab's nodes see in one /dev/shm, so two Squids (fp1, fp2) must not share it."""
+    return "halab" + "".join(c for c in node if c.isalnum())
+
+
+def remove_segments(name: str) -> None:
+    """Squid's shared-memory segments of this service name: a killed Squid (crash, poweroff) leaves them, and the
+    next start fails on them ("shm_open ... File exists")."""
+    for segment in Path("/dev/shm").glob(f"{name}-*.shm"):
+        segment.unlink(missing_ok=True)
+
+
 async def main(ctx: Context) -> None:
     cfg = ctx.config
     port = from_config(ProxySettings, cfg).port
     work = workdir_for(cfg)
     (work / "squid.pid").unlink(missing_ok=True)  # left by a killed predecessor (poweroff): Squid would refuse to start
-    cmd = ["squid", "-N", "-f", cfg["conf_path"]]
+    name = service_name(cfg["node"])
+    remove_segments(name)
+    cmd = ["squid", "-N", "-n", name, "-f", cfg["conf_path"]]
 
     def on_line(text: str) -> None:
         parsed = parse_line(text)
@@ -96,7 +111,8 @@ async def main(ctx: Context) -> None:
         ctx.ready(port=port, impl="squid", daemon_pid=proc.pid, bind=list(cfg["bind"]))
 
     # Squid opens its logs (/dev/stdout, /dev/stderr: our pipe) after it has become SQUID_USER
-    await daemon.supervise(ctx, "squid", cmd, cfg["conf_path"], cfg["conf_text"], on_line, ready, owner=account())
+    await daemon.supervise(ctx, "squid", cmd, cfg["conf_path"], cfg["conf_text"], on_line, ready, lambda: remove_segments(name),
+                           owner=account())
 
 
 if __name__ == "__main__":

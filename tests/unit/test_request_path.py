@@ -33,3 +33,17 @@ def test_a_direct_request_skips_the_proxy_and_unknown_ids_say_so():
 def test_the_samples_are_one_proxied_and_one_direct_request_and_none_without_proxies():
     assert samples(EVENTS) == ["c1-4", "c3-0"]
     assert samples([e for e in EVENTS if e["node"] == "c3" or e["kind"] != "request_finished"]) == []
+
+
+def test_each_clients_view_measures_its_longest_time_without_an_answer():
+    from lab.analysis.metrics import per_client
+
+    def req(node, t, ok, latency=0.003):
+        return {"node": node, "kind": "request_finished", "t": t, "ok": ok, "latency": latency}
+
+    requests = [req("c1", 0.0, True), req("c1", 0.05, False), req("c1", 0.10, False), req("c1", 0.15, True, 0.6),
+                req("c1", 0.2, True), req("c2", 0.0, True), req("c2", 0.05, True, 0.004)]
+    events = [{"kind": "load_started", "node": "c1", "proxies": ["fp1", "fp2"]}, {"kind": "load_started", "node": "c2"}]
+    view = per_client(events, requests)
+    assert view["c1"] == {"route": "fp1, fp2", "sent": 5, "failed": 2, "longest_gap": 0.15, "worst_latency": 0.6}
+    assert view["c2"] == {"route": "direct", "sent": 2, "failed": 0, "longest_gap": 0.0, "worst_latency": 0.004}
