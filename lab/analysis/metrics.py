@@ -286,8 +286,8 @@ def per_client(events: Sequence[Mapping[str, Any]], requests: Sequence[Mapping[s
     """
     routes = {e["node"]: e.get("proxies") for e in events if e["kind"] == "load_started"}
     out: dict[str, dict[str, Any]] = {}
-    for client in sorted({r["node"] for r in requests}):
-        mine = [r for r in requests if r["node"] == client]
+    for client in sorted({r.get("node", "?") for r in requests}):
+        mine = [r for r in requests if r.get("node", "?") == client]
         longest, last_ok, failed_since = 0.0, None, False
         for r in mine:
             if not r["ok"]:
