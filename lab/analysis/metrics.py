@@ -284,7 +284,7 @@ def per_client(events: Sequence[Mapping[str, Any]], requests: Sequence[Mapping[s
     latency of a success shows the other cost: a request that waited for a
     dead proxy's connect timeout before it went to the next one.
     """
-    routes = {e["node"]: e.get("proxies") for e in events if e["kind"] == "load_started"}
+    routes = {e.get("node", "?"): e.get("proxies") for e in events if e["kind"] == "load_started"}
     out: dict[str, dict[str, Any]] = {}
     for client in sorted({r.get("node", "?") for r in requests}):
         mine = [r for r in requests if r.get("node", "?") == client]
