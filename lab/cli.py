@@ -78,9 +78,21 @@ def cmd_cli(args: argparse.Namespace) -> int:
     from lab.net.roles import plan_services
     from lab.runner import new_run_dir, write_meta
 
-    params = topology_params(args.param)
-    scenario = parse_scenario({"name": f"cli-{args.topology}", "duration": 3600, "topology": {"name": args.topology, "switch": args.switch, **params}},
-                              "halab cli", topologies.lookup)
+    if args.scenario:  # its network and every service setting ([proxy] rules, TLS ...), without its load or faults
+        from lab.runner import load_scenario
+
+        if args.topology or args.param:
+            print("halab cli: give a topology (with --param) or --scenario FILE, not both", file=sys.stderr)
+            return EXIT_USAGE
+        scenario = dataclasses.replace(load_scenario(args.scenario), faults=())
+        args.topology = scenario.topology
+    elif args.topology:
+        params = topology_params(args.param)
+        scenario = parse_scenario({"name": f"cli-{args.topology}", "duration": 3600,
+                                   "topology": {"name": args.topology, "switch": args.switch, **params}}, "halab cli", topologies.lookup)
+    else:
+        print("halab cli: name a topology (halab topos lists them) or --scenario FILE", file=sys.stderr)
+        return EXIT_USAGE
     need_root("cli")
     from lab.net import features
 
@@ -93,6 +105,8 @@ def cmd_cli(args: argparse.Namespace) -> int:
     with Lab(scenario, run_dir) as lab:
         lab.start_all(plan_services(scenario, lab.addresses, run_dir))
         print(f"halab: {args.topology} is up; services: {', '.join(sorted(lab.services))}. Events go to {run_dir}.")
+        if (run_dir / "tls" / "ca.pem").exists():
+            print(f"TLS: the run's own CA is {run_dir / 'tls' / 'ca.pem'} (curl --cacert it; --proxy-cacert for an HTTPS proxy)")
         from lab.labcli import FAULT_VERBS
 
         print(f"Lab verbs: {', '.join(FAULT_VERBS)}, broken, stats, events, load. 'help VERB' explains.")
@@ -351,7 +365,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("scenario")
     c.set_defaults(func=cmd_check)
     cl = sub.add_parser("cli", help="interactive Mininet CLI with lab verbs")
-    cl.add_argument("topology")
+    cl.add_argument("topology", nargs="?")
+    cl.add_argument("--scenario", help="build this scenario's network and services (its settings, not its load or faults)")
     cl.add_argument("--param", action="append", default=[], help="topology parameter, e.g. --param origins=4")
     cl.add_argument("--switch", default="lxbr", choices=("lxbr", "ovsbr"))
     cl.add_argument("--bond-impl", choices=("auto", "kernel", "userspace"), help="bonding topologies: which bond")
