@@ -198,7 +198,13 @@ class Vrrp:
     def _tick_master(self, now: float) -> list[Action]:
         """advertise every advert_interval"""
         if self.advert_at is not None and now >= self.advert_at:
-            self.advert_at = now + self.settings.advert_interval
+            # On the grid, not from now: a timer that wakes a little late (a loop with
+            # millisecond timers) must not push every later advert back too. Counting from
+            # now, 1 ms late per wake at 0.03 s adverts is adverts 3 % apart too far, which
+            # eats the backups' Master_Down_Interval margin under loss. Far behind (the
+            # process was frozen): start a new grid from now rather than send a burst.
+            following = self.advert_at + self.settings.advert_interval
+            self.advert_at = following if following > now else now + self.settings.advert_interval
             return [Action(SEND_ADVERT, self.priority)]
         return []
 

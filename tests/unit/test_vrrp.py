@@ -209,3 +209,19 @@ def test_a_master_that_hears_a_lower_priority_master_reasserts_itself_with_garp(
     assert m.advert(5.1, 100, "10.0.0.3", 0.1) == []  # not a storm: once a second at most
     assert kinds(m.advert(6.2, 100, "10.0.0.3", 0.1)) == [SEND_ADVERT, SEND_GARP]
     assert m.state == MASTER
+
+
+def test_a_master_woken_late_keeps_its_adverts_on_the_grid():
+    m = router(priority=255, interval=0.03)
+    m.start(0.0)
+    sent = []
+    now = 0.0
+    for _ in range(100):  # every wake 1 ms after the deadline, as a loop with millisecond timers may be
+        now = m.next_deadline() + 0.001
+        if m.tick(now):
+            sent.append(now)
+    gaps = [b - a for a, b in zip(sent, sent[1:])]
+    assert max(gaps) == pytest.approx(0.03) and sent[-1] == pytest.approx(100 * 0.03 + 0.001)  # no drift: 100 adverts in 3 s
+    # frozen for a second (SIGSTOP): one advert on waking, then a new grid from there, not a burst of 33
+    late = m.next_deadline() + 1.0
+    assert kinds(m.tick(late)) == [SEND_ADVERT] and m.tick(late + 0.001) == [] and m.next_deadline() == pytest.approx(late + 0.03)
