@@ -17,7 +17,8 @@ proxies fp1 10.1.0.2 and fp2 10.1.0.3 on port 3128, router r1-eth0
 10.1.0.254, everyone's default gateway); internet 10.2.0.0/24 on s2 (r1-eth1
 10.2.0.254, gw1-eth0 10.2.0.2: the site's public address, port 80); origin
 LAN 10.3.0.0/24 on s3 (gw1-eth1 10.3.0.1, origins 10.3.0.(10+K)). r1
-forwards between its two networks; gw1 does not forward at all, so nothing
+forwards between its two networks (``delay_ms`` puts a distance between
+them, with the kernel's netem); gw1 does not forward at all, so nothing
 outside reaches an origin except through gw1's service. The origins have no
 route out: they answer gw1 on their own LAN and nobody else.
 
@@ -39,6 +40,7 @@ Two ways to make the proxy redundant, side by side with ``proxy_vip = true``
 (priority 150) and fp2 (100) share the virtual address 10.1.0.1, and c2 uses
 only that address. c3 still goes direct.
 """
+from mininet.link import TCLink
 from mininet.node import Node
 from mininet.topo import Topo
 
@@ -52,7 +54,14 @@ PARAMS = {
     "proxies": Field(int, default=2, minimum=1, maximum=2, help="forward proxies on the client LAN (2: clients fail over)"),
     "origins": Field(int, default=3, minimum=1, maximum=50, help="origin servers behind the gateway"),
     "proxy_vip": Field(bool, default=False, help="the two proxies also share 10.1.0.1 by VRRP, and c2 uses that address only"),
+    "delay_ms": Field(float, default=0.0, minimum=0, maximum=1000,
+                      help="milliseconds added each way on the internet link r1-s2 (the kernel's netem; halab doctor says if it has it)"),
 }
+
+
+def needs(params: dict) -> list[str]:  # type: ignore[type-arg]
+    """Kernel features these parameters need (lab.net.features checks them before anything is built)."""
+    return ["netem"] if params.get("delay_ms") else []
 
 
 class Router(Node):
@@ -65,7 +74,8 @@ class Router(Node):
 
 
 class ProxyChain(Topo):
-    def build(self, clients: int = 3, direct: int = 1, proxies: int = 2, origins: int = 3, proxy_vip: bool = False) -> None:
+    def build(self, clients: int = 3, direct: int = 1, proxies: int = 2, origins: int = 3, proxy_vip: bool = False,
+              delay_ms: float = 0.0) -> None:
         if direct > clients:
             raise ValueError(f"direct = {direct} is more than the {clients} clients")
         if proxy_vip and (proxies != 2 or clients - direct < 2):
@@ -73,7 +83,10 @@ class ProxyChain(Topo):
         s1, s2, s3 = self.addSwitch("s1"), self.addSwitch("s2"), self.addSwitch("s3")
         r1 = self.addHost("r1", cls=Router, ip="10.1.0.254/24", role="router")
         self.addLink(r1, s1)
-        self.addLink(r1, s2, params1={"ip": "10.2.0.254/24"})
+        if delay_ms:  # the distance between the two networks: every packet across waits, each way
+            self.addLink(r1, s2, cls=TCLink, delay=f"{delay_ms:g}ms", params1={"ip": "10.2.0.254/24"})
+        else:
+            self.addLink(r1, s2, params1={"ip": "10.2.0.254/24"})
         gw = self.addHost("gw1", ip=f"{GATEWAY}/24", role="balancer", defaultRoute="via 10.2.0.254")
         self.addLink(gw, s2)
         self.addLink(gw, s3, params1={"ip": "10.3.0.1/24"})

@@ -85,8 +85,22 @@ def resolve_bond_impl(asked: str) -> tuple[str, str]:
     return asked, "asked for"
 
 
+def check_topology(scenario: Any) -> None:
+    """The kernel features the topology's parameters need (a delay needs netem), or a clear error before any build."""
+    import topologies
+
+    module, _ = topologies.MODULES[scenario.topology]
+    for name in getattr(module, "needs", lambda params: [])(dict(scenario.topology_params)):
+        found = probe(name)
+        if not found.available:
+            raise LabError(f"topology {scenario.topology!r} with these parameters needs the kernel's {name}, which this machine "
+                           f"lacks ({found.detail}); 'sudo halab doctor' lists what it has. Without netem, leave delay_ms at 0 "
+                           "and slow the answers with [origins] latency_ms instead.")
+
+
 def resolve(scenario: Any, say: Any = print) -> Any:
     """The scenario with every 'auto' choice made for this machine, saying what was chosen and why."""
+    check_topology(scenario)
     if not scenario.layout.bonds:
         return scenario
     impl, why = resolve_bond_impl(scenario.bond.impl)

@@ -62,3 +62,17 @@ def test_an_old_python_is_named_with_the_version_halab_needs(monkeypatch):
     old = features.environment(python=(3, 9))[0]
     assert not old.available and "needs 3.10 or newer" in old.detail
     assert features.environment(python=(3, 13))[0].available
+
+
+def test_a_delay_without_netem_is_refused_before_anything_is_built(monkeypatch):
+    import topologies
+    from lab.core.scenario import parse_scenario
+
+    asked = []
+    monkeypatch.setattr(features, "probe", lambda name: asked.append(name) or features.Feature(name, False, "Error: unknown qdisc"))
+    table = {"name": "d", "duration": 5, "topology": {"name": "proxy_chain", "delay_ms": 20}}
+    with pytest.raises(LabError, match=r"needs the kernel's netem, which this machine lacks \(Error: unknown qdisc\).*latency_ms"):
+        features.resolve(parse_scenario(table, "t", topologies.lookup), say=lambda *a: None)
+    table["topology"]["delay_ms"] = 0
+    features.resolve(parse_scenario(table, "t", topologies.lookup), say=lambda *a: None)
+    assert asked == ["netem"]  # no delay, no probe
