@@ -95,6 +95,9 @@ _DECLARED = [
     ("server_returned", "passive health: an ejected server is back", "server:str"),
     ("server_changed", "an operator changed a server (weight, drain, disabled)", "server:str weight?:int drain?:bool disabled?:bool"),
     ("balancer_load", "requests per second and CPU share, once a second", "rps:float cpu:float"),
+    # ---- caches ----
+    ("cache_result", "what a cache did with one request (X-Cache, and Squid's result code)", "id:str|null key:str result:str "
+     "squid:str status:int age:int|null why:str"),
     # ---- the forward proxy (halab's, Squid) ----
     ("proxy_request", "one request through a forward proxy, as a line of Squid's access.log", "client:str method:str url:str "
      "status:int result:str duration:float user?:str|null server?:str|null error?:str|null rule?:str|null up?:int down?:int "

@@ -399,6 +399,27 @@ MAX_CHUNK_LINE = 4096
 MAX_TRAILERS = MAX_HEADERS
 
 
+def dechunk(data: bytes) -> bytes:
+    """The payload of a whole chunked body (what a cache stores); trailers are dropped. ``HttpError`` if malformed or cut."""
+    out = bytearray()
+    at = 0
+    while True:
+        end = data.find(b"\r\n", at)
+        if end < 0:
+            raise HttpError(502, "chunked body cut short in a chunk size line")
+        size_text = data[at:end].split(b";", 1)[0]
+        if not 1 <= len(size_text) <= 16 or not all(c in b"0123456789abcdefABCDEF" for c in size_text):
+            raise HttpError(502, f"bad chunk size {size_text[:20]!r}")
+        size = int(size_text, 16)
+        at = end + 2
+        if size == 0:
+            return bytes(out)
+        if len(data) < at + size + 2 or data[at + size:at + size + 2] != b"\r\n":
+            raise HttpError(502, "chunk data cut short or not followed by CRLF")
+        out += data[at:at + size]
+        at += size + 2
+
+
 class ChunkedScanner:
     """Finds where a chunked body ends, passing its bytes through unchanged.
 

@@ -53,7 +53,7 @@ _DECLARED = (
     Role("balancer", "lab.services.balancer", 2, "lab.net.roles:plan_balancers", "the L7 load balancer (gateway)",
          node_role="balancer", section="balancer",
          real={"haproxy": "lab.services.realbalancer", "nginx": "lab.services.realbalancer"},
-         events=_HTTP + ("daemon_said", "daemon_exited"), port="lab.net.roles:balancer_port"),
+         events=_HTTP + ("cache_result", "daemon_said", "daemon_exited"), port="lab.net.roles:balancer_port"),
     Role("vrrp", "lab.services.vrrp", 3, "lab.net.roles:plan_vrrp", "VRRP speaker holding a virtual IP", section="vrrp",
          real={"keepalived": "lab.services.keepalived"},
          events=("vrrp_state_changed", "priority_changed", "vrrp_heartbeat", "vrrp_master_seen", "vrrp_bad_advert",

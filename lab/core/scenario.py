@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping
 
 from lab.core import client_limits
 from lab.core.balancing import ALGORITHMS
+from lab.core.cache import CacheSettings
 from lab.core.client_limits import ClientLimits
 from lab.core.faults import ACTIONS, BROKEN_SETS, CHAOS_KINDS, LINK, NONE, PAIR
 from lab.core.health import HealthSettings, ProbeSettings
@@ -88,6 +89,7 @@ class BalancerSettings:
     probe: ProbeSettings = field(default_factory=ProbeSettings)  # [balancer.health]: what a probe does
     health: HealthSettings = field(default_factory=HealthSettings)  # [balancer.health]: when probes run and count
     passive: PassiveSettings = field(default_factory=PassiveSettings)  # [balancer.passive]
+    cache: CacheSettings = field(default_factory=CacheSettings)  # [balancer.cache]
     client: ClientLimits = field(default_factory=ClientLimits)  # [balancer] keys too: what a client may send
 
 
@@ -186,9 +188,11 @@ BALANCER = {
     **fields_of(BalancerSettings),
     "health": Field(dict, default={}),
     "passive": Field(dict, default={}),
+    "cache": Field(dict, default={}),
     **client_limits.fields(),  # what a client may send and how slowly: timeouts and limits (lab.core.client_limits)
 }
 PASSIVE = fields_of(PassiveSettings)
+CACHE = fields_of(CacheSettings)
 HEALTH = {**fields_of(ProbeSettings), **fields_of(HealthSettings)}
 ORIGIN = {**fields_of(OriginSettings), "nodes": Field(dict, default={}, help="per-origin overrides, e.g. [origins.nodes.o3] latency_ms = 200")}
 LOAD = fields_of(LoadSettings)
@@ -261,6 +265,7 @@ def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup,
     except ValueError as e:
         raise ConfigError(source, "balancer.health", str(e)) from None
     passive = build(PassiveSettings, check_table(bal["passive"], PASSIVE, source, "balancer.passive"))
+    cache = build(CacheSettings, check_table(bal["cache"], CACHE, source, "balancer.cache"))
     if bal["algorithm"] in ("hash", "consistent", "maglev") and not (bal["hash_key"] in ("uri", "path", "source") or bal["hash_key"].startswith("header:")):
         raise ConfigError(source, "balancer.hash_key", f"got {bal['hash_key']!r}, expected uri, path, source or header:NAME")
     if bal["impl"] != "halab":
@@ -270,6 +275,9 @@ def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup,
                               f"{bal['impl']!r} use one of: {', '.join(sorted(known))}")
         if bal["algorithm"] in ("hash", "consistent") and bal["hash_key"] != "uri":
             raise ConfigError(source, "balancer.hash_key", f"only 'uri' is rendered for {bal['impl']} so far")
+        if cache.enabled:
+            raise ConfigError(source, "balancer.cache", f"caching is halab's only so far; with impl = {bal['impl']!r} leave "
+                              "[balancer.cache] enabled = false")
         if bal["tls_port"]:
             raise ConfigError(source, "balancer.tls_port", f"TLS termination is halab's only so far; with impl = {bal['impl']!r} "
                               "leave tls_port at 0")
@@ -281,7 +289,8 @@ def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup,
         raise ConfigError(source, "name", f"got {top['name']!r}; a scenario name becomes part of the run directory's name, so it "
                           "may hold only letters, digits, '-', '_' and '.', and may not start with '.' (e.g. 'failover-basics')")
     bal["bind"] = _bind(bal["bind"], source, "balancer.bind")
-    balancer = build(BalancerSettings, {**bal, "probe": build(ProbeSettings, hc), "health": health, "passive": passive, "client": limits})
+    balancer = build(BalancerSettings, {**bal, "probe": build(ProbeSettings, hc), "health": health, "passive": passive, "client": limits,
+                                         "cache": cache})
 
     origins = _origins(top["origins"], layout, source)
     load = _load(top["load"], layout, source)

@@ -28,11 +28,13 @@ from typing import Any
 
 from lab.core import client_limits
 from lab.core.balancing import Pool, Server, make_algorithm
+from lab.core.cache import CacheSettings, cache_key
 from lab.core.health import READY_PATH, HealthSettings
 from lab.core.http1 import render_response
 from lab.core.passive import PassiveHealth, PassiveSettings
 from lab.core.scenario import BalancerSettings
 from lab.core.schema import from_config
+from lab.services.cache_layer import CacheLayer
 from lab.services.exchange import DONE, Exchange
 from lab.services.healthcheck import HealthChecker, Probe, Target
 from lab.services.intermediary import Intermediary
@@ -60,6 +62,9 @@ class Balancer(Intermediary):
         self.health = self.checker.counters
         self.last_check = self.checker.last_check
         self.no_server = 0
+        caching = from_config(CacheSettings, cfg["cache"])
+        # the cache answers what it can before any balancing; None (off) costs one test per request
+        self.cache = CacheLayer(self, caching, self.cache_key) if caching.enabled else None
         ctx.commands.update(stats=lambda req: self.statistics(), set_server=self.set_server)
 
     # ---- runtime commands ------------------------------------------------------------
@@ -68,6 +73,8 @@ class Balancer(Intermediary):
             "requests": self.requests, "no_server": self.no_server, "bad_requests": self.bad_requests, "retried": self.retried,
             "in_flight": self.in_flight, "queued": len(self.admission.queue), "refused": dict(self.refusals), "idle_closed": self.idle_closed,
             "client_aborts": self.client_aborts,
+            "cache": None if self.cache is None else {"results": dict(self.cache.counters.results), "entries": len(self.cache.cache.entries),
+                                                      "bytes": self.cache.cache.bytes, "origin_requests": self.cache.counters.origin_requests},
             "servers": {s.name: {"state": self.health[s.name].label(), "active": s.active, "picked": s.picked,
                                  "errors": self.errors[s.name], "weight": s.weight, "drain": s.drain,
                                  "disabled": s.disabled, "ejected": s.ejected, "checks": self.last_check[s.name][0],
@@ -116,7 +123,15 @@ class Balancer(Intermediary):
         if x.head.target == READY_PATH:
             self.answer_ready(x)
             return
-        self.admit_exchange(x)
+        if self.cache is not None:
+            self.cache.handle(x)
+        else:
+            self.admit_exchange(x)
+
+    @staticmethod
+    def cache_key(x: Exchange) -> str:
+        """A gateway's cache key: the Host the client named and the target (the effective URI, RFC 9111 2)."""
+        return cache_key(x.head.get("Host") or "", x.head.target)
 
     def attempt(self, x: Exchange) -> None:
         """Pick a server for ``x`` (avoiding those already tried) and send it there."""

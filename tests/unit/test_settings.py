@@ -74,7 +74,7 @@ def test_services_rebuild_the_settings_the_scenario_built(path):
 def test_as_config_and_from_config_round_trip():
     b = BalancerSettings(retries=2, bind=("10.0.0.2",), health=HealthSettings(rise=1, fall=5, inter=0.5))
     assert build(BalancerSettings, {**as_config(b), "health": b.health, "probe": b.probe, "passive": b.passive,
-                                    "client": b.client}) == b
+                                    "client": b.client, "cache": b.cache}) == b
 
 
 def test_services_take_no_defaults_of_their_own():
