@@ -209,8 +209,8 @@ class CacheLayer:
         if failed and entry is not None:
             # RFC 9111 4.2.4, 5.2.2.2: a stale copy that may not be served, and an origin that cannot answer: 504
             forbids = [k for k in ("must-revalidate", "proxy-revalidate", "s-maxage", "no-cache") if k in entry.cc]
-            message = (f"the stored copy is stale and may not be served without validation ({', '.join(forbids) or 'no "
-                       f"stale-if-error allows it'}), and the origin failed")
+            allowed = ", ".join(forbids) or "no stale-if-error allows it"
+            message = f"the stored copy is stale and may not be served without validation ({allowed}), and the origin failed"
             for x in fetch.waiters:
                 self.refuse(x, 504, message, fetch.key, "fail_err")
             return
