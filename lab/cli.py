@@ -313,6 +313,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_conformance(args: argparse.Namespace) -> int:
+    from lab.conformance import run_cache_conformance, table
+
+    run_dir = Path(args.runs).resolve() / f"{time.strftime('%Y%m%d-%H%M%S')}-conformance-cache"
+    run_dir.mkdir(parents=True)
+    lines = table(run_cache_conformance(run_dir))
+    print("\n".join(lines))
+    (run_dir / "conformance.txt").write_text("\n".join(lines) + "\n")
+    print(f"results: {run_dir / 'cache-tests.json'}; the suite's own output: {run_dir / 'cache-tests.txt'}")
+    return EXIT_OK
+
+
 def cmd_hostile(args: argparse.Namespace) -> int:
     from lab.hostile import run_hostile, table
 
@@ -416,6 +428,10 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--rounds", type=int, default=3, help="balancer, proxy: rounds over all targets (the order rotates)")
     b.add_argument("--runs", default="runs")
     b.set_defaults(func=cmd_bench)
+    co = sub.add_parser("conformance", help="a public conformance suite against halab (cache: cache-tests, RFC 9111)")
+    co.add_argument("what", choices=["cache"])
+    co.add_argument("--runs", default="runs")
+    co.set_defaults(func=cmd_conformance)
     ch = sub.add_parser("chaos", help="seeded random faults, every one repaired; checks that the lab heals each time")
     ch.add_argument("scenario")
     ch.add_argument("--seed", type=int, default=1, help="the first seed (runs use seed, seed+1, ...)")

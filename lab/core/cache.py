@@ -417,10 +417,8 @@ def cache_key(authority: str, target: str) -> str:
 def related_keys(authority: str, target: str, response: Headers) -> list[str]:
     """The keys an unsafe method's success invalidates: its own, and Location/Content-Location on the same host."""
     keys = [cache_key(authority, target)]
-    for name in ("location", "content-location"):
-        value = header(response, name)
-        if not value:
-            continue
+    for value in all_values(response, "location") + all_values(response, "content-location"):
+        value = value.strip()
         if value.startswith("/"):
             keys.append(cache_key(authority, value))
         elif "://" in value:
