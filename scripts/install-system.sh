@@ -9,7 +9,7 @@ set -euo pipefail
 # lab/net/commands.py lists the program each package brings; tests/unit/test_commands.py keeps them in step
 PACKAGES=(
   mininet bridge-utils net-tools iproute2 iputils-ping curl tcpdump nftables psmisc ethtool procps iperf util-linux coreutils
-  python3 python3-venv python3-pip
+  python3 python3-venv python3-pip bash
   haproxy nginx-light keepalived wrk squid openssl
 )
 DAEMONS=(nginx haproxy keepalived squid)

@@ -30,6 +30,7 @@ COMMANDS = {
     "keepalived": ("keepalived", "[vrrp] impl = \"keepalived\""),
     "squid": ("squid", "[proxy] impl = \"squid\""),
     "openssl": ("openssl", "Squid's password file for Basic proxy authentication"),
+    "bash": ("bash", "the cache test suite's runner (halab conformance cache)"),
     "unshare": ("util-linux", "the platform test: a chroot in a private mount namespace"),
     "chroot": ("coreutils", "the platform test"),
 }
