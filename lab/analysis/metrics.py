@@ -136,6 +136,8 @@ class Metrics:
     proxy_moves: tuple[Mapping[str, Any], ...] = ()  # every proxy_failover: t, client, from, to, error
     paths: tuple[tuple[str, ...], ...] = ()  # the hops of a sample request through a proxy, and of a direct one
     clients: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # client -> route, sent, failed, longest gap
+    caches: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # cache node -> Squid result code -> requests
+    stale_saved: int = 0  # requests answered with a stale copy because the origins failed (stale-if-error)
     checks: tuple[Check, ...] = field(default=())
 
     @property
@@ -271,6 +273,8 @@ def compute(events: Sequence[Mapping[str, Any]], settings: Settings = Settings()
                           for e in events if e["kind"] == "proxy_failover"),
         paths=tuple(tuple(path.hops(events, rid)) for rid in path.samples(events)),
         clients=per_client(events, requests),
+        caches=_by_node(events, "cache_result", "squid"),
+        stale_saved=sum(1 for e in events if e["kind"] == "cache_result" and e.get("squid") == "TCP_REFRESH_FAIL_OLD"),
     )
 
 

@@ -93,6 +93,8 @@ def sections(m: Metrics) -> list[tuple[str, list[str], list[list[str]]]]:
         ["succeeded only after the client resent it", f"{m.resent}" + (f"  (median latency {format_duration(m.resent_latency)})"
                                                                         if m.resent_latency is not None else "")],
         ["requests counted twice", str(len(m.duplicate_ids))],
+        *([["succeeded only because a cache served a stale copy", f"{m.stale_saved}  (stale-if-error: the origins had failed)"]]
+          if m.caches else []),
     ]))
     bound = f" (bound {m.worst_detection:.2f} s)" if m.worst_detection else ""
     out.append((f"Faults: injected, detected{bound}, repaired", ["at (s)", "fault", "affects", "detected after", "failed before detection",
@@ -143,6 +145,20 @@ def sections(m: Metrics) -> list[tuple[str, list[str], list[list[str]]]]:
         out.append(("Requests refused or cut off by a gateway (hostile or broken clients)", ["gateway", "kind", "requests", "what it means"], [
             [node, kind, str(n), timeouts.get(kind, REFUSAL_MEANING.get(kind, ""))]
             for table in (m.refused, m.aborted) for node, kinds in table.items() for kind, n in kinds.items()]))
+    if m.caches:
+        meaning = {"TCP_HIT": "a fresh stored copy: the origin was not asked", "TCP_MISS": "asked the origin (stored if allowed)",
+                   "TCP_REFRESH_UNMODIFIED": "stale copy validated: the origin said 304, only headers crossed",
+                   "TCP_REFRESH_MODIFIED": "stale copy replaced by the origin's new answer",
+                   "TCP_REFRESH_FAIL_OLD": "the origin failed; stale-if-error let the stale copy answer",
+                   "TCP_REFRESH_FAIL_ERR": "the origin failed and the stale copy may not be served: 504",
+                   "TCP_STALE_HIT": "stale copy served while it is revalidated (stale-while-revalidate)"}
+        rows = []
+        for node, results in m.caches.items():
+            total = sum(results.values())
+            hits = sum(n for r, n in results.items() if r in ("TCP_HIT", "TCP_STALE_HIT", "TCP_REFRESH_UNMODIFIED", "TCP_REFRESH_FAIL_OLD"))
+            rows.append([node, "hit ratio", f"{hits} of {total}", f"{hits / total:.1%} answered from the store" if total else ""])
+            rows += [[node, r, str(n), meaning.get(r, "")] for r, n in results.items()]
+        out.append(("Caches (results as Squid's access.log names them)", ["cache", "result", "requests", "what it means"], rows))
     if m.proxies:
         meaning = {"TCP_MISS": "forwarded to the origin (no cache)", "TCP_TUNNEL": "a CONNECT tunnel (bytes it could not read)",
                    "TCP_DENIED": "refused by the access rules (403) or asked to log in (407)", "NONE_NONE": "malformed or not answerable"}

@@ -66,6 +66,10 @@ class OriginSettings:
     backup: bool = setting(False, "used only when every primary is down")
     log_requests: bool = setting(False, "one event per request the origin parses (what really reached it)")
     bind: tuple[str, ...] | None = setting(None, "addresses to listen on (default: the node's own; '0.0.0.0' = all)")
+    cache_control: str = setting("no-store", "Cache-Control of every answer, e.g. \"max-age=5, stale-if-error=60\" "
+                                             "(the default keeps every cache out of the way)")
+    cache_paths: Mapping[str, str] = setting({}, "Cache-Control by path prefix, the longest matching prefix first, "
+                                                 "e.g. \"/static/\" = \"max-age=60\"")
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,11 @@ Config keys: node, port, bind, latency_ms, capacity, log_requests, events, contr
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
+from email.utils import formatdate
 
-from lab.core.http1 import HttpError, error_response, parse_request_head, render_response, request_framing
+from lab.core.http1 import HttpError, error_response, parse_request_head, render_head, render_response, request_framing
 from lab.core.scenario import OriginSettings
 from lab.core.schema import from_config
 from lab.services.httpio import PeerClosed, discard_body, read_head
@@ -75,7 +77,7 @@ class Origin:
                                       forwarded_for=", ".join(head.get_all("X-Forwarded-For")) or None, body=size,
                                       host=head.get("Host"), headers=[k.lower() for k, _ in head.headers])
                 keep = head.keep_alive()
-                writer.write(await self.answer(head.method, head.target, keep))
+                writer.write(await self.answer(head.method, head.target, keep, head.get("If-None-Match")))
                 await writer.drain()
                 if not keep:
                     return
@@ -84,7 +86,7 @@ class Origin:
         finally:
             writer.close()
 
-    async def answer(self, method: str, target: str, keep: bool) -> bytes:
+    async def answer(self, method: str, target: str, keep: bool, if_none_match: str | None = None) -> bytes:
         headers = [("X-Served-By", self.name), ("Content-Type", "text/plain")]
         if target == "/health":
             self.health_checks += 1
@@ -100,7 +102,20 @@ class Origin:
             self.in_flight -= 1
         self.served += 1
         body = f"served by {self.name}\n".encode()
-        return render_response(200, b"" if method == "HEAD" else body, headers + [("Cache-Control", "no-store")], keep)
+        # An entity tag for the path's content: redundant origins serve the same content, so they agree on it
+        # (the body's "served by" line is the lab's telltale, not content). A cache's conditional request
+        # (If-None-Match) is answered 304 when the copy it holds is still this one.
+        etag = f'"{hashlib.sha1(target.split("?", 1)[0].encode()).hexdigest()[:12]}"'
+        headers += [("Cache-Control", self.cache_control(target)), ("ETag", etag), ("Date", formatdate(usegmt=True))]
+        if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
+            return render_head(("HTTP/1.1", "304", "Not Modified"), headers + ([] if keep else [("Connection", "close")]))
+        return render_response(200, b"" if method == "HEAD" else body, headers, keep)
+
+    def cache_control(self, target: str) -> str:
+        """The Cache-Control for a path: the longest matching prefix of ``cache_paths``, else ``cache_control``."""
+        path = target.split("?", 1)[0]
+        matches = [prefix for prefix in self.settings.cache_paths if path.startswith(prefix)]
+        return self.settings.cache_paths[max(matches, key=len)] if matches else self.settings.cache_control
 
     async def _work(self) -> None:
         if self.latency > 0:
