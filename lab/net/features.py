@@ -155,6 +155,7 @@ LESSON_NEEDS: dict[str, tuple[tuple[str, str | None], ...]] = {
     "03-vrrp-redundancy": (("nftables", None),),  # the split-brain partition and the failover bench's advert loss
     "04-bonding": (("bonding", "halab's userspace team agent bonds instead"),),
     "05-forward-proxy": (),
+    "06-caching": (),
 }
 MIN_PYTHON = (3, 10)  # pyproject.toml's requires-python
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from lab.core import client_limits, scenario
+from lab.core.cache import CacheSettings
 from lab.core.health import HealthSettings, ProbeSettings
 from lab.core.passive import PassiveSettings
 from lab.core.scenario import (
@@ -58,7 +59,8 @@ def test_services_rebuild_the_settings_the_scenario_built(path):
             b = s.balancer
             assert from_config(BalancerSettings, cfg) == dataclasses.replace(b, probe=ProbeSettings(), health=HealthSettings(),
                                                                                 passive=PassiveSettings(), client=client_limits.ClientLimits(),
-                                                                                bind=tuple(cfg["bind"]))
+                                                                                cache=CacheSettings(), bind=tuple(cfg["bind"]))
+            assert from_config(CacheSettings, cfg["cache"]) == b.cache
             assert from_config(HealthSettings, cfg["health"]) == b.health and from_config(ProbeSettings, cfg["health"]) == b.probe
             assert from_config(PassiveSettings, cfg["passive"]) == b.passive and client_limits.from_config(cfg) == b.client
         elif spec.service == "origin":

@@ -1,0 +1,25 @@
+"""The gateway's cache on the real network: every origin down for 10 s, and the cached site stays up, then heals."""
+from pathlib import Path
+
+from .conftest import read_events
+
+LESSON = "exercises/06-caching/stale-if-error.toml"
+
+
+def test_every_origin_down_and_every_cached_request_still_answered_then_validated_again(shipped):
+    events = read_events(Path(shipped(LESSON)))
+    faults = [e for e in events if e["kind"] in ("fault_applied", "fault_reverted")]
+    down = max(e["t"] for e in faults if e["action"] == "crash")
+    up = max(e["t"] for e in faults if e["action"] == "restart")
+    assert up - down > 9.5
+    finished = [e for e in events if e["kind"] == "request_finished"]
+    during = [e for e in finished if down + 0.5 < e["t"] < up - 0.1]
+    assert len(during) > 150 and all(e["ok"] for e in during)
+    results = [e for e in events if e["kind"] == "cache_result"]
+    stale = [e for e in results if e["squid"] == "TCP_REFRESH_FAIL_OLD"]
+    assert stale and all(down <= e["t"] <= up + 1.0 for e in stale)  # stale only while the origins were down
+    # healed: once the origins are back and UP again, stale copies are validated with them (304s), not served blind
+    after = [e["squid"] for e in results if e["t"] > up + 3.0]
+    assert "TCP_REFRESH_UNMODIFIED" in after and "TCP_REFRESH_FAIL_OLD" not in after
+    origin_asked = [e for e in events if e["kind"] == "request_parsed" and e["target"].startswith("/static/")]
+    assert len(origin_asked) < len(finished) / 2  # the cache spared the origins most of the work
