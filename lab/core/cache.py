@@ -409,9 +409,41 @@ class Cache:
             self.bytes -= sum(e.size for e in variants)
 
 
+UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def normal_path(target: str) -> str:
+    """RFC 3986 6.2.2: percent-encoded unreserved characters decoded ("/%61" is "/a"), other escapes in upper case.
+
+    Two spellings of one resource must be one cache entry, or a request can
+    fill the cache under a key that another spelling bypasses (key confusion).
+    """
+    if "%" not in target:
+        return target
+    out, i = [], 0
+    while i < len(target):
+        c, pair = target[i], target[i + 1:i + 3]
+        if c == "%" and len(pair) == 2 and all(h in "0123456789abcdefABCDEF" for h in pair):
+            char = chr(int(pair, 16))
+            out.append(char if char in UNRESERVED else "%" + pair.upper())
+            i += 3
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
 def cache_key(authority: str, target: str) -> str:
-    """The primary key: the effective URI, host in lower case (as the routing normalises it)."""
-    return f"{authority.lower()}{target}"
+    """The primary key: the effective URI (RFC 9111 2), host in lower case, path normalised.
+
+    An absolute-form target (``GET http://site/a``) names its own authority,
+    which takes the place of Host, as a proxy reads it (RFC 9112 3.2.2).
+    """
+    if "://" in target[:10]:
+        rest = target.split("://", 1)[1]
+        slash = rest.find("/")
+        authority, target = (rest, "/") if slash < 0 else (rest[:slash], rest[slash:])
+    return f"{authority.lower()}{normal_path(target)}"
 
 
 def related_keys(authority: str, target: str, response: Headers) -> list[str]:

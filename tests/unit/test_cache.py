@@ -196,3 +196,10 @@ def test_the_clients_own_condition_is_answered_from_the_copy():
 def test_directives_parse_quoted_commas_and_case():
     assert c.directives(['No-Cache="Set-Cookie, X", Max-Age=5', "public"]) == {"no-cache": "Set-Cookie, X", "max-age": "5",
                                                                               "public": None}
+
+
+def test_one_resource_one_key_whatever_the_spelling():
+    assert c.cache_key("Site", "/a") == c.cache_key("site", "/%61") == c.cache_key("x", "http://SITE/a") == "site/a"
+    assert c.cache_key("site", "/a%2fb") == "site/a%2Fb"  # a reserved character stays escaped (it means something else)
+    assert c.cache_key("site", "/a%zz") == "site/a%zz" and c.cache_key("site", "/a%4") == "site/a%4"
+    assert c.cache_key("site", "http://site") == "site/"
