@@ -331,9 +331,9 @@ class Invalidator:
             headers = parse_response_head(head).headers
         except HttpError:
             headers = []
-        key = self.layer.key(x)
-        authority, target = key[: len(key) - len(x.head.target)], x.head.target
-        self.layer.cache.invalidate(*rules.related_keys(authority, target, headers))
+        key = self.layer.key(x)  # authority + normalised path
+        authority = key.split("/", 1)[0]
+        self.layer.cache.invalidate(*rules.related_keys(authority, key[len(authority):], headers))
 
     def on_body(self, x: Exchange, data: bytes) -> None:
         pass
