@@ -196,6 +196,8 @@ class ProxySettings:
     timeout_server: float = setting(15.0, "seconds to wait for an origin's answer (Squid read_timeout, 15 min)", minimum=0.01)
     timeout_tunnel: float = setting(60.0, "seconds a CONNECT tunnel may carry nothing before it is closed", minimum=0.1)
     log_requests: bool = setting(True, "one proxy_request event per request, as Squid's access.log")
+    cache: bool = setting(False, "keep answers and serve them again to the whole client LAN (the gateway's cache rules, "
+                                 "RFC 9111; Squid: its memory cache)")
 
     def __post_init__(self) -> None:
         self.policy()  # a typo in the rules is an error in the scenario, before anything is built

@@ -61,8 +61,8 @@ _DECLARED = (
                  "garp_failed", "daemon_said", "daemon_exited")),
     Role("proxy", "lab.services.forward_proxy", 2, "lab.services.forward_proxy:plan", "the forward proxy clients choose "
          "(access rules, CONNECT tunnels, Via)", node_role="proxy", section="proxy", real={"squid": "lab.services.squid"},
-         events=("proxy_request", "request_failed", "request_retried", "request_aborted", "request_rejected", "daemon_said",
-                 "daemon_exited"), settings="lab.core.forward:ProxySettings"),
+         events=("proxy_request", "cache_result", "request_failed", "request_retried", "request_aborted", "request_rejected",
+                 "daemon_said", "daemon_exited"), settings="lab.core.forward:ProxySettings"),
     Role("echo", "lab.services.echo", 1, "lab.services.echo:plan", "TCP echo server (RFC 862) on the origins, for L4 lessons",
          section="echo", settings="lab.services.echo:EchoSettings", port="lab.services.echo:port"),
     Role("loadgen", "lab.services.loadgen", 4, "lab.net.roles:plan_load", "open-loop HTTP client", node_role="client",

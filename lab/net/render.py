@@ -177,7 +177,7 @@ logformat halab {SQUID_LOGFORMAT}
 access_log {"stdio:/dev/stdout halab" if p.log_requests else "none"}
 logfile_rotate 0
 coredump_dir {workdir}
-cache deny all
+{"" if p.cache else "cache deny all"}
 hosts_file {workdir}/hosts
 dns_nameservers 127.0.0.1
 dns_timeout 2 seconds

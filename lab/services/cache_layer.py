@@ -47,6 +47,9 @@ class Fetch:
         self.layer = layer
         self.gateway = layer.gateway
         self.ip = front.client.ip
+        # what a forward proxy knows of the client it acts for: where the request goes, who asked
+        self.dest = getattr(front.client, "dest", None)
+        self.user = getattr(front.client, "user", None)
         self.upstream: Any = None
         self.closed = False
         self.data = bytearray()

@@ -37,11 +37,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping
 
+from lab.core.cache import CacheSettings, cache_key
 from lab.core.client_limits import ClientLimits
 from lab.core.forward import RESULTS, Destination, ProxySettings, Refusal, admit, origin_request
 from lab.core.health import READY_PATH
 from lab.core.http1 import Head, HttpError, render_response
 from lab.core.schema import as_config, from_config
+from lab.services.cache_layer import CacheLayer
 from lab.services.exchange import DONE, Exchange
 from lab.services.httpio import within
 from lab.services.intermediary import Intermediary
@@ -119,6 +121,8 @@ class ForwardProxy(Intermediary):
         self.tunnels: set[Tunnel] = set()
         self.tunnelled = 0
         self.denied = 0
+        # the cache answers what it can before any origin is asked; None (off) costs one test per request
+        self.cache = CacheLayer(self, CacheSettings(enabled=True), self.cache_key) if s.cache else None
         ctx.commands["stats"] = lambda req: self.statistics()
 
     def statistics(self) -> dict[str, Any]:
@@ -155,7 +159,15 @@ class ForwardProxy(Intermediary):
             return
         x.add_host = False  # Host always comes from the URL (origin_request)
         x.started = time.monotonic()
-        self.admit_exchange(x)
+        if self.cache is not None and x.head.method != "CONNECT":
+            self.cache.handle(x)
+        else:
+            self.admit_exchange(x)
+
+    def cache_key(self, x: Exchange) -> str:
+        """The effective URI the client named (its absolute form), as the cache keys it."""
+        dest = self._dest(x)
+        return cache_key(dest.authority, dest.target)
 
     def attempt(self, x: Exchange) -> None:
         if x.head.method == "CONNECT":
@@ -172,18 +184,17 @@ class ForwardProxy(Intermediary):
     def ended(self, x: Exchange, status: int, error: str | None) -> None:
         if not self.settings.log_requests:
             return
-        client = x.client
-        assert isinstance(client, ProxyClient)
+        client = x.client  # a ProxyClient, or the cache's Fetch acting for one (it carries the same dest and user)
         self.log.emit("proxy_request", client=client.ip, method=x.head.method, url=x.head.target, status=status,
                       result=RESULTS["error" if error else "forwarded"], duration=round(time.monotonic() - x.started, 6),
-                      user=client.user, server=x.server.name if x.server is not None else None, error=error,
+                      user=getattr(client, "user", None), server=x.server.name if x.server is not None else None, error=error,
                       id=x.head.get("X-Request-Id"))
 
     @staticmethod
     def _dest(x: Exchange) -> Destination:
-        client = x.client
-        assert isinstance(client, ProxyClient) and client.dest is not None
-        return client.dest
+        dest = getattr(x.client, "dest", None)  # a ProxyClient's, or the cache's Fetch acting for one
+        assert dest is not None
+        return dest
 
     # ---- tunnels -----------------------------------------------------------------------
     async def tunnel(self, x: Exchange) -> None:

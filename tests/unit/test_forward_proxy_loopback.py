@@ -234,3 +234,40 @@ def test_an_https_proxy_carries_the_connect_and_the_tunnel_inside_tls(tmp_path, 
     assert head.startswith(b"HTTP/1.1 200 ") and back == b"inside two layers"
     (tunnel,) = events(tmp_path, "proxy_request")
     assert tunnel["result"] == "TCP_TUNNEL" and tunnel["up"] == tunnel["down"] == 17
+
+
+def test_the_proxys_cache_serves_the_whole_client_lan_from_one_origin_request(tmp_path):
+    seen = []
+
+    async def cacheable_origin():
+        async def handle(reader, writer):
+            try:
+                while True:
+                    seen.append((await reader.readuntil(b"\r\n\r\n")).decode())
+                    writer.write(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 2\r\n\r\nhi")
+                    await writer.drain()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        return server, server.sockets[0].getsockname()[1]
+
+    async def go():
+        origin, port = await cacheable_origin()
+        _, front, proxy_port = await start_proxy(tmp_path, cache=True)
+        answers = []
+        for _ in range(3):  # three clients, one connection each
+            reader, writer = await asyncio.open_connection("127.0.0.1", proxy_port)
+            writer.write(f"GET http://origin:{port}/page HTTP/1.1\r\nHost: origin:{port}\r\n\r\n".encode())
+            answers.append(await read_answer(reader))
+            writer.close()
+        front.close()
+        origin.close()
+        return answers
+
+    answers = asyncio.run(go())
+    assert [body for _, body in answers] == [b"hi"] * 3 and len(seen) == 1
+    assert "X-Cache: MISS from fp1" in answers[0][0] and all("X-Cache: HIT from fp1" in head for head, _ in answers[1:])
+    assert seen[0].startswith("GET /page HTTP/1.1")  # the cache's own request went out in origin form, as the proxy's do
+    results = [e["squid"] for e in events(tmp_path, "cache_result")]
+    assert results == ["TCP_MISS", "TCP_HIT", "TCP_HIT"]
