@@ -301,6 +301,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     run_dir.mkdir(parents=True)
     if args.what == "balancer":
         lines = summary(run_bench(run_dir, args.seconds, args.connections, args.rounds))
+    elif args.what == "cache":
+        from lab.bench_cache import cache_summary, run_cache_bench
+
+        lines = cache_summary(run_cache_bench(run_dir, args.seconds, args.connections, args.rounds))
     elif args.what == "proxy":
         from lab.bench_proxy import proxy_summary, run_proxy_bench
 
@@ -417,13 +421,13 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--set", action="append", default=[], metavar="PART=A", help="one part's availability, e.g. --set lb1=0.99")
     sp.set_defaults(func=cmd_spof)
     b = sub.add_parser("bench", help="benchmarks against the real systems (HAProxy, nginx, keepalived, Squid)")
-    b.add_argument("what", choices=["balancer", "failover", "proxy"])
+    b.add_argument("what", choices=["balancer", "failover", "proxy", "cache"])
     b.add_argument("--trials", type=int, default=5, help="failover: master power cuts per speaker")
     b.add_argument("--loss", type=int, default=0, choices=range(0, 100), metavar="PERCENT",
                    help="failover: then drop this share of the adverts reaching the backup for 20 s and count false failovers")
     b.add_argument("--interval", type=_intervals, default="0.1",
                    help="failover: VRRP advert interval(s), seconds; a list sweeps them, e.g. 1,0.1,0.03")
-    b.add_argument("--seconds", type=float, default=3.0, help="balancer, proxy: seconds of saturated load per measurement")
+    b.add_argument("--seconds", type=float, default=3.0, help="balancer, proxy, cache: seconds of saturated load per measurement")
     b.add_argument("--connections", type=int, default=32, help="balancer, proxy: wrk connections for the throughput measurement")
     b.add_argument("--rounds", type=int, default=3, help="balancer, proxy: rounds over all targets (the order rotates)")
     b.add_argument("--runs", default="runs")

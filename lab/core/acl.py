@@ -28,6 +28,7 @@ anything but 443 are denied before any rule of the lab's.
 """
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -132,12 +133,33 @@ class Rule:
     number: int
 
 
+MEMORY = 4096  # decisions remembered (a cheap bound: forgotten all at once when full)
+
+
 @dataclass
 class Policy:
     acls: dict[str, Acl]
     rules: list[Rule]
+    memory: dict[Request, Decision] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.timed = any(acl.kind == "time" for acl in self.acls.values())  # decisions then depend on the minute too
 
     def check(self, request: Request) -> Decision:
+        """The decision for ``request``: the same request fields always give the same decision, so it is
+        remembered (a proxy sees the same client, method and URL again and again); a policy with a
+        ``time`` acl keys its memory by the minute too."""
+        minute = request.when.replace(second=0, microsecond=0) if self.timed and request.when is not None else None
+        key = dataclasses.replace(request, when=minute)
+        decision = self.memory.get(key)
+        if decision is None:
+            decision = self._decide(request)
+            if len(self.memory) >= MEMORY:
+                self.memory.clear()
+            self.memory[key] = decision
+        return decision
+
+    def _decide(self, request: Request) -> Decision:
         for rule in self.rules:
             matched = True
             for negated, name in rule.terms:

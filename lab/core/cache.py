@@ -179,6 +179,11 @@ class Entry:
     response_time: float
     vary: dict[str, str | None] = field(default_factory=dict)  # request header -> its value when stored (None: absent)
     vary_star: bool = False
+    # worked out once per stored answer, not per hit (``forget`` after its headers change)
+    _cc: dict[str, str | None] | None = field(default=None, repr=False, compare=False)
+    _initial_age: float | None = field(default=None, repr=False, compare=False)
+    lifetime: float | None = field(default=None, repr=False, compare=False)
+    head: bytes | None = field(default=None, repr=False, compare=False)  # the data path's rendered headers
 
     @property
     def size(self) -> int:
@@ -186,18 +191,24 @@ class Entry:
 
     @property
     def cc(self) -> dict[str, str | None]:
-        return directives(all_values(self.headers, "cache-control"))
+        if self._cc is None:
+            self._cc = directives(all_values(self.headers, "cache-control"))
+        return self._cc
+
+    def forget(self) -> None:
+        self._cc = self._initial_age = self.lifetime = self.head = None
 
     def date(self) -> float:
         return http_date(header(self.headers, "date")) or self.response_time
 
     def current_age(self, now: float) -> float:
         """RFC 9111 4.2.3."""
-        age_value = age_header(all_values(self.headers, "age"))
-        apparent_age = max(0.0, self.response_time - self.date())
-        response_delay = self.response_time - self.request_time
-        corrected_initial_age = max(apparent_age, age_value + response_delay)
-        return corrected_initial_age + max(0.0, now - self.response_time)
+        if self._initial_age is None:
+            age_value = age_header(all_values(self.headers, "age"))
+            apparent_age = max(0.0, self.response_time - self.date())
+            response_delay = self.response_time - self.request_time
+            self._initial_age = max(apparent_age, age_value + response_delay)  # corrected_initial_age
+        return self._initial_age + max(0.0, now - self.response_time)
 
     def validators(self) -> list[tuple[str, str]]:
         """The conditional headers that ask the origin whether this copy is still good."""
@@ -316,7 +327,9 @@ class Cache:
         self.entries.move_to_end(key)
         cc = entry.cc
         age = entry.current_age(now)
-        lifetime = freshness_lifetime(entry.status, entry.headers, entry.response_time, self.settings)
+        if entry.lifetime is None:
+            entry.lifetime = freshness_lifetime(entry.status, entry.headers, entry.response_time, self.settings)
+        lifetime = entry.lifetime
         staleness = age - lifetime
         if "no-cache" in req_cc:
             return Lookup(VALIDATE, entry, age, "the request said no-cache")
@@ -354,10 +367,10 @@ class Cache:
         return any(w is not None and staleness <= w for w in windows)
 
     def _match(self, key: str, request: Headers) -> Entry | None:
-        for entry in reversed(self.entries.get(key, [])):  # the newest variant first
+        for entry in reversed(self.entries.get(key, ())):  # the newest variant first
             if entry.vary_star:
                 continue
-            if all(_normal(header(request, name)) == value for name, value in entry.vary.items()):
+            if not entry.vary or all(_normal(header(request, name)) == value for name, value in entry.vary.items()):
                 return entry
         return None
 
@@ -390,6 +403,7 @@ class Cache:
         headers = [(k, v) for k, v in entry.headers if k.lower() not in names] + [(k, v) for k, v in new if k.lower() in names]
         self.bytes -= entry.size
         entry.headers, entry.request_time, entry.response_time = headers, request_time, response_time
+        entry.forget()
         self.bytes += entry.size
         self._evict()
         return entry

@@ -105,9 +105,11 @@ def keepalived_config(node: str, iface: str, vip: str, vrid: int, priority: int,
 
 
 def nginx_config(b: BalancerSettings, servers: Sequence[dict[str, Any]], name: str, pidfile: str, workdir: str,
-                 bind: Sequence[str] = (), vips: Sequence[str] = ()) -> str:
+                 bind: Sequence[str] = (), vips: Sequence[str] = (), cache_dir: str | None = None) -> str:
     """``bind``: the addresses to listen on (empty: all). nginx cannot bind an address the node does not
-    hold yet (no freebind), so with ``vips`` it listens on all addresses, and says so in the config."""
+    hold yet (no freebind), so with ``vips`` it listens on all addresses, and says so in the config.
+    ``cache_dir``: nginx's proxy_cache there (its defaults: GET and HEAD, the answer's own lifetime,
+    no stale serving), saying what it did in X-Cache as halab's cache does."""
     balance = directive("nginx", b.algorithm)
     c = b.client
     if vips or not bind:
@@ -122,6 +124,7 @@ def nginx_config(b: BalancerSettings, servers: Sequence[dict[str, Any]], name: s
     return "\n".join([
         "worker_processes 1;", f"pid {pidfile};", "error_log stderr warn;", "events { worker_connections 4096; }",
         "http {", f"    client_body_temp_path {workdir};", f"    proxy_temp_path {workdir};",
+        *([f"    proxy_cache_path {cache_dir} keys_zone=halab:10m max_size={b.cache.max_bytes // (1024 * 1024)}m;"] if cache_dir else []),
         # the same client limits as halab's and HAProxy's (nginx has no limit on the number of headers)
         f"    client_header_timeout {_ms(c.timeout_http_request)};", f"    client_body_timeout {_ms(c.timeout_client)};",
         f"    keepalive_timeout {_ms(c.timeout_keep_alive)};", f"    client_max_body_size {c.max_body};",
@@ -142,6 +145,8 @@ def nginx_config(b: BalancerSettings, servers: Sequence[dict[str, Any]], name: s
         "            proxy_next_upstream " + ("error timeout;" if b.retries else "off;"),
         f"            proxy_next_upstream_tries {b.retries + 1};",
         "            add_header X-Upstream $upstream_name always;",
+        *(["            proxy_cache halab;", "            add_header X-Cache \"$upstream_cache_status from " + name + "\" always;"]
+          if cache_dir else []),
         "        }", "    }", "}", ""])
 
 

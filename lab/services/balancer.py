@@ -64,7 +64,7 @@ class Balancer(Intermediary):
         self.no_server = 0
         caching = from_config(CacheSettings, cfg["cache"])
         # the cache answers what it can before any balancing; None (off) costs one test per request
-        self.cache = CacheLayer(self, caching, self.cache_key) if caching.enabled else None
+        self.cache = CacheLayer(self, caching, self.cache_key, b.log_requests) if caching.enabled else None
         ctx.commands.update(stats=lambda req: self.statistics(), set_server=self.set_server)
 
     # ---- runtime commands ------------------------------------------------------------

@@ -101,8 +101,9 @@ class Counters:
 
 
 class CacheLayer:
-    def __init__(self, gateway: "Intermediary", settings: rules.CacheSettings, key: Callable[[Exchange], str]) -> None:
+    def __init__(self, gateway: "Intermediary", settings: rules.CacheSettings, key: Callable[[Exchange], str], log: bool = True) -> None:
         self.gateway = gateway
+        self.log = log  # one cache_result event per request (the gateway's log_requests)
         self.settings = settings
         self.cache = rules.Cache(settings)
         self.key = key
@@ -276,22 +277,23 @@ class CacheLayer:
             return
         label, squid = LABELS[what]
         age = min(int(entry.current_age(now)), rules.MAX_DELTA)
-        status, body = entry.status, entry.body
-        if rules.not_modified(x.head.headers, entry):  # the client's own condition holds: 304, no body
-            status, body = 304, b""
-        headers = [(k, v) for k, v in entry.headers if k.lower() not in ("content-length", "transfer-encoding", "age", "x-cache")]
-        headers.append(("Age", str(age)))
-        headers.append(("X-Cache", f"{label} from {self.gateway.name}"))
-        if status != 304 and not (status < 200 or status in (204,)):
-            headers.append(("Content-Length", str(len(body))))
         keep = x.keep and not x.client.streaming
-        if not keep:
-            headers.append(("Connection", "close"))
-        reason = entry.reason if status == entry.status else "Not Modified"
-        out = render_head(("HTTP/1.1", str(status), reason), headers)
-        if x.head.method != "HEAD":
-            out += body
-        if what != "miss" and what != "modified":
+        index = x.head.index
+        if ("if-none-match" in index or "if-modified-since" in index) and rules.not_modified(x.head.headers, entry):
+            headers = [(k, v) for k, v in entry.headers if k.lower() not in ("content-length", "transfer-encoding", "age", "x-cache")]
+            headers += [("Age", str(age)), ("X-Cache", f"{label} from {self.gateway.name}")] + ([] if keep else [("Connection", "close")])
+            out, status = render_head(("HTTP/1.1", "304", "Not Modified"), headers), 304
+        else:
+            if entry.head is None:  # rendered once per stored answer: a hit only adds its Age and length
+                headers = [(k, v) for k, v in entry.headers if k.lower() not in ("content-length", "transfer-encoding", "age", "x-cache")]
+                entry.head = render_head(("HTTP/1.1", str(entry.status), entry.reason), headers)[:-2]
+            status, body = entry.status, entry.body
+            length = "" if status < 200 or status == 204 else f"Content-Length: {len(body)}\r\n"
+            close = "" if keep else "Connection: close\r\n"
+            out = entry.head + f"Age: {age}\r\nX-Cache: {label} from {self.gateway.name}\r\n{length}{close}\r\n".encode("latin-1")
+            if x.head.method != "HEAD":
+                out += body
+        if what not in ("miss", "modified"):
             self.counters.bytes_saved += len(entry.body)
         self._done(x, out, keep, label, squid, status, entry.key, why, age)
 
@@ -316,7 +318,8 @@ class CacheLayer:
               age: int | None) -> None:
         x.state = DONE
         self.counters.results[squid] = self.counters.results.get(squid, 0) + 1
-        self.gateway.log.emit("cache_result", id=x.rid, key=key, result=label, squid=squid, status=status, age=age, why=why[:120])
+        if self.log:
+            self.gateway.log.emit("cache_result", id=x.rid, key=key, result=label, squid=squid, status=status, age=age, why=why[:120])
         x.client.write(out)
         x.client.finish(keep)
 

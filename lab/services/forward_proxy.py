@@ -122,7 +122,7 @@ class ForwardProxy(Intermediary):
         self.tunnelled = 0
         self.denied = 0
         # the cache answers what it can before any origin is asked; None (off) costs one test per request
-        self.cache = CacheLayer(self, CacheSettings(enabled=True), self.cache_key) if s.cache else None
+        self.cache = CacheLayer(self, CacheSettings(enabled=True), self.cache_key, s.log_requests) if s.cache else None
         ctx.commands["stats"] = lambda req: self.statistics()
 
     def statistics(self) -> dict[str, Any]:

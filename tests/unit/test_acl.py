@@ -133,3 +133,13 @@ def test_the_stock_rules_are_never_an_open_proxy(ip, port, method):
     if decision.allowed:
         assert ip.is_private or ip.is_loopback or ip in ipaddress.ip_network("100.64.0.0/10")  # localnet or localhost only
         assert port in SAFE_PORTS and (method != "CONNECT" or port == 443)
+
+
+def test_remembered_decisions_follow_the_clock_when_a_time_acl_exists():
+    timed = parse("acl office time MTWHF 09:00-17:00\nhttp_access allow office\nhttp_access deny all")
+    monday_morning, monday_night = datetime(2026, 11, 30, 10, 0), datetime(2026, 11, 30, 20, 0)
+    assert timed.check(req(when=monday_morning)).status == ALLOWED
+    assert timed.check(req(when=monday_night)).status == DENIED  # not the remembered answer of the morning
+    plain = parse("acl staff src 10.0.0.101\nhttp_access allow staff\nhttp_access deny all")
+    assert plain.check(req()).status == ALLOWED and plain.check(req(src="10.0.0.102")).status == DENIED
+    assert len(plain.memory) == 2
