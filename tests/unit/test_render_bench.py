@@ -130,3 +130,25 @@ def test_the_proxy_bench_judges_halab_against_squid_round_by_round():
     halab = next(line for line in lines if line.startswith("halab"))
     assert "0.98 (0.90-1.05)" in halab  # req/s vs Squid, within each round
     assert lines[-1].startswith("verdict: req/s 0.98 x Squid (NOT met: >= 1.0); added p50 0.84 x Squid (met: <= 1.0)")
+
+
+def test_the_cache_bench_judges_hits_against_nginx_and_squid():
+    from lab.bench_cache import cache_summary
+
+    def target(rps, p50):
+        return {"rps": rps, "p50_1conn": p50}
+
+    rounds = [{"halab gateway": target(45000, 90e-6), "nginx": target(50000, 80e-6), "halab proxy": target(20000, 120e-6),
+               "squid": target(40000, 100e-6)}]
+    assert cache_summary(rounds)[-1] == ("verdict: gateway hits 0.90 x nginx's req/s (met: >= 0.5), p50 1.12 x nginx's (met: <= 1.5); "
+                                         "proxy hits 0.50 x Squid's req/s (NOT met: >= 1.0)")
+
+
+def test_nginx_renders_its_cache_only_when_asked():
+    from lab.core.scenario import BalancerSettings
+
+    servers = [{"name": "o1", "address": "10.3.0.11", "port": 80}]
+    plain = nginx_config(BalancerSettings(), servers, "gw1", "/p", "/w")
+    cached = nginx_config(BalancerSettings(), servers, "gw1", "/p", "/w", cache_dir="/run/halab/ctl/gw1-nginx-cache")
+    assert "proxy_cache" not in plain
+    assert "proxy_cache_path /run/halab/ctl/gw1-nginx-cache keys_zone=halab:10m" in cached and "proxy_cache halab;" in cached
