@@ -38,7 +38,7 @@ import email.utils
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from lab.core.http1 import HOP_BY_HOP
 from lab.core.schema import setting
@@ -262,6 +262,10 @@ def storable(method: str, status: int, request: Headers, response: Headers) -> s
         return "the answer is private (for one user only)"
     if header(request, "authorization") is not None and not ({"public", "s-maxage", "must-revalidate"} & set(cc)):
         return "the request carried Authorization and the answer did not say public, s-maxage or must-revalidate"
+    if header(response, "set-cookie") is not None and not ({"public", "s-maxage"} & set(cc)) and "set-cookie" not in _named(cc):
+        # RFC 9111 allows it, but a cookie is usually one user's session: shared caches (nginx, Varnish) keep these out
+        # unless the origin says the answer is for everyone, or names Set-Cookie in no-cache/private to strip it
+        return "the answer sets a cookie (one user's); say public or s-maxage to share it"
     if header(response, "vary") and "*" in [v.strip() for v in header(response, "vary").split(",")]:  # type: ignore[union-attr]
         return "Vary: * (no request can ever match it)"
     if ({"public", "max-age", "s-maxage"} & set(cc)) or all_values(response, "expires"):
@@ -273,14 +277,16 @@ def storable(method: str, status: int, request: Headers, response: Headers) -> s
     return "nothing in the answer makes it reusable (no max-age, s-maxage, Expires, public or Last-Modified)"
 
 
+def _named(cc: Mapping[str, str | None]) -> set[str]:
+    """Header names that no-cache="..." and private="..." name (stripped before storing)."""
+    return {t.strip().lower() for name in ("no-cache", "private") if cc.get(name) for t in (cc[name] or "").split(",")}
+
+
 def stored_headers(response: Headers) -> list[tuple[str, str]]:
     """The headers kept with a stored answer: minus hop-by-hop ones, Connection-named ones, and those
     ``no-cache="..."``/``private="..."`` name (RFC 9111 3.1, 5.2.2.4, 5.2.2.7)."""
     cc = directives(all_values(response, "cache-control"))
-    named = {t.strip().lower() for v in all_values(response, "connection") for t in v.split(",")}
-    for name in ("no-cache", "private"):
-        if cc.get(name):
-            named |= {t.strip().lower() for t in (cc[name] or "").split(",")}
+    named = {t.strip().lower() for v in all_values(response, "connection") for t in v.split(",")} | _named(cc)
     return [(k, v) for k, v in response if k.lower() not in NEVER_STORED and k.lower() not in named]
 
 

@@ -43,6 +43,10 @@ def stored(cache, *headers, key="h/a", request=(), status=200, body=b"x" * 10, a
     ("GET", 599, [], [("Cache-Control", "max-age=60, must-understand")], False),
     ("GET", 200, [], [("Cache-Control", "max-age=60, must-understand, no-store")], True),  # understood: no-store yields
     ("GET", 200, [], [("Expires", date(NOW + 60))], True),
+    ("GET", 200, [], [("Cache-Control", "max-age=60"), ("Set-Cookie", "session=alice")], False),  # one user's
+    ("GET", 200, [], [("Cache-Control", "public, max-age=60"), ("Set-Cookie", "a=b")], True),
+    ("GET", 200, [], [("Cache-Control", 'max-age=60, no-cache="Set-Cookie"'), ("Set-Cookie", "a=b")], True),  # stripped
+    ("GET", 200, [], [("Cache-Control", "private, max-age=60")], False),  # /account/profile.css: cache deception foiled
 ])
 def test_what_a_shared_cache_may_store(method, status, req, response, ok):
     why = c.storable(method, status, req, response)
