@@ -138,6 +138,8 @@ class Metrics:
     clients: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # client -> route, sent, failed, longest gap
     caches: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # cache node -> Squid result code -> requests
     stale_saved: int = 0  # requests answered with a stale copy because the origins failed (stale-if-error)
+    cache_latency: Mapping[str, float | None] = field(default_factory=dict)  # Squid result code -> p50 latency the client saw
+    origin_asks: Mapping[str, int] = field(default_factory=dict)  # cache node -> requests it sent to an origin
     checks: tuple[Check, ...] = field(default=())
 
     @property
@@ -275,7 +277,20 @@ def compute(events: Sequence[Mapping[str, Any]], settings: Settings = Settings()
         clients=per_client(events, requests),
         caches=_by_node(events, "cache_result", "squid"),
         stale_saved=sum(1 for e in events if e["kind"] == "cache_result" and e.get("squid") == "TCP_REFRESH_FAIL_OLD"),
+        cache_latency=cache_latency(events, requests),
+        origin_asks={node: sum(1 for e in events if e["kind"] == "request_routed" and e["node"] == node)
+                     for node in {e["node"] for e in events if e["kind"] == "cache_result"}},
     )
+
+
+def cache_latency(events: Sequence[Mapping[str, Any]], requests: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
+    """The median latency clients saw, by what the cache did (joined by request id): what a hit saves."""
+    latency = {r["id"]: r["latency"] for r in requests if r.get("ok")}
+    by_result: dict[str, list[float]] = {}
+    for e in events:
+        if e["kind"] == "cache_result" and e.get("id") in latency:
+            by_result.setdefault(e["squid"], []).append(latency[e["id"]])
+    return {result: percentile(sorted(values), 50) for result, values in sorted(by_result.items())}
 
 
 def per_client(events: Sequence[Mapping[str, Any]], requests: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -157,8 +157,12 @@ def sections(m: Metrics) -> list[tuple[str, list[str], list[list[str]]]]:
             total = sum(results.values())
             hits = sum(n for r, n in results.items() if r in ("TCP_HIT", "TCP_STALE_HIT", "TCP_REFRESH_UNMODIFIED", "TCP_REFRESH_FAIL_OLD"))
             rows.append([node, "hit ratio", f"{hits} of {total}", f"{hits / total:.1%} answered from the store" if total else ""])
+            rows.append([node, "asked the origins", str(m.origin_asks.get(node, 0)),
+                         "requests this cache sent to an origin, validations included (collapsed misses count once)"])
             rows += [[node, r, str(n), meaning.get(r, "")] for r, n in results.items()]
-        out.append(("Caches (results as Squid's access.log names them)", ["cache", "result", "requests", "what it means"], rows))
+        rows = [row + [format_duration(m.cache_latency[row[1]]) if m.cache_latency.get(row[1]) is not None else "—"] for row in rows]
+        out.append(("Caches (results as Squid's access.log names them)", ["cache", "result", "requests", "what it means",
+                                                                          "p50 latency the clients saw"], rows))
     if m.proxies:
         meaning = {"TCP_MISS": "forwarded to the origin (no cache)", "TCP_TUNNEL": "a CONNECT tunnel (bytes it could not read)",
                    "TCP_DENIED": "refused by the access rules (403) or asked to log in (407)", "NONE_NONE": "malformed or not answerable"}

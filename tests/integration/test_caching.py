@@ -23,3 +23,12 @@ def test_every_origin_down_and_every_cached_request_still_answered_then_validate
     assert "TCP_REFRESH_UNMODIFIED" in after and "TCP_REFRESH_FAIL_OLD" not in after
     origin_asked = [e for e in events if e["kind"] == "request_parsed" and e["target"].startswith("/static/")]
     assert len(origin_asked) < len(finished) / 2  # the cache spared the origins most of the work
+
+
+def test_a_stampede_on_an_expiring_page_costs_the_origins_one_request_per_expiry(shipped):
+    events = read_events(Path(shipped("exercises/06-caching/stampede.toml")))
+    finished = [e for e in events if e["kind"] == "request_finished"]
+    asked = [e for e in events if e["kind"] == "request_routed"]
+    assert len(finished) > 2000 and all(e["ok"] for e in finished)
+    # 12 s of a page fresh for 2 s: about one origin request per expiry, not one per waiting client
+    assert len(asked) <= 12, [round(e["t"] - asked[0]["t"], 2) for e in asked]
