@@ -279,9 +279,9 @@ def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup,
                               f"{bal['impl']!r} use one of: {', '.join(sorted(known))}")
         if bal["algorithm"] in ("hash", "consistent") and bal["hash_key"] != "uri":
             raise ConfigError(source, "balancer.hash_key", f"only 'uri' is rendered for {bal['impl']} so far")
-        if cache.enabled:
-            raise ConfigError(source, "balancer.cache", f"caching is halab's only so far; with impl = {bal['impl']!r} leave "
-                              "[balancer.cache] enabled = false")
+        if cache.enabled and bal["impl"] != "nginx":
+            raise ConfigError(source, "balancer.cache", f"{bal['impl']} has no cache rendered from these settings (halab and "
+                              "nginx do); leave [balancer.cache] enabled = false")
         if bal["tls_port"]:
             raise ConfigError(source, "balancer.tls_port", f"TLS termination is halab's only so far; with impl = {bal['impl']!r} "
                               "leave tls_port at 0")

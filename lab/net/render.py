@@ -130,7 +130,8 @@ def nginx_config(b: BalancerSettings, servers: Sequence[dict[str, Any]], name: s
         f"    keepalive_timeout {_ms(c.timeout_keep_alive)};", f"    client_max_body_size {c.max_body};",
         f"    large_client_header_buffers 4 {c.max_line};",
         # request start = end ($msec) - $request_time; halab turns these lines into request_routed events
-        "    log_format routed 'ROUTED $msec $request_time $http_x_request_id $upstream_name $status';",
+        "    log_format routed 'ROUTED $msec $request_time $http_x_request_id $upstream_name $status"
+        + (" $upstream_cache_status" if cache_dir else "") + "';",
         "    access_log /dev/stderr routed;",
         "    map $upstream_addr $upstream_name {", "        default $upstream_addr;", *names, "    }",
         "    upstream origins {", *([f"        {balance}"] if balance else []), *upstream,

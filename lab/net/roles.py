@@ -180,7 +180,9 @@ def _real_balancer(scenario: Scenario, servers: list[dict[str, Any]], node: str,
         path = conf_dir / f"{node}-haproxy.cfg"
     else:
         vips = [group["vip"] for group in scenario.layout.vrrp.get(node, ())]
-        text = nginx_config(b, servers, node, str(conf_dir / f"{node}-nginx.pid"), str(conf_dir), bind, vips)
+        # nginx's workers drop root: its cache lives beside the control sockets, which the lab removes (also after a crash)
+        cache_dir = f"{CONTROL_DIR}/{node}-nginx-cache" if b.cache.enabled else None
+        text = nginx_config(b, servers, node, str(conf_dir / f"{node}-nginx.pid"), str(conf_dir), bind, vips, cache_dir)
         path = conf_dir / f"{node}-nginx.conf"
     return {"impl": b.impl, "conf_text": text, "conf_path": str(path)}
 

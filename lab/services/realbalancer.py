@@ -35,6 +35,12 @@ HAPROXY_STATE = re.compile(r"Server \S+/(\S+) is (UP|DOWN)(?:, reason: ([^,]+))?
 HAPROXY_CHECK = re.compile(r"Health check for server \S+/(\S+) (succeeded|failed), reason: ([^,]+).*status: (\d+)/(\d+) (UP|DOWN)")
 # nginx: ROUTED $msec $request_time id server status   (start = end - request_time)
 ROUTED = re.compile(r"ROUTED (\S+) (\S+) (\S+) (\S+) (\d{3})$")
+# nginx with proxy_cache: the same line ending in $upstream_cache_status
+NGINX_CACHED = re.compile(r"ROUTED (\S+) (\S+) (\S+) (\S*) (\d{3}) (MISS|BYPASS|EXPIRED|STALE|UPDATING|REVALIDATED|HIT|-)$")
+# nginx's cache statuses in Squid's words, and as X-Cache says them
+NGINX_CACHE = {"HIT": ("HIT", "TCP_HIT"), "MISS": ("MISS", "TCP_MISS"), "BYPASS": ("BYPASS", "TCP_MISS"),
+               "EXPIRED": ("MISS", "TCP_REFRESH_MODIFIED"), "REVALIDATED": ("REVALIDATED", "TCP_REFRESH_UNMODIFIED"),
+               "STALE": ("STALE", "TCP_REFRESH_FAIL_OLD"), "UPDATING": ("UPDATING", "TCP_STALE_HIT")}
 # HAProxy: ROUTED %Ts.%ms %Th %Ti %TR %Tw id server status. %Ts is the accept date (for a
 # kept-alive connection, when it started waiting); adding the handshake, idle, receive and
 # queue timers gives the moment the request was dispatched to a server.
@@ -51,6 +57,21 @@ def command(impl: str, conf: str) -> list[str]:
 
 
 SYSLOG = re.compile(r"<\d+>1 (\S+) \S+ \S+ \S+ \S+ \S+ (.*)$")  # RFC 5424: <pri>1 time host app pid msgid sd msg
+
+
+def cache_line(line: str) -> tuple[str, dict[str, Any]] | None:
+    """nginx with proxy_cache: what its cache did with the request of this log line, as a cache_result event.
+
+    A hit never reached an origin (no upstream in the line): the cache_result says so, and no
+    request_routed (or request_failed) is made of it.
+    """
+    m = NGINX_CACHED.search(line.strip())
+    if m is None or m.group(6) == "-":
+        return None
+    stamp, duration, rid, _, status, cached = m.groups()
+    label, squid = NGINX_CACHE[cached]
+    return "cache_result", {"t": float(stamp) - (float(duration) if duration != "-" else 0.0), "id": None if rid == "-" else rid,
+                            "key": "-", "result": label, "squid": squid, "status": int(status), "age": None, "why": f"nginx {cached}"}
 
 
 def parse_line(impl: str, line: str, names: dict[str, str]) -> tuple[str, dict[str, Any]] | None:
@@ -127,6 +148,12 @@ async def main(ctx: Context) -> None:
     last_check: dict[str, dict[str, Any]] = {}
 
     def on_line(text: str) -> None:
+        cached = cache_line(text) if impl == "nginx" else None
+        if cached is not None:
+            ctx.log.emit(cached[0], **cached[1])
+            if cached[1]["squid"] in ("TCP_HIT", "TCP_STALE_HIT", "TCP_REFRESH_FAIL_OLD"):
+                return  # answered from the cache: no origin was asked, nothing was routed
+            text = text.strip().rsplit(" ", 1)[0]  # the routing part of the line, as nginx writes it without a cache
         parsed = parse_line(impl, text, names)
         if parsed is not None:
             kind, fields = parsed

@@ -56,6 +56,20 @@ def account() -> tuple[int, int] | None:
     return entry.pw_uid, entry.pw_gid
 
 
+CACHE_RESULTS = {"TCP_HIT": "HIT", "TCP_MEM_HIT": "HIT", "TCP_MISS": "MISS", "TCP_REFRESH_UNMODIFIED": "REVALIDATED",
+                 "TCP_REFRESH_MODIFIED": "MISS", "TCP_REFRESH_FAIL_OLD": "STALE", "TCP_REFRESH_FAIL_ERR": "MISS"}
+
+
+def cache_result(fields: dict[str, Any]) -> dict[str, Any] | None:
+    """What Squid's cache did with a request (its result code), as halab's cache_result event; None for a tunnel or a refusal."""
+    label = CACHE_RESULTS.get(fields["result"])
+    if label is None or fields["method"] not in ("GET", "HEAD"):
+        return None
+    squid = "TCP_HIT" if fields["result"] == "TCP_MEM_HIT" else fields["result"]
+    return {"id": fields.get("id"), "key": fields["url"], "result": label, "squid": squid, "status": fields["status"], "age": None,
+            "why": f"Squid {fields['result']}"}
+
+
 def workdir_for(cfg: dict[str, Any]) -> Path:
     """Squid's files (pid, hosts, passwd), owned by the user it runs as."""
     work = Path(cfg["workdir"])
@@ -95,6 +109,7 @@ async def main(ctx: Context) -> None:
     work = workdir_for(cfg)
     (work / "squid.pid").unlink(missing_ok=True)  # left by a killed predecessor (poweroff): Squid would refuse to start
     name = service_name(cfg["node"])
+    caching = from_config(ProxySettings, cfg).cache
     remove_segments(name)
     cmd = ["squid", "-N", "-n", name, "-f", cfg["conf_path"]]
 
@@ -104,6 +119,9 @@ async def main(ctx: Context) -> None:
             ctx.log.emit("daemon_said", line=text[:300])
         elif parsed[0]:
             ctx.log.emit(parsed[0], **parsed[1])
+            cached = cache_result(parsed[1]) if caching else None
+            if cached is not None:
+                ctx.log.emit("cache_result", **cached)
 
     async def ready(proc: daemon.Process) -> None:
         ctx.commands["stats"] = lambda req: {"impl": "squid", "pid": proc.pid, "running": proc.returncode is None}

@@ -73,10 +73,13 @@ def _translated():
              ("nginx", '2026/11/26 13:07:27 [warn] 7#7: *5 upstream server temporarily disabled while connecting to upstream, '
                        'client: 10.0.0.101, server: , request: "GET / HTTP/1.1", upstream: "http://10.0.0.11:80/", host: "10.0.0.2"')]
     out = [realbalancer.parse_line(impl, line, names) for impl, line in lines]
+    out += [realbalancer.cache_line("ROUTED 1700000000.500 0.000 c1-7 - 200 HIT")]
     out += [keepalived.parse_line("Keepalived_vrrp[9]: (VI_51) Entering MASTER STATE"),
             keepalived.parse_line("Keepalived_vrrp[9]: (VI_51) Changing effective priority from 150 to 90"),
             squid.parse_line("HALAB 10.1.0.101 TCP_DENIED 403 GET http://gw1/x - 0 180 3904 c1-7"),
             squid.parse_line("HALAB 10.1.0.101 TCP_TUNNEL 200 CONNECT gw1:443 alice 1520 517 4096 -")]
+    hit = squid.parse_line("HALAB 10.1.0.101 TCP_MEM_HIT 200 GET http://gw1/ - 0 180 3904 c1-9")
+    out += [("cache_result", squid.cache_result(hit[1]))]
     return [x for x in out if x is not None and x[0]]
 
 

@@ -152,3 +152,14 @@ def test_nginx_renders_its_cache_only_when_asked():
     cached = nginx_config(BalancerSettings(), servers, "gw1", "/p", "/w", cache_dir="/run/halab/ctl/gw1-nginx-cache")
     assert "proxy_cache" not in plain
     assert "proxy_cache_path /run/halab/ctl/gw1-nginx-cache keys_zone=halab:10m" in cached and "proxy_cache halab;" in cached
+
+
+def test_nginx_cache_lines_become_cache_results_and_hits_are_not_routed():
+    from lab.services.realbalancer import cache_line, parse_line
+
+    hit = cache_line("ROUTED 1700000000.500 0.000 c1-7 - 200 HIT")
+    assert hit[0] == "cache_result" and (hit[1]["squid"], hit[1]["result"], hit[1]["id"]) == ("TCP_HIT", "HIT", "c1-7")
+    miss = cache_line("ROUTED 1700000001.500 0.004 c1-8 10.0.0.11:80 200 MISS")
+    assert miss[1]["squid"] == "TCP_MISS"
+    assert parse_line("nginx", "ROUTED 1700000001.500 0.004 c1-8 10.0.0.11:80 200", {"10.0.0.11:80": "o1"})[1]["server"] == "o1"
+    assert cache_line("ROUTED 1700000001.500 0.004 c1-8 10.0.0.11:80 200") is None  # no cache: no cache_result
