@@ -58,6 +58,21 @@ def parse_wrk(text: str) -> dict[str, float]:
 Rounds = list[dict[str, dict[str, float]]]  # one dict per round: target -> wrk numbers
 
 
+def spread(values: list[float], fmt: str) -> str:
+    """A cell of a bench table: the median over the rounds and, in brackets, the range."""
+    return f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)}-{format(max(values), fmt)})"
+
+
+def one_connection_p50(host: Any, targets: dict[str, str], order: list[str], repeats: int = 3) -> dict[str, float]:
+    """The p50 of one connection, one request at a time, for each target: short wrk runs taken in turn,
+    ``repeats`` times over, so that a moment of noise on the VM lands on every target alike; their median."""
+    light: dict[str, list[float]] = {name: [] for name in order}
+    for _ in range(repeats):
+        for name in order:
+            light[name].append(parse_wrk(host.cmd(f"wrk -t1 -c1 -d1s --latency {targets[name]}"))["p50"])
+    return {name: statistics.median(values) for name, values in light.items()}
+
+
 def _start_real(lab: Lab, impl: str, scenario: Any, servers: list[dict[str, Any]], conf: Path, run_dir: Path) -> Any:
     """HAProxy or nginx on lb1, on its own port, from the same balancer settings."""
     settings = dataclasses.replace(scenario.balancer, port=PORTS[impl])
@@ -104,23 +119,15 @@ def run_bench(run_dir: Path, seconds: float = 3.0, connections: int = 32, rounds
             c1.cmd(f"wrk -t1 -c{connections} -d1s {url} > /dev/null")  # warm up connections and caches
             return parse_wrk(c1.cmd(f"wrk -t1 -c{connections} -d{seconds:g}s --latency {url}"))
 
-        def one_connection(url: str) -> float:
-            return parse_wrk(c1.cmd(f"wrk -t1 -c1 -d1s --latency {url}"))["p50"]
-
         names = list(targets)
         for r in range(rounds):
             order = names[r % len(names):] + names[:r % len(names)]  # rotated: no balancer always goes first
             out.append({name: saturated(targets[name]) for name in order})
-            # The delay a balancer adds to one request shows with a single connection, one
-            # request at a time. Short runs taken in turn, three times over, so that a moment
-            # of noise on the VM lands on every target alike; the median of the three counts.
-            light: dict[str, list[float]] = {name: [] for name in names}
-            for _ in range(3):
-                for name in order:
-                    light[name].append(one_connection(targets[name]))
+            # The delay a balancer adds to one request shows with a single connection, one request at a time.
+            light = one_connection_p50(c1, targets, order)
             for name in order:
                 res = out[-1][name]
-                res["p50_1conn"] = statistics.median(light[name])
+                res["p50_1conn"] = light[name]
                 say(f"round {r + 1}/{rounds} {name:<13} {res['rps']:9.0f} req/s  p50 {res['p50'] * 1000:6.2f} ms  "
                     f"one connection p50 {res['p50_1conn'] * 1e6:5.0f} us")
     return out
@@ -145,9 +152,6 @@ def ratios(rounds: Rounds) -> dict[str, dict[str, list[float]]]:
 
 
 def summary(rounds: Rounds) -> list[str]:
-    def spread(values: list[float], fmt: str) -> str:
-        return f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)}-{format(max(values), fmt)})"
-
     direct = [rnd[DIRECT] for rnd in rounds]
     lines = [f"{len(rounds)} rounds; each cell: median (min-max) over the rounds, ratios taken within a round",
              "req/s: wrk with many connections; added p50: one connection, minus the direct-to-origin p50 of the same round",

@@ -21,13 +21,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lab.bench import parse_wrk
+from lab.bench import one_connection_p50, parse_wrk, spread
+from lab.bench_proxy import GATEWAY, absolute_form_script
 from lab.core.scenario import parse_scenario
 from lab.net.lab import Lab, LabError
 from lab.net.render import nginx_config
 from lab.net.roles import CONTROL_DIR, plan_services
 
-GATEWAY = "10.2.0.2"
 NGINX_PORT = 8082
 Rounds = list[dict[str, dict[str, float]]]
 
@@ -66,8 +66,7 @@ def run_cache_bench(run_dir: Path, seconds: float = 3.0, connections: int = 32, 
         servers = next(s for s in specs if s.service == "balancer").config["servers"]
         _start_nginx(lab, scenario, servers, run_dir)
         c1 = lab.net["c1"]
-        script = run_dir / "absolute.lua"  # the proxies' clients write the absolute form
-        script.write_text(f'wrk.path = "http://{GATEWAY}/"\nwrk.headers["Host"] = "{GATEWAY}"\n')
+        script = absolute_form_script(run_dir)
         proxy_url = f"http://{GATEWAY}/"
         targets = {"halab gateway": f"http://{GATEWAY}/", "nginx": f"http://{GATEWAY}:{NGINX_PORT}/",
                    "halab proxy": f"-s {script} http://10.1.0.2:3128/", "squid": f"-s {script} http://10.1.0.3:3128/"}
@@ -83,12 +82,9 @@ def run_cache_bench(run_dir: Path, seconds: float = 3.0, connections: int = 32, 
             result: dict[str, dict[str, float]] = {}
             for name in order:
                 result[name] = parse_wrk(c1.cmd(f"wrk -t1 -c{connections} -d{seconds:g}s --latency {targets[name]}"))
-            light: dict[str, list[float]] = {name: [] for name in names}
-            for _ in range(3):
-                for name in order:
-                    light[name].append(parse_wrk(c1.cmd(f"wrk -t1 -c1 -d1s --latency {targets[name]}"))["p50"])
+            light = one_connection_p50(c1, targets, order)
             for name in order:
-                result[name]["p50_1conn"] = statistics.median(light[name])
+                result[name]["p50_1conn"] = light[name]
                 say(f"round {r + 1}/{rounds} {name:<14} {result[name]['rps']:9.0f} req/s  one connection p50 "
                     f"{result[name]['p50_1conn'] * 1e6:5.0f} us  non-2xx {result[name]['non2xx']:.0f}")
             out.append(result)
@@ -96,9 +92,6 @@ def run_cache_bench(run_dir: Path, seconds: float = 3.0, connections: int = 32, 
 
 
 def cache_summary(rounds: Rounds) -> list[str]:
-    def spread(values: list[float], fmt: str) -> str:
-        return f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)}-{format(max(values), fmt)})"
-
     lines = [f"{len(rounds)} rounds of cache hits; each cell: median (min-max) over the rounds, ratios within a round",
              f"{'cache':<16}{'hit req/s':>22}{'hit p50, one connection (us)':>32}"]
     for name in rounds[0]:

@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lab.bench import parse_wrk
+from lab.bench import one_connection_p50, parse_wrk, spread
 from lab.core.scenario import parse_scenario
 from lab.net.lab import Lab, LabError
 from lab.net.roles import plan_services
@@ -61,6 +61,13 @@ while True:
 Rounds = list[dict[str, dict[str, float]]]
 
 
+def absolute_form_script(run_dir: Path) -> Path:
+    """A wrk script whose requests name the whole URL, as a client configured with a proxy writes them."""
+    script = run_dir / "absolute.lua"
+    script.write_text(f'wrk.path = "http://{GATEWAY}/"\nwrk.headers["Host"] = "{GATEWAY}"\n')
+    return script
+
+
 def run_proxy_bench(run_dir: Path, seconds: float = 3.0, connections: int = 32, rounds: int = 3, say: Any = print) -> Rounds:
     import topologies
 
@@ -77,8 +84,7 @@ def run_proxy_bench(run_dir: Path, seconds: float = 3.0, connections: int = 32, 
         blob = lab.net["gw1"].popen([sys.executable, "-c", BLOB_SERVER, GATEWAY, str(BLOB_MB << 20)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         lab.ledger.add_process(blob.pid, "gw1 blob sender")
-        script = run_dir / "absolute.lua"  # wrk's requests in absolute form, as a proxy's client writes them
-        script.write_text(f'wrk.path = "http://{GATEWAY}/"\nwrk.headers["Host"] = "{GATEWAY}"\n')
+        script = absolute_form_script(run_dir)
         targets = {DIRECT: f"http://{GATEWAY}/", **{name: f"-s {script} http://{address}:3128/" for name, address in PROXIES.items()}}
         for url in targets.values():  # everyone answers before anything is measured
             check = parse_wrk(c1.cmd(f"wrk -t1 -c1 -d1s {url}"))
@@ -97,12 +103,9 @@ def run_proxy_bench(run_dir: Path, seconds: float = 3.0, connections: int = 32, 
             for name in order:
                 c1.cmd(f"wrk -t1 -c{connections} -d1s {targets[name]} > /dev/null")  # warm up
                 result[name] = parse_wrk(c1.cmd(f"wrk -t1 -c{connections} -d{seconds:g}s --latency {targets[name]}"))
-            light: dict[str, list[float]] = {name: [] for name in names}
-            for _ in range(3):
-                for name in order:
-                    light[name].append(parse_wrk(c1.cmd(f"wrk -t1 -c1 -d1s --latency {targets[name]}"))["p50"])
+            light = one_connection_p50(c1, targets, order)
             for name in order:
-                result[name]["p50_1conn"] = statistics.median(light[name])
+                result[name]["p50_1conn"] = light[name]
                 result[name]["tunnel_mbs"] = tunnel(name)
                 say(f"round {r + 1}/{rounds} {name:<14} {result[name]['rps']:9.0f} req/s  one connection p50 "
                     f"{result[name]['p50_1conn'] * 1e6:5.0f} us  tunnel {result[name]['tunnel_mbs']:7.1f} MB/s")
@@ -111,9 +114,6 @@ def run_proxy_bench(run_dir: Path, seconds: float = 3.0, connections: int = 32, 
 
 
 def proxy_summary(rounds: Rounds) -> list[str]:
-    def spread(values: list[float], fmt: str) -> str:
-        return f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)}-{format(max(values), fmt)})"
-
     lines = [f"{len(rounds)} rounds; each cell: median (min-max) over the rounds, ratios taken within a round",
              "req/s: wrk with many connections; added p50: one connection, minus the direct-to-gateway p50 of the same round; "
              f"tunnel: a {BLOB_MB} MB download through CONNECT",

@@ -20,14 +20,14 @@ def proxy_config(**settings):
     return {"node": "fp1", **as_config(s), "impl": "halab", "hosts": {"origin": "127.0.0.1"}, "bind": ["127.0.0.1"]}
 
 
-async def recording_origin(seen):
-    """An origin that answers every request and keeps the heads it received."""
+async def recording_origin(seen, extra=b""):
+    """An origin that answers every request (``extra``: more header lines) and keeps the heads it received."""
     async def handle(reader, writer):
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
                 seen.append(head.decode())
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")
+                writer.write(b"HTTP/1.1 200 OK\r\n" + extra + b"Content-Length: 2\r\n\r\nhi")
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             writer.close()
@@ -239,21 +239,8 @@ def test_an_https_proxy_carries_the_connect_and_the_tunnel_inside_tls(tmp_path, 
 def test_the_proxys_cache_serves_the_whole_client_lan_from_one_origin_request(tmp_path):
     seen = []
 
-    async def cacheable_origin():
-        async def handle(reader, writer):
-            try:
-                while True:
-                    seen.append((await reader.readuntil(b"\r\n\r\n")).decode())
-                    writer.write(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 2\r\n\r\nhi")
-                    await writer.drain()
-            except (asyncio.IncompleteReadError, ConnectionError):
-                writer.close()
-
-        server = await asyncio.start_server(handle, "127.0.0.1", 0)
-        return server, server.sockets[0].getsockname()[1]
-
     async def go():
-        origin, port = await cacheable_origin()
+        origin, port = await recording_origin(seen, b"Cache-Control: max-age=60\r\n")
         _, front, proxy_port = await start_proxy(tmp_path, cache=True)
         answers = []
         for _ in range(3):  # three clients, one connection each
