@@ -276,7 +276,7 @@ def run_failover_bench(run_dir: Path, trials: int = 5, interval: float = 0.1, ra
             lab.start_all(plan_services(scenario, lab.addresses, sub))
             faults = Faults(lab)
             # gw1's adverts as gw2 hears them: the phase of each cut within the advert interval
-            capture = lab.net["gw2"].popen(["tcpdump", "-i", "gw2-eth0", "-U", "-w", str(sub / "adverts.pcap"),
+            capture = lab.net["gw2"].popen(["tcpdump", "-i", "gw2-eth0", "--immediate-mode", "-U", "-w", str(sub / "adverts.pcap"),
                                             f"ip proto 112 and src host {lab.addresses['gw1']}"],
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             lab.ledger.add_process(capture.pid, "tcpdump adverts")  # the lab's cleanup stops it, also after a crash

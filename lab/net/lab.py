@@ -165,7 +165,9 @@ class Lab:
         for name in interfaces:
             if name not in owners:
                 raise LabError(f"capture: no interface {name!r} on a host (interfaces: {', '.join(sorted(owners))})")
-            proc = owners[name].popen(["tcpdump", "-i", name, "-U", "-s", "256", "-w", str(out / f"{name}.pcap")],
+            # --immediate-mode: each packet is handed over as it comes, not in blocks that the kernel
+            # releases up to a second later; without it, stopping tcpdump loses the last second of traffic
+            proc = owners[name].popen(["tcpdump", "-i", name, "--immediate-mode", "-U", "-s", "256", "-w", str(out / f"{name}.pcap")],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
             self.ledger.add_process(proc.pid, f"tcpdump {name}")
             self.captures.append(proc)

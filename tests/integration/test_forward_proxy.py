@@ -206,7 +206,7 @@ def test_what_each_leg_carries_with_connect_an_https_proxy_and_plain_http(tmp_pa
         ca = lab.run_dir / "tls" / "ca.pem"
         c1, c3 = lab.net["c1"], lab.net["c3"]
         ask = "curl -s -o /dev/null -m 5 -w '%{http_code}' "
-        c1.cmd("sleep 1")  # tcpdump is capturing (its file appears a few hundred ms before it does)
+        c1.cmd("sleep 0.5")  # tcpdump is capturing
         codes = [c1.cmd(ask + f"--cacert {ca} -x 10.1.0.2:3128 https://gw1/secret-one").strip(),
                  c1.cmd(ask + f"--cacert {ca} --proxy https://10.1.0.2:3129 --proxy-cacert {ca} https://gw1/secret-two").strip(),
                  c1.cmd(ask + "-x 10.1.0.2:3128 http://gw1/plain-path").strip(),
