@@ -31,10 +31,11 @@ from lab.services.exchange import DONE, Exchange
 if TYPE_CHECKING:
     from lab.services.intermediary import Intermediary
 
-LABELS = {"hit": ("HIT", "TCP_HIT"), "stale": ("STALE", "TCP_STALE_HIT"), "updating": ("UPDATING", "TCP_STALE_HIT"),
+LABELS = {"hit": ("HIT", "TCP_HIT"), "updating": ("UPDATING", "TCP_STALE_HIT"),
           "miss": ("MISS", "TCP_MISS"), "revalidated": ("REVALIDATED", "TCP_REFRESH_UNMODIFIED"),
           "modified": ("MISS", "TCP_REFRESH_MODIFIED"), "fail_old": ("STALE", "TCP_REFRESH_FAIL_OLD"),
           "only_if_cached": ("MISS", "TCP_MISS"), "fail_err": ("MISS", "TCP_REFRESH_FAIL_ERR")}
+NOT_REPEATED = ("content-length", "transfer-encoding", "age", "x-cache")  # a stored copy's headers this layer writes afresh
 CONDITIONAL = ("if-none-match", "if-modified-since", "if-match", "if-unmodified-since", "if-range", "range")
 
 
@@ -97,7 +98,6 @@ class Answer:
 class Counters:
     results: dict[str, int] = field(default_factory=dict)
     origin_requests: int = 0
-    bytes_saved: int = 0
 
 
 class CacheLayer:
@@ -126,8 +126,8 @@ class CacheLayer:
             self.serve(x, found.entry, "hit", now, found.why)  # type: ignore[arg-type]
             return
         if found.result == rules.STALE_OK:
-            updating = self._revalidate_in_background(key, x, found.entry)  # type: ignore[arg-type]
-            self.serve(x, found.entry, "updating" if updating else "stale", now, found.why)  # type: ignore[arg-type]
+            self._revalidate_in_background(key, x, found.entry)  # type: ignore[arg-type]
+            self.serve(x, found.entry, "updating", now, found.why)  # type: ignore[arg-type]
             return
         if "only-if-cached" in req_cc:
             self.refuse(x, 504, "only-if-cached, and no usable copy is stored here", key, "only_if_cached")
@@ -146,15 +146,23 @@ class CacheLayer:
         fetch.key = key
         fetch.collapsible = not conditional and x.head.method == "GET"
         request = x.request
-        if entry is not None and not conditional:
-            validators = entry.validators()
-            if validators:
-                lines = "".join(f"{k}: {v}\r\n" for k, v in validators).encode("latin-1")
-                request = request[:-2] + lines + b"\r\n" if request.endswith(b"\r\n\r\n") else request
-                fetch.validating = True
-            fetch.entry = entry
+        if entry is not None and not conditional:  # the client's own condition goes to the origin as it is
+            request = self._validating(fetch, entry, request)
         if fetch.collapsible:
             self.pending[key] = fetch
+        self._ask_origin(fetch, x, request)
+
+    def _validating(self, fetch: Fetch, entry: rules.Entry, request: bytes) -> bytes:
+        """The request made conditional on the stale copy ``entry`` (when it has validators)."""
+        fetch.entry = entry
+        validators = entry.validators()
+        if not validators or not request.endswith(b"\r\n\r\n"):
+            return request
+        fetch.validating = True
+        return request[:-2] + "".join(f"{k}: {v}\r\n" for k, v in validators).encode("latin-1") + b"\r\n"
+
+    def _ask_origin(self, fetch: Fetch, x: Exchange, request: bytes) -> None:
+        """Send ``request`` through the gateway's own admission and balancing, with ``fetch`` collecting the answer."""
         inner = Exchange(fetch, x.head, request, True)  # type: ignore[arg-type]
         inner.add_host = x.add_host
         self.counters.origin_requests += 1
@@ -168,33 +176,21 @@ class CacheLayer:
         self.fetch_uncollapsed(x)
 
     def fetch_uncollapsed(self, x: Exchange) -> None:
-        inner_fetch = Fetch(self, x)
-        inner_fetch.collapsible = False
-        inner_fetch.key = self.key(x)
-        inner = Exchange(inner_fetch, x.head, x.request, True)  # type: ignore[arg-type]
-        inner.add_host = x.add_host
-        self.counters.origin_requests += 1
-        self.gateway.admit_exchange(inner)
+        fetch = Fetch(self, x)
+        fetch.collapsible = False
+        fetch.key = self.key(x)
+        self._ask_origin(fetch, x, x.request)
 
-    def _revalidate_in_background(self, key: str, x: Exchange, entry: rules.Entry) -> bool:
-        """stale-while-revalidate: one request refreshes the copy while the stale one is served; True if one is running."""
+    def _revalidate_in_background(self, key: str, x: Exchange, entry: rules.Entry) -> None:
+        """stale-while-revalidate: one request refreshes the copy while the stale one is served (none if one runs)."""
         if key in self.pending:
-            return True
+            return
         fetch = Fetch(self, x)
         fetch.waiters = []  # nobody waits: the answer only refreshes the store
         fetch.key = key
-        fetch.entry = entry
-        validators = entry.validators()
-        request = x.request
-        if validators:
-            request = request[:-2] + "".join(f"{k}: {v}\r\n" for k, v in validators).encode("latin-1") + b"\r\n"
-            fetch.validating = True
+        request = self._validating(fetch, entry, x.request)
         self.pending[key] = fetch
-        inner = Exchange(fetch, x.head, request, True)  # type: ignore[arg-type]
-        inner.add_host = x.add_host
-        self.counters.origin_requests += 1
-        self.gateway.admit_exchange(inner)
-        return True
+        self._ask_origin(fetch, x, request)
 
     # ---- the origin answered -------------------------------------------------------------
     def fetched(self, fetch: Fetch, complete: bool) -> None:
@@ -280,12 +276,12 @@ class CacheLayer:
         keep = x.keep and not x.client.streaming
         index = x.head.index
         if ("if-none-match" in index or "if-modified-since" in index) and rules.not_modified(x.head.headers, entry):
-            headers = [(k, v) for k, v in entry.headers if k.lower() not in ("content-length", "transfer-encoding", "age", "x-cache")]
+            headers = [(k, v) for k, v in entry.headers if k.lower() not in NOT_REPEATED]
             headers += [("Age", str(age)), ("X-Cache", f"{label} from {self.gateway.name}")] + ([] if keep else [("Connection", "close")])
             out, status = render_head(("HTTP/1.1", "304", "Not Modified"), headers), 304
         else:
             if entry.head is None:  # rendered once per stored answer: a hit only adds its Age and length
-                headers = [(k, v) for k, v in entry.headers if k.lower() not in ("content-length", "transfer-encoding", "age", "x-cache")]
+                headers = [(k, v) for k, v in entry.headers if k.lower() not in NOT_REPEATED]
                 entry.head = render_head(("HTTP/1.1", str(entry.status), entry.reason), headers)[:-2]
             status, body = entry.status, entry.body
             length = "" if status < 200 or status == 204 else f"Content-Length: {len(body)}\r\n"
@@ -293,8 +289,6 @@ class CacheLayer:
             out = entry.head + f"Age: {age}\r\nX-Cache: {label} from {self.gateway.name}\r\n{length}{close}\r\n".encode("latin-1")
             if x.head.method != "HEAD":
                 out += body
-        if what not in ("miss", "modified"):
-            self.counters.bytes_saved += len(entry.body)
         self._done(x, out, keep, label, squid, status, entry.key, why, age)
 
     def relay(self, x: Exchange, answer: Answer, what: str, why: str) -> None:
