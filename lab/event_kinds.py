@@ -95,6 +95,13 @@ _DECLARED = [
     ("server_returned", "passive health: an ejected server is back", "server:str"),
     ("server_changed", "an operator changed a server (weight, drain, disabled)", "server:str weight?:int drain?:bool disabled?:bool"),
     ("balancer_load", "requests per second and CPU share, once a second", "rps:float cpu:float"),
+    # ---- the L4 balancer (kernel NAT, halab's TCP relay, HAProxy mode tcp) ----
+    ("l4_table", "the kernel's slot table was replaced: slots per backend", "slots:dict size:int reason:str took:float"),
+    ("l4_flows", "established flows conntrack pins to each backend (when it changes, at most once a second)", "flows:dict total:int"),
+    ("flows_flushed", "the flows of a backend that went DOWN were cut (flush_on_down)", "server:str flows:int"),
+    ("connection_routed", "an L4 proxy connected a client's connection to a backend", "client:str server:str attempt:int"),
+    ("connection_retried", "an L4 proxy's connect to a backend failed; another is tried", "client:str server:str error:str"),
+    ("connection_failed", "an L4 proxy could not connect a client anywhere (it gets a reset)", "client:str tried:list error:str"),
     # ---- caches ----
     ("cache_result", "what a cache did with one request (X-Cache, and Squid's result code)", "id:str|null key:str result:str "
      "squid:str status:int age:int|null why:str"),
@@ -104,7 +111,7 @@ _DECLARED = [
      "reason?:str id?:str|null"),
     # ---- origins ----
     ("request_parsed", "what really reached an origin (log_requests)", "method:str target:str id:str|null via:str|null "
-     "forwarded_for:str|null body:int host?:str|null headers?:list"),
+     "forwarded_for:str|null body:int host?:str|null headers?:list peer?:str proxied_for?:str|null"),
     ("request_unparsed", "an origin refused a request it could not parse", "status:int error:str"),
     ("origin_changed", "an origin's added latency was changed", "latency_ms:float"),
     # ---- VRRP (halab's speaker, keepalived) ----

@@ -16,7 +16,7 @@ from mininet.topo import Topo
 
 from lab.core.scenario import Layout
 from lab.core.schema import ConfigError, check_table, suggest
-from topologies import active_active, active_standby, bonding, proxy_chain, single_lb
+from topologies import active_active, active_standby, bonding, l4_lab, proxy_chain, single_lb
 
 MODULES: dict[str, tuple[ModuleType, type[Topo]]] = {
     "single_lb": (single_lb, single_lb.SingleLB),
@@ -24,6 +24,7 @@ MODULES: dict[str, tuple[ModuleType, type[Topo]]] = {
     "active_active": (active_active, active_active.ActiveActive),
     "bonding": (bonding, bonding.Bonding),
     "proxy_chain": (proxy_chain, proxy_chain.ProxyChain),
+    "l4_lab": (l4_lab, l4_lab.L4Lab),
 }
 
 
@@ -54,7 +55,8 @@ def layout_of(topo: Topo) -> Layout:
     targets = {n: i["target"] for n, i in info.items() if i.get("target")}
     bonds = {n: i["bond"] for n, i in info.items() if i.get("bond")}
     proxies = {n: tuple(i["proxies"]) for n, i in info.items() if i.get("proxies")}
-    return Layout(nodes, links, addresses, vrrp, targets, bonds, proxies)
+    modes = {n: i["mode"] for n, i in info.items() if i.get("mode")}
+    return Layout(nodes, links, addresses, vrrp, targets, bonds, proxies, modes)
 
 
 def lookup(name: str, params: Mapping[str, Any], source: str) -> tuple[Layout, dict[str, Any]]:

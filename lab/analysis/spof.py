@@ -92,7 +92,7 @@ class ServiceGraph:
         # host -> its cables (clients excluded: the observer never fails), read by ``dead`` at every step
         self.host_links = {n: [k for _, k in self.adjacent[n]] for n, part in self.parts.items()
                            if part.kind == HOST and n not in self.clients}
-        self.balancers = layout.by_role("balancer")
+        self.balancers = layout.by_role("balancer") + layout.by_role("l4")  # L7 or L4: each stands between clients and origins
         self.origins = layout.by_role("origin")
         self.switches = set(layout.by_role("switch"))
         self.forwarders = self.switches | set(layout.by_role("router"))  # what passes other hosts' packets on

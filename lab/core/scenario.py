@@ -10,6 +10,7 @@ so this module needs neither Mininet nor root.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -36,6 +37,7 @@ class Layout:
     targets: Mapping[str, str] = field(default_factory=dict)  # client -> the address it sends load to
     bonds: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # node -> {"members": [...], "address": ...}
     proxies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # client -> the proxies it uses, in order ("DIRECT": none)
+    modes: Mapping[str, str] = field(default_factory=dict)  # node -> the data plane the topology built it for (an L4 node: nat, proxy)
 
     def by_role(self, role: str) -> list[str]:
         return [n for n, r in self.nodes.items() if r == role]
@@ -70,6 +72,8 @@ class OriginSettings:
                                              "(the default keeps every cache out of the way)")
     cache_paths: Mapping[str, str] = setting({}, "Cache-Control by path prefix, the longest matching prefix first, "
                                                  "e.g. \"/static/\" = \"max-age=60\"")
+    proxy_protocol: bool = setting(False, "read a PROXY protocol header (v1 or v2) when a connection starts with one: the "
+                                          "client an L4 proxy names there is logged (proxied_for)")
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,8 @@ class LoadSettings:
     keys: int = setting(1000, "how many distinct keys '{key}' takes (hashing lessons)", minimum=1)
     clients: tuple[str, ...] | None = setting(None, "client nodes that send load (default: all)")
     max_in_flight: int = setting(512, "open-loop guard: concurrent requests per client", minimum=1)
+    keepalive: bool = setting(True, "reuse connections (HTTP keep-alive); false: a new TCP connection per request, which an "
+                              "L4 balancer can spread")
     target: str | None = setting(None, "a node to send load to, e.g. an origin, bypassing the balancer "
                                  "(default: the client's target in the topology, else the first balancer)")
     proxy_retry: float = setting(5.0, "seconds a client with proxies skips one it could not reach before trying it again "
@@ -346,8 +352,19 @@ def _role_sections(top: Mapping[str, Any], layout: Layout, source: str) -> dict[
     out = {}
     for name, role in OWN_SECTIONS.items():
         cls = resolve(role.settings)  # type: ignore[arg-type]
-        table = top[role.section]  # type: ignore[index]
-        values = check_table(table, fields_of(cls), source, role.section)  # type: ignore[arg-type]
+        table = dict(top[role.section])  # type: ignore[index]
+        nested = {}
+        for f in dataclasses.fields(cls):  # a nested settings dataclass is a sub-table: [l4.health]
+            if "setting" not in f.metadata and f.default_factory is not dataclasses.MISSING:
+                sub, where = table.pop(f.name, {}), f"{role.section}.{f.name}"
+                if not isinstance(sub, Mapping):
+                    raise ConfigError(source, where, f"expected a table [{where}], got {sub!r}")
+                kind = type(f.default_factory())
+                try:
+                    nested[f.name] = build(kind, check_table(dict(sub), fields_of(kind), source, where))
+                except ValueError as e:
+                    raise ConfigError(source, where, str(e)) from None
+        values = {**check_table(table, fields_of(cls), source, role.section), **nested}  # type: ignore[arg-type]
         nodes = layout.by_role(role.node_role) if role.node_role else None
         if table and nodes == []:
             raise ConfigError(source, role.section, f"this topology has no {role.node_role} nodes for [{role.section}] to set up")

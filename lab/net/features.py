@@ -156,6 +156,7 @@ LESSON_NEEDS: dict[str, tuple[tuple[str, str | None], ...]] = {
     "04-bonding": (("bonding", "halab's userspace team agent bonds instead"),),
     "05-forward-proxy": (),
     "06-caching": (),
+    "07-l4-vs-l7": (("nftables", None),),  # the NAT balancer's table
 }
 MIN_PYTHON = (3, 10)  # pyproject.toml's requires-python
 

@@ -23,6 +23,10 @@ DIRECTIVES = {
               "hash": "hash $request_uri;", "consistent": "hash $request_uri consistent;", "p2c": "random two least_conn;",
               "random": "random;"},
 }
+# HAProxy mode tcp ([l4] impl = "haproxy"): an L4 balancer sees no URI; source affinity hashes the client's address,
+# as the kernel's jhash does (lab.core.l4.HAPROXY_TCP lists the same algorithms for checking a scenario)
+HAPROXY_TCP_BALANCE = {"roundrobin": "balance static-rr", "weighted_roundrobin": "balance roundrobin", "leastconn": "balance leastconn",
+                       "source": "balance source", "random": "balance random(1)", "p2c": "balance random(2)"}
 
 
 def directive(impl: str, algorithm: str) -> str:
@@ -71,6 +75,33 @@ def haproxy_config(b: BalancerSettings, servers: Sequence[dict[str, Any]], name:
         lines.append("    option redispatch")
     for s in servers:
         lines.append(f"    server {s['name']} {s['address']}:{s['port']} check {check} weight {s.get('weight', 1)}" + (" backup" if s.get("backup") else ""))
+    return "\n".join(lines) + "\n"
+
+
+def haproxy_tcp_config(l4: Any, servers: Sequence[dict[str, Any]], pidfile: str, address: str) -> str:
+    """HAProxy ``mode tcp`` from the ``[l4]`` settings (``lab.core.l4.L4Settings``): the L4 proxy halab's relay is compared with.
+
+    ``option logasap`` logs each connection when its backend connection is
+    made (not when it ends): one CONN line per connection, which
+    ``lab.services.realbalancer`` turns into ``connection_routed``.
+    """
+    h = l4.health
+    check = f"inter {_ms(h.inter)} rise {h.rise} fall {h.fall}"
+    send_proxy = {"none": "", "v1": " send-proxy", "v2": " send-proxy-v2"}[l4.proxy_protocol]
+    lines = [
+        "global", f"    pidfile {pidfile}", "    maxconn 4096", "    log stderr format rfc5424 local0 info", "",
+        "defaults", "    mode tcp", "    log global", f"    timeout connect {_ms(l4.timeout_connect)}", "    timeout client 60s",
+        "    timeout server 60s", f"    timeout check {_ms(h.check_timeout)}", "",
+        "frontend l4", f"    bind {address}:{l4.port}", "    option logasap", "    log-format \"CONN %Ts.%ms %ci:%cp %s %Tw %Tc\"",
+        "    default_backend origins", "",
+        "backend origins", f"    {HAPROXY_TCP_BALANCE[l4.algorithm]}", "    option log-health-checks", f"    retries {l4.retries}",
+        *(["    option redispatch"] if l4.retries else []),
+        *([f"    option httpchk GET {h.path}"] if h.kind == "http" else []),
+    ]
+    marked_down = " on-marked-down shutdown-sessions" if l4.flush_on_down else ""
+    for s in servers:
+        lines.append(f"    server {s['name']} {s['address']}:{s['port']} check {check} weight {s.get('weight', 1)}{send_proxy}{marked_down}"
+                     + (" backup" if s.get("backup") else ""))
     return "\n".join(lines) + "\n"
 
 

@@ -201,10 +201,13 @@ def plan_load(scenario: Scenario, addresses: Mapping[str, str], run_dir: Path, s
         if load.target is not None:
             target, port = addresses[load.target], serving_port(scenario, load.target)
         else:
-            target, port = layout.targets.get(node) or addresses[balancers[0]], scenario.balancer.port
+            target = layout.targets.get(node) or addresses[balancers[0]]
+            owner = next((n for n, a in addresses.items() if a == target and n in layout.nodes), None)
+            # a node's own address: the port of the service there (an L4 balancer's); a VIP: the gateways' port
+            port = serving_port(scenario, owner) if owner is not None else scenario.balancer.port
         cfg = base_config(node, "loadgen", run_dir)
         cfg.update(target=target, port=port, rate=load.rate, duration=scenario.duration, start_at=start_at, timeout=load.timeout,
-                   path=load.path, keys=load.keys, max_in_flight=load.max_in_flight, seed=f"{scenario.seed}-{node}",
+                   path=load.path, keys=load.keys, max_in_flight=load.max_in_flight, keepalive=load.keepalive, seed=f"{scenario.seed}-{node}",
                    proxy_retry=load.proxy_retry, proxies=proxy_routes(scenario, addresses, node))
         specs.append(ServiceSpec(node, "loadgen", cfg))
     return specs

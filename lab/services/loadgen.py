@@ -74,6 +74,8 @@ class LoadGenerator:
         self.path = load.path
         self.keys = load.keys
         self.max_in_flight = load.max_in_flight
+        self.keepalive = load.keepalive  # False: one TCP connection per request
+        self.closing = "" if load.keepalive else "Connection: close\r\n"
         # A client may be given proxies, in order, as a PAC file gives them ("PROXY fp1; PROXY fp2; DIRECT"):
         # each request goes through the first that is not marked bad; one that cannot be reached is marked
         # bad for proxy_retry seconds and the next is tried at once (browsers do the same, for minutes).
@@ -131,7 +133,7 @@ class LoadGenerator:
         # through a proxy the request names the whole URL (absolute form, RFC 9112 3.2.2)
         target = path if route.name == DIRECT else self.url_prefix + path
         request = (f"GET {target} HTTP/1.1\r\nHost: {self.target}\r\nUser-Agent: halab-loadgen\r\n"
-                   f"X-Request-Id: {rid}\r\n\r\n").encode()
+                   f"X-Request-Id: {rid}\r\n{self.closing}\r\n").encode()
         for attempt in (1, 2):
             (reader, writer), reused = await self.connection(route)
             try:
@@ -154,7 +156,7 @@ class LoadGenerator:
             except BaseException:
                 writer.close()
                 raise
-            if head.keep_alive() and framing != "close":
+            if self.keepalive and head.keep_alive() and framing != "close":
                 route.idle.append((reader, writer))
             else:
                 writer.close()

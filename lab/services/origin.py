@@ -22,10 +22,35 @@ import time
 from email.utils import formatdate
 
 from lab.core.http1 import HttpError, error_response, parse_request_head, render_head, render_response, request_framing
+from lab.core.proxy_protocol import ProxyHeaderError, decode
 from lab.core.scenario import OriginSettings
 from lab.core.schema import from_config
 from lab.services.httpio import PeerClosed, discard_body, read_head
 from lab.services.runtime import Context, listening_socket, serve, until_stopped
+
+
+async def proxy_header(head: bytes, reader: asyncio.StreamReader) -> tuple[str | None, bytes]:
+    """Take a PROXY protocol header off the start of a connection: (the client it names, the HTTP head that follows).
+
+    ``head`` is what ``read_head`` returned: a v1 header is the first line of
+    it; a v2 header's signature starts with a blank line, so ``head`` is just
+    ``\\r\\n\\r\\n`` and the rest of the binary block is read here. Without
+    a header the head is returned as it was.
+    """
+    try:
+        if head == b"\r\n\r\n":
+            rest = await reader.readexactly(12)
+            data = head + rest + await reader.readexactly(int.from_bytes(rest[10:12], "big"))
+            found, _ = decode(data)
+            head = await read_head(reader)
+        elif head.startswith(b"PROXY "):
+            line, _, head = head.partition(b"\r\n")
+            found, _ = decode(line + b"\r\n")
+        else:
+            return None, head
+    except (ProxyHeaderError, asyncio.IncompleteReadError) as e:
+        raise HttpError(400, f"bad PROXY protocol header: {e}") from None
+    return (f"{found[0]}:{found[1]}" if found else None), head
 
 
 class Origin:
@@ -56,10 +81,17 @@ class Origin:
         return self.statistics()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = "{}:{}".format(*writer.get_extra_info("peername")[:2])  # who this connection comes from, as the origin sees it
+        proxied_for = None
+        first = self.settings.proxy_protocol
         try:
             while True:
                 try:
-                    head = parse_request_head(await read_head(reader))
+                    raw = await read_head(reader)
+                    if first:
+                        proxied_for, raw = await proxy_header(raw, reader)
+                        first = False
+                    head = parse_request_head(raw)
                     framing, length = request_framing(head)
                     size = await discard_body(reader, framing, length)
                 except HttpError as e:
@@ -75,7 +107,8 @@ class Origin:
                     self.ctx.log.emit("request_parsed", method=head.method, target=head.target, id=head.get("X-Request-Id"),
                                       via=", ".join(head.get_all("Via")) or None,
                                       forwarded_for=", ".join(head.get_all("X-Forwarded-For")) or None, body=size,
-                                      host=head.get("Host"), headers=[k.lower() for k, _ in head.headers])
+                                      host=head.get("Host"), headers=[k.lower() for k, _ in head.headers], peer=peer,
+                                      proxied_for=proxied_for)
                 keep = head.keep_alive()
                 writer.write(await self.answer(head.method, head.target, keep, head.get("If-None-Match")))
                 await writer.drain()

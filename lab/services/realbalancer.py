@@ -25,8 +25,6 @@ import time
 from datetime import datetime
 from typing import Any
 
-from lab.core.scenario import BalancerSettings
-from lab.core.schema import from_config
 from lab.services import daemon
 from lab.services.runtime import Context, serve
 
@@ -45,6 +43,8 @@ NGINX_CACHE = {"HIT": ("HIT", "TCP_HIT"), "MISS": ("MISS", "TCP_MISS"), "BYPASS"
 # kept-alive connection, when it started waiting); adding the handshake, idle, receive and
 # queue timers gives the moment the request was dispatched to a server.
 HAPROXY_ROUTED = re.compile(r"ROUTED (\S+) (-?\d+) (-?\d+) (-?\d+) (-?\d+) (\S+) (\S+) (\d{3})$")
+# HAProxy mode tcp (lab.net.render.haproxy_tcp_config): CONN %Ts.%ms client server %Tw %Tc, when the connection is made
+HAPROXY_CONN = re.compile(r"CONN (\S+) (\S+) (\S+) (-?\d+) (-?\d+)$")
 NGINX_DISABLED = re.compile(r"upstream server temporarily disabled.*upstream: \"http://([\d.]+:\d+)")
 
 
@@ -108,6 +108,13 @@ def _parse_message(impl: str, line: str, names: dict[str, str]) -> tuple[str, di
         after = m.group(2)
         return "health_changed", {"server": m.group(1), "before": "DOWN" if after == "UP" else "UP", "after": after,
                                   "reason": (m.group(3) or "").strip(), "label": after}
+    m = HAPROXY_CONN.search(line.strip()) if impl == "haproxy" else None
+    if m:
+        stamp, client, server, queued, connect = m.groups()
+        if server == "<NOSRV>" or int(connect) < 0:
+            return "connection_failed", {"t": float(stamp), "client": client, "tried": [], "error": "no backend could be connected"}
+        return "connection_routed", {"t": float(stamp) + (max(0, int(queued)) + int(connect)) / 1000, "client": client,
+                                     "server": names.get(server, server), "attempt": 0}
     m = HAPROXY_ROUTED.search(line.strip()) if impl == "haproxy" else None
     if m:
         stamp, *timers, rid, server, status = m.groups()
@@ -128,11 +135,11 @@ def _parse_message(impl: str, line: str, names: dict[str, str]) -> tuple[str, di
     return None
 
 
-async def wait_listening(port: int, timeout: float = 10.0) -> None:
+async def wait_listening(address: str, port: int, timeout: float = 10.0) -> None:
     deadline = time.time() + timeout
     while True:
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            socket.create_connection((address, port), timeout=0.2).close()
             return
         except OSError:
             if time.time() > deadline:
@@ -143,7 +150,9 @@ async def wait_listening(port: int, timeout: float = 10.0) -> None:
 async def main(ctx: Context) -> None:
     cfg = ctx.config
     impl = cfg["impl"]
-    port = from_config(BalancerSettings, cfg).port
+    port = int(cfg["port"])
+    bind = cfg.get("bind") or ["127.0.0.1"]
+    probe_at = "127.0.0.1" if "127.0.0.1" in bind else bind[0]  # where the daemon's listener can be seen from inside the node
     names = {f"{s['address']}:{s['port']}": s["name"] for s in cfg["servers"]}
     last_check: dict[str, dict[str, Any]] = {}
 
@@ -164,12 +173,12 @@ async def main(ctx: Context) -> None:
                 check = last_check[fields["server"]]
                 fields.update(reason=fields["reason"] or check["detail"], label=check["label"])
             ctx.log.emit(kind, **fields)
-        elif "ROUTED" not in text and not (HAPROXY_CHECK.search(text) or HAPROXY_STATE.search(text)):
+        elif "ROUTED" not in text and "CONN" not in text and not (HAPROXY_CHECK.search(text) or HAPROXY_STATE.search(text)):
             ctx.log.emit("daemon_said", line=text[:300])
 
     async def ready(proc: daemon.Process) -> None:
         ctx.commands["stats"] = lambda req: {"impl": impl, "pid": proc.pid, "running": proc.returncode is None}
-        await wait_listening(port)
+        await wait_listening(probe_at, port)
         ctx.ready(port=port, servers=[s["name"] for s in cfg["servers"]], algorithm=impl, impl=impl, daemon_pid=proc.pid)
 
     await daemon.supervise(ctx, impl, command(impl, cfg["conf_path"]), cfg["conf_path"], cfg["conf_text"], on_line, ready)

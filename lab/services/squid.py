@@ -125,7 +125,7 @@ async def main(ctx: Context) -> None:
 
     async def ready(proc: daemon.Process) -> None:
         ctx.commands["stats"] = lambda req: {"impl": "squid", "pid": proc.pid, "running": proc.returncode is None}
-        await wait_listening(port, timeout=20.0)
+        await wait_listening("127.0.0.1", port, timeout=20.0)  # own_addresses: loopback is always bound
         ctx.ready(port=port, impl="squid", daemon_pid=proc.pid, bind=list(cfg["bind"]))
 
     # Squid opens its logs (/dev/stdout, /dev/stderr: our pipe) after it has become SQUID_USER

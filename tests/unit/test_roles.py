@@ -37,8 +37,8 @@ def test_every_role_names_modules_and_planners_that_exist():
         for module in (role.module, *role.real.values()):
             assert importlib.util.find_spec(module) is not None, module
         assert callable(resolve(role.plan)) and (role.port is None or callable(resolve(role.port)))
-    assert TIERS == ("team", "origin", "echo", "balancer", "proxy", "vrrp", "loadgen")
-    assert SERVICE_ROLES == ("origin", "balancer", "proxy")
+    assert TIERS == ("team", "origin", "echo", "balancer", "proxy", "l4", "vrrp", "loadgen")
+    assert SERVICE_ROLES == ("origin", "balancer", "proxy", "l4")
 
 
 def test_each_role_writes_only_the_events_it_declares():

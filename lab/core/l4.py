@@ -1,0 +1,175 @@
+"""The L4 balancer's pure part: its settings, its slot table, and the nftables ruleset that holds the table.
+
+An L4 balancer decides once per *connection* (on the SYN), never per
+request: it cannot see a request at all. halab's L4 balancer has two data
+planes, chosen by ``mode``:
+
+- ``nat``: the kernel does the work. A new flow to the balancer's address
+  looks a slot up in an nftables map (``numgen inc`` for round robin,
+  ``numgen random``, ``jhash ip saddr`` for source affinity and Maglev) and
+  is DNATed to that backend; conntrack pins every later packet of the flow
+  to the same backend, so the origin sees the client's own address and port
+  (one TCP connection end to end). The origins must route their answers
+  back through the balancer (it is their default gateway).
+- ``proxy``: halab's userspace relay (or HAProxy ``mode tcp``): two TCP
+  connections, the origin sees the balancer's address (unless the PROXY
+  protocol header tells it who the client was).
+
+The control plane is the same for both: active health checks, and on every
+change the table is rebuilt from the same algorithm code the L7 balancer
+runs (``Algorithm.table``) and replaced in one nftables transaction (the
+kernel never sees half a table). Nothing here touches a socket or the
+kernel: ``lab.services.l4`` does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+from lab.core.algorithms import Server, make_algorithm
+from lab.core.algorithms.base import TableNotPossible
+from lab.core.health import HealthSettings, ProbeSettings
+from lab.core.schema import setting
+
+TABLE = "halab_l4"  # the nftables table the balancer owns in its node's namespace (replaced whole on every change)
+MODES = ("nat", "proxy")
+# how the kernel picks a slot for a new flow, per algorithm (a table lookup; the table comes from Algorithm.table)
+LOOKUPS: Mapping[str, str] = {
+    "roundrobin": "numgen inc",  # each new flow the next slot
+    "weighted_roundrobin": "numgen inc",  # the slots hold one period of the smooth weighted order
+    "random": "numgen random",
+    "source": "jhash ip saddr",  # one client, one backend, while the set holds (IPVS sh)
+    "hash": "jhash ip saddr . tcp sport",  # the flow itself: every connection hashed anew
+    "maglev": "jhash ip saddr",  # consistent: few clients move when a backend goes (IPVS mh)
+}
+MAGLEV_SLOTS = 4093  # IPVS mh's table size (prime); Maglev wants it above 100 x the backends
+HAPROXY_TCP = ("roundrobin", "weighted_roundrobin", "leastconn", "source", "random", "p2c")  # lab.net.render spells them
+PROXY_ALGORITHMS = ("roundrobin", "weighted_roundrobin", "random", "source", "hash", "maglev", "leastconn", "weighted_leastconn",
+                    "p2c")  # the userspace relay decides per connection in Python: live state is fine there
+
+
+@dataclass(frozen=True)
+class L4Check(HealthSettings, ProbeSettings):
+    """``[l4.health]``: an L4 balancer checks with a TCP connect by default (keepalived TCP_CHECK, IPVS's usual checker)."""
+
+    kind: str = setting("tcp", "tcp: a connect; http: GET path; icmp: a ping", choices=("http", "tcp", "icmp"))
+
+
+@dataclass(frozen=True)
+class L4Settings:
+    impl: str = setting("halab", "halab: nftables NAT or halab's TCP relay (mode); haproxy: HAProxy mode tcp (mode proxy)",
+                        choices=("halab", "haproxy"))
+    mode: str = setting("", "nat: the kernel rewrites addresses (one TCP connection); proxy: a TCP relay (two connections). "
+                        "Default: what the topology built the node for", choices=("", *MODES))
+    port: int = setting(80, "the TCP port clients connect to (the backends' own port is the origins')", minimum=1, maximum=65535)
+    algorithm: str = setting("roundrobin", "how a new connection picks a backend (nat: only the table-driven ones)",
+                             choices=PROXY_ALGORITHMS)
+    table_size: int = setting(0, "slots in the kernel's table (0: the algorithm's own: one period of its order, or "
+                              f"{MAGLEV_SLOTS} for maglev)", minimum=0, maximum=65537)
+    flush_on_down: bool = setting(False, "when a backend goes DOWN, cut its established flows (conntrack -D; HAProxy "
+                                  "on-marked-down shutdown-sessions) instead of leaving them pinned to it")
+    retries: int = setting(1, "proxy mode: other backends tried when a connect fails (HAProxy retries + redispatch)",
+                           minimum=0, maximum=10)
+    timeout_connect: float = setting(1.0, "proxy mode: seconds a connect to a backend may take", minimum=0.01)
+    proxy_protocol: str = setting("none", "proxy mode: tell the origin who the client was (PROXY protocol header)",
+                                  choices=("none", "v1", "v2"))
+    health: L4Check = field(default_factory=L4Check)  # [l4.health]
+
+    def __post_init__(self) -> None:
+        if self.impl == "haproxy" and self.mode == "nat":
+            raise ValueError("impl = \"haproxy\" is a TCP proxy (mode tcp): it cannot be mode = \"nat\"")
+        if self.impl == "haproxy" and self.algorithm not in HAPROXY_TCP:
+            raise ValueError(f"HAProxy mode tcp has no algorithm {self.algorithm!r} here; it can run {', '.join(HAPROXY_TCP)}")
+        if self.impl == "haproxy" and self.health.kind == "icmp":
+            raise ValueError("HAProxy checks with TCP or HTTP, not ICMP: set [l4.health] kind = \"tcp\" or \"http\"")
+        if self.mode == "nat" and self.algorithm not in LOOKUPS:
+            raise ValueError(table_refusal(self.algorithm))
+        if self.mode == "nat" and self.proxy_protocol != "none":
+            raise ValueError("proxy_protocol needs mode = \"proxy\": with NAT the origin already sees the client's own address")
+
+
+def table_refusal(algorithm: str) -> str:
+    return (f"algorithm {algorithm!r} decides from live state (connections in flight): the kernel's NAT data plane looks "
+            f"flows up in a fixed table, so mode = \"nat\" can run only {', '.join(LOOKUPS)}; use mode = \"proxy\" for it")
+
+
+def node_mode(settings: L4Settings, built_for: str | None) -> str:
+    """A node's data plane: the scenario's ``mode`` if set, else what the topology built the node for, else nat."""
+    return settings.mode or built_for or "nat"
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    address: str
+    port: int
+    weight: int = 1
+    backup: bool = False
+
+
+def slot_table(algorithm: str, backends: Sequence[Backend], up: Mapping[str, bool], size: int = 0) -> list[Backend]:
+    """The slots the kernel looks new flows up in: the algorithm's own table over the backends that may take traffic.
+
+    The eligibility rule is the L7 balancer's (UP primaries, else UP backups,
+    weight > 0). An empty list means no backend may take a new flow.
+    """
+    if algorithm not in LOOKUPS:
+        raise TableNotPossible(table_refusal(algorithm))
+    servers = [Server(b.name, b.address, b.port, weight=b.weight, backup=b.backup, up=up.get(b.name, True)) for b in backends]
+    for i, s in enumerate(servers):
+        s.index = i
+    candidates = [s for s in servers if not s.backup and s.eligible] or [s for s in servers if s.backup and s.eligible]
+    if not candidates:
+        return []
+    if algorithm == "maglev" and not size:
+        size = MAGLEV_SLOTS
+    indices = make_algorithm(algorithm, candidates).table(candidates, size or None)
+    by_name = {b.name: b for b in backends}
+    return [by_name[candidates[i].name] for i in indices]
+
+
+def shares(slots: Sequence[Backend]) -> dict[str, int]:
+    """How many slots each backend holds (what the ``l4_table`` event reports)."""
+    out: dict[str, int] = {}
+    for b in slots:
+        out[b.name] = out.get(b.name, 0) + 1
+    return out
+
+
+def ruleset(address: str, port: int, algorithm: str, slots: Sequence[Backend]) -> str:
+    """The whole nftables table for this balancer, as one ``nft -f`` transaction that replaces the old one.
+
+    ``add table`` then ``delete table`` makes the delete safe when there is
+    none yet; the kernel applies the batch atomically, so a new flow meets
+    either the old table or the new one, never an empty one. Established
+    flows do not care: their NAT binding lives in conntrack, not here.
+    With no slots at all a new flow is refused with a reset (and counted),
+    as a balancer with no backend left should.
+    """
+    head = [f"add table ip {TABLE}", f"delete table ip {TABLE}", f"table ip {TABLE} {{"]
+    match = f"ip daddr {address} tcp dport {port}"
+    if slots:
+        lookup = f"{LOOKUPS[algorithm]} mod {len(slots)}"
+        elements = ", ".join(f"{i} : {b.address} . {b.port}" for i, b in enumerate(slots))
+        body = [f"  map slots {{ typeof {lookup} : ip daddr . tcp dport ; elements = {{ {elements} }} }}",
+                "  chain prerouting { type nat hook prerouting priority dstnat; policy accept;",
+                f"    {match} counter dnat ip addr . port to {lookup} map @slots",
+                "  }"]
+    else:
+        body = ["  chain input { type filter hook input priority filter; policy accept;",
+                f"    {match} counter reject with tcp reset",
+                "  }"]
+    return "\n".join([*head, *body, "}"]) + "\n"
+
+
+def moved(before: Sequence[Backend], after: Sequence[Backend], keys: Sequence[int]) -> float:
+    """Share of hash values (``keys``, already reduced to 32 bits) whose backend changes between two tables.
+
+    For source affinity this is the share of clients that land somewhere
+    else after a change: mod-N hashing moves most of them, Maglev about
+    1/N. (A table's lookup is ``key mod len(table)``, as jhash's is.)
+    """
+    if not keys or not before or not after:
+        return 1.0
+    changed = sum(1 for k in keys if before[k % len(before)].name != after[k % len(after)].name)
+    return changed / len(keys)

@@ -1,0 +1,184 @@
+"""The L4 balancer: health checks and a table in the kernel (mode nat), or a TCP relay (mode proxy).
+
+The control plane is the same in both modes: one ``HealthChecker`` (the L7
+balancer's) probes every backend, and every UP/DOWN changes where *new*
+connections go.
+
+- **nat**: the data plane is the kernel's. On every change the slot table is
+  rebuilt (``lab.core.l4``) and the whole nftables table replaced in one
+  ``nft -f`` transaction. Established flows are pinned by conntrack and are
+  not touched by a table change: with ``flush_on_down`` the flows of a
+  backend that went DOWN are deleted from conntrack, so their next packet
+  finds no binding and the client gets a reset at once instead of waiting
+  on a dead server. Once a second the flows conntrack holds per backend
+  are an ``l4_flows`` event: what the kernel is really doing.
+  If this process dies (a ``crash`` fault), the table stays in the kernel:
+  flows keep being balanced, but nobody takes a dead backend out any more.
+- **proxy**: halab's TCP relay (``lab.services.tcp_relay``).
+
+Config keys: node, address, servers, mode, the [l4] settings (health as a
+table), seed, events, control.
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import time
+from typing import Any
+
+from lab.core.balancing import Pool, Server, make_algorithm
+from lab.core.health import HealthSettings
+from lab.core.l4 import Backend, L4Settings, ruleset, shares, slot_table
+from lab.core.schema import from_config
+from lab.events import EventLog
+from lab.services.healthcheck import HealthChecker, Probe, Target
+from lab.services.runtime import Context, serve
+
+FLOW = re.compile(r"\s(\w+) src=\S+ dst=\S+ sport=\d+ dport=\d+ .*?src=(\S+) dst=\S+ sport=(\d+)")
+
+
+async def run(*argv: str, stdin: str | None = None, nothing_found: bool = False) -> str:
+    """A command in this node's namespace; its output, or an OSError saying what it printed.
+
+    ``nothing_found``: exit status 1 with "0 flow entries" is an answer (conntrack -D found nothing to delete)."""
+    proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate(stdin.encode() if stdin is not None else None)
+    if proc.returncode != 0 and not (nothing_found and b" 0 flow entries" in err):
+        raise OSError(f"{' '.join(argv[:2])} failed: {err.decode(errors='replace').strip()}")
+    return out.decode() + err.decode()
+
+
+class NatPlane:
+    """The kernel's table, kept equal to the health checker's view."""
+
+    def __init__(self, settings: L4Settings, address: str, backends: list[Backend], log: EventLog) -> None:
+        self.settings = settings
+        self.address = address
+        self.backends = backends
+        self.by_address = {b.address: b.name for b in backends}
+        self.log = log
+        self.up = {b.name: True for b in backends}
+        self.slots: list[Backend] = []
+        self.changes: asyncio.Queue[tuple[str, bool]] = asyncio.Queue()  # health verdicts, applied in the order they came
+
+    def health_changed(self, name: str, up: bool) -> None:
+        self.changes.put_nowait((name, up))
+
+    async def keep(self) -> None:
+        """The one loop that changes the kernel's table: one nft transaction at a time."""
+        while True:
+            name, up = await self.changes.get()
+            await self.changed(name, up)
+
+    async def apply(self, reason: str) -> None:
+        slots = slot_table(self.settings.algorithm, self.backends, self.up, self.settings.table_size)
+        started = time.monotonic()
+        await run("nft", "-f", "-", stdin=ruleset(self.address, self.settings.port, self.settings.algorithm, slots))
+        self.slots = slots
+        self.log.emit("l4_table", slots=shares(slots), size=len(slots), reason=reason, took=round(time.monotonic() - started, 4))
+
+    async def changed(self, name: str, up: bool) -> None:
+        self.up[name] = up
+        await self.apply(f"{name} {'UP' if up else 'DOWN'}")
+        if not up and self.settings.flush_on_down:
+            backend = next(b for b in self.backends if b.name == name)
+            out = await run("conntrack", "-D", "-p", "tcp", "--reply-src", backend.address, "--reply-port-src", str(backend.port),
+                            "--orig-dst", self.address, "--orig-port-dst", str(self.settings.port), nothing_found=True)
+            found = re.search(r"(\d+) flow entries have been deleted", out)
+            self.log.emit("flows_flushed", server=name, flows=int(found.group(1)) if found else 0)
+
+    async def flows(self) -> dict[str, int]:
+        """Established flows conntrack holds to this balancer, per backend (what a table change cannot move)."""
+        out = await run("conntrack", "-L", "-p", "tcp", "--orig-dst", self.address, "--orig-port-dst", str(self.settings.port))
+        counts = {b.name: 0 for b in self.backends}
+        for state, reply_src, _ in FLOW.findall(out):
+            name = self.by_address.get(reply_src)
+            if name is not None and state == "ESTABLISHED":
+                counts[name] += 1
+        return counts
+
+    async def watch_flows(self) -> None:
+        last: dict[str, int] | None = None
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                counts = await self.flows()
+            except OSError as e:
+                self.log.emit("daemon_said", line=f"conntrack: {e}")
+                continue
+            if counts != last:
+                self.log.emit("l4_flows", flows=counts, total=sum(counts.values()))
+                last = counts
+
+    async def remove(self) -> None:
+        await run("nft", "delete", "table", "ip", "halab_l4")
+
+
+async def main(ctx: Context) -> None:
+    cfg = ctx.config
+    settings = from_config(L4Settings, cfg)
+    backends = [Backend(s["name"], s["address"], s["port"], s["weight"], s["backup"]) for s in cfg["servers"]]
+    targets = [Target(b.name, b.address, b.port) for b in backends]
+    health = cfg["health"]
+    tasks = []
+    if cfg["mode"] == "nat":
+        plane = NatPlane(settings, cfg["address"], backends, ctx.log)
+        checker = HealthChecker(targets, from_config(HealthSettings, health), from_config(Probe, health), ctx.log,
+                                plane.health_changed)
+        await plane.apply("start")
+        tasks += [ctx.spawn(plane.keep(), "keep the table"), ctx.spawn(plane.watch_flows(), "watch flows")]
+        ctx.commands["table"] = lambda req: {"slots": shares(plane.slots), "size": len(plane.slots), "up": plane.up}
+    else:
+        from lab.services.tcp_relay import Relay
+
+        servers = [Server(b.name, b.address, b.port, b.weight, b.backup) for b in backends]
+        pool = Pool(servers, make_algorithm(settings.algorithm, servers, "source"), random.Random(cfg["seed"]))
+        relay = Relay(pool, settings, ctx.log)
+        checker = HealthChecker(targets, from_config(HealthSettings, health), from_config(Probe, health), ctx.log, relay.health_changed)
+        await relay.start([cfg["address"]], settings.port)
+        ctx.commands["stats"] = lambda req: relay.statistics()
+    tasks += [ctx.spawn(checker.loop(t, delay), f"check {t.name}") for t, delay in zip(checker.targets, checker.first_delays())]
+    ctx.ready(port=settings.port, bind=[cfg["address"]], servers=[b.name for b in backends], algorithm=settings.algorithm,
+              mode=cfg["mode"])
+    try:
+        await ctx.stopping.wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+        if cfg["mode"] == "nat":
+            await plane.remove()  # a clean stop takes the table away; a crash leaves it working without health checks
+        else:
+            relay.close()
+
+
+def plan(scenario: Any, addresses: Any, run_dir: Any) -> list[Any]:
+    """One L4 balancer per ``l4`` node of the topology, in the mode the node was built for unless ``[l4] mode`` says."""
+    from lab.core.l4 import node_mode
+    from lab.core.schema import as_config
+    from lab.net.roles import ServiceSpec, base_config, server_entry
+
+    layout, settings = scenario.layout, scenario.roles["l4"]
+    servers = [server_entry(n, addresses[n], scenario.origins[n]) for n in layout.by_role("origin")]
+    specs = []
+    for node in layout.by_role("l4"):
+        cfg = base_config(node, "l4", run_dir)
+        cfg.update(as_config(settings), address=addresses[node], servers=servers, seed=scenario.seed,
+                   mode=node_mode(settings, layout.modes.get(node)))
+        if settings.impl == "haproxy":
+            from lab.net.render import haproxy_tcp_config
+
+            conf = run_dir / "conf" / f"{node}-haproxy.cfg"
+            cfg.update(impl="haproxy", conf_path=str(conf), servers=servers,
+                       conf_text=haproxy_tcp_config(settings, servers, str(conf.with_suffix(".pid")), addresses[node]))
+        specs.append(ServiceSpec(node, "l4", cfg))
+    return specs
+
+
+def port(scenario: Any, node: str) -> int:
+    return int(scenario.roles["l4"].port)
+
+
+if __name__ == "__main__":
+    serve(main)
