@@ -57,7 +57,8 @@ class L4Check(HealthSettings, ProbeSettings):
 
 @dataclass(frozen=True)
 class L4Settings:
-    impl: str = setting("halab", "halab: nftables NAT or halab's TCP relay (mode); haproxy: HAProxy mode tcp (mode proxy)",
+    impl: str = setting("halab", "halab: nftables NAT or halab's TCP relay (mode); haproxy: HAProxy mode tcp on the nodes in "
+                        "proxy mode (a NAT node is always the kernel's)",
                         choices=("halab", "haproxy"))
     mode: str = setting("", "nat: the kernel rewrites addresses (one TCP connection); proxy: a TCP relay (two connections). "
                         "Default: what the topology built the node for", choices=("", *MODES))

@@ -154,7 +154,9 @@ async def main(ctx: Context) -> None:
 
 
 def plan(scenario: Any, addresses: Any, run_dir: Any) -> list[Any]:
-    """One L4 balancer per ``l4`` node of the topology, in the mode the node was built for unless ``[l4] mode`` says."""
+    """One L4 balancer per ``l4`` node of the topology, in the mode the node was built for unless ``[l4] mode`` says.
+
+    ``impl = "haproxy"`` and ``proxy_protocol`` are for the nodes in proxy mode; a node in nat mode is always the kernel's."""
     from lab.core.l4 import node_mode
     from lab.core.schema import as_config
     from lab.net.roles import ServiceSpec, base_config, server_entry
@@ -164,13 +166,16 @@ def plan(scenario: Any, addresses: Any, run_dir: Any) -> list[Any]:
     specs = []
     for node in layout.by_role("l4"):
         cfg = base_config(node, "l4", run_dir)
-        cfg.update(as_config(settings), address=addresses[node], servers=servers, seed=scenario.seed,
-                   mode=node_mode(settings, layout.modes.get(node)))
-        if settings.impl == "haproxy":
+        mode = node_mode(settings, layout.modes.get(node))
+        cfg.update(as_config(settings), address=addresses[node], bind=[addresses[node]], servers=servers, seed=scenario.seed,
+                   mode=mode, impl="halab")
+        if mode == "nat":
+            cfg["proxy_protocol"] = "none"  # a relay's setting: through NAT the origin sees the client itself
+        if settings.impl == "haproxy" and mode == "proxy":  # HAProxy takes the relay's place; a NAT node stays the kernel's
             from lab.net.render import haproxy_tcp_config
 
             conf = run_dir / "conf" / f"{node}-haproxy.cfg"
-            cfg.update(impl="haproxy", conf_path=str(conf), servers=servers,
+            cfg.update(impl="haproxy", conf_path=str(conf),
                        conf_text=haproxy_tcp_config(settings, servers, str(conf.with_suffix(".pid")), addresses[node]))
         specs.append(ServiceSpec(node, "l4", cfg))
     return specs
