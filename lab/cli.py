@@ -7,6 +7,7 @@
     halab topos                      the topologies, with their drawings
     halab report RUN_DIR             rebuild a run's report from its events
     halab path RUN_DIR [ID ...]      the hops of one request, from its events
+    halab wire RUN_DIR               L4 against L7 from a run's captures (clients' and origins' pcaps)
     sudo halab sniff NODE [BPF]      annotated live packet trace inside a node
     sudo halab doctor                what this machine and its kernel can do, lesson by lesson
 """
@@ -227,6 +228,27 @@ def cmd_path(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_wire(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from lab.packets import l4wire
+
+    try:
+        verdicts = l4wire.analyse(Path(args.run_dir))
+    except (ValueError, OSError) as e:
+        print(f"halab wire: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    head, *body = l4wire.rows(verdicts)
+    table = Table(title="Each balancer, as the packets at the clients and at the origins show it")
+    for column in head:
+        table.add_column(column or "question")
+    for row in body:
+        table.add_row(*row)
+    Console().print(table)
+    return EXIT_OK
+
+
 def cmd_sniff(args: argparse.Namespace) -> int:
     from lab.net.state import STATE_DIR, Ledger
 
@@ -398,6 +420,9 @@ def parser() -> argparse.ArgumentParser:
     pa.add_argument("run_dir")
     pa.add_argument("ids", nargs="*", help="request ids such as c1-42 (default: one through a proxy and one direct)")
     pa.set_defaults(func=cmd_path)
+    wi = sub.add_parser("wire", help="L4 against L7 on the wire: each balancer as the clients' and origins' captures show it")
+    wi.add_argument("run_dir")
+    wi.set_defaults(func=cmd_wire)
     sn = sub.add_parser("sniff", help="annotated live packet trace inside a node of the running lab")
     sn.add_argument("node")
     sn.add_argument("bpf", nargs="*", help="BPF filter words, e.g. tcp port 80")

@@ -96,7 +96,7 @@ _DECLARED = [
     ("server_changed", "an operator changed a server (weight, drain, disabled)", "server:str weight?:int drain?:bool disabled?:bool"),
     ("balancer_load", "requests per second and CPU share, once a second", "rps:float cpu:float"),
     # ---- the L4 balancer (kernel NAT, halab's TCP relay, HAProxy mode tcp) ----
-    ("l4_table", "the kernel's slot table was replaced: slots per backend", "slots:dict size:int reason:str took:float"),
+    ("l4_table", "the kernel's slot table was replaced: slots per backend", "slots:dict size:int reason:str took:float moved?:float|null"),
     ("l4_flows", "established flows conntrack pins to each backend (when it changes, at most once a second)", "flows:dict total:int"),
     ("flows_flushed", "the flows of a backend that went DOWN were cut (flush_on_down)", "server:str flows:int"),
     ("connection_routed", "an L4 proxy connected a client's connection to a backend", "client:str server:str attempt:int"),

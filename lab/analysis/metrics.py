@@ -140,6 +140,7 @@ class Metrics:
     stale_saved: int = 0  # requests answered with a stale copy because the origins failed (stale-if-error)
     cache_latency: Mapping[str, float | None] = field(default_factory=dict)  # Squid result code -> p50 latency the client saw
     origin_asks: Mapping[str, int] = field(default_factory=dict)  # cache node -> requests it sent to an origin
+    l4_changes: tuple[Mapping[str, Any], ...] = ()  # every L4 table change, flush and failed connection: t, node, what, detail
     checks: tuple[Check, ...] = field(default=())
 
     @property
@@ -280,7 +281,24 @@ def compute(events: Sequence[Mapping[str, Any]], settings: Settings = Settings()
         cache_latency=cache_latency(events, requests),
         origin_asks={node: sum(1 for e in events if e["kind"] == "request_routed" and e["node"] == node)
                      for node in {e["node"] for e in events if e["kind"] == "cache_result"}},
+        l4_changes=l4_changes(events),
     )
+
+
+def l4_changes(events: Sequence[Mapping[str, Any]]) -> tuple[Mapping[str, Any], ...]:
+    """What the L4 balancers did to the traffic, in order: table changes (with the share of clients' hashes that moved),
+    flows cut, and connections a relay could not place anywhere."""
+    out = []
+    for e in events:
+        if e["kind"] == "l4_table" and e["reason"] != "start":
+            moved = f", {e['moved']:.0%} of source hashes now elsewhere" if e.get("moved") is not None else ""
+            slots = " ".join(f"{n}:{k}" for n, k in sorted(e["slots"].items())) or "none: new flows refused"
+            out.append({"t": e["t"], "node": e["node"], "what": f"table ({e['reason']})", "detail": f"slots {slots}{moved}"})
+        elif e["kind"] == "flows_flushed":
+            out.append({"t": e["t"], "node": e["node"], "what": "flows cut", "detail": f"{e['flows']} established flows to {e['server']}"})
+        elif e["kind"] == "connection_failed":
+            out.append({"t": e["t"], "node": e["node"], "what": "connection refused", "detail": f"{e['client']}: {e['error']}"})
+    return tuple(out)
 
 
 def cache_latency(events: Sequence[Mapping[str, Any]], requests: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
@@ -294,7 +312,8 @@ def cache_latency(events: Sequence[Mapping[str, Any]], requests: Sequence[Mappin
 
 
 def per_client(events: Sequence[Mapping[str, Any]], requests: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Each client's own view: how it reached the service, what failed, and its longest time without a success.
+    """Each client's own view: how it reached the service, what failed, its longest time without a success, and
+    which origins answered it (one origin for every request: a kept-alive connection pinned by an L4 balancer).
 
     The longest gap is measured between the due times of two successive
     successful requests that have failures between them: how long that
@@ -304,6 +323,9 @@ def per_client(events: Sequence[Mapping[str, Any]], requests: Sequence[Mapping[s
     dead proxy's connect timeout before it went to the next one.
     """
     routes = {e.get("node", "?"): e.get("proxies") for e in events if e["kind"] == "load_started"}
+    built = next((e for e in events if e["kind"] == "lab_built"), {})
+    names = {a: node for node, addresses in built.get("interfaces", {}).items() for a in addresses}
+    aims = {e.get("node", "?"): names.get(e.get("target", ""), e.get("target", "?")) for e in events if e["kind"] == "load_started"}
     out: dict[str, dict[str, Any]] = {}
     for client in sorted({r.get("node", "?") for r in requests}):
         mine = [r for r in requests if r.get("node", "?") == client]
@@ -316,7 +338,9 @@ def per_client(events: Sequence[Mapping[str, Any]], requests: Sequence[Mapping[s
                 longest = max(longest, r["t"] - last_ok)
             last_ok, failed_since = r["t"], False
         route = routes.get(client)
-        out[client] = {"route": ", ".join(route) if route else "direct", "sent": len(mine),
+        served = Counter(r.get("served_by") or "?" for r in mine if r["ok"])
+        out[client] = {"route": ", ".join(route) if route else "direct", "target": aims.get(client, "?"), "sent": len(mine),
+                       "served_by": dict(sorted(served.items())),
                        "failed": sum(1 for r in mine if not r["ok"]), "longest_gap": round(longest, 3),
                        "worst_latency": max((r["latency"] for r in mine if r["ok"]), default=None)}
     return out

@@ -175,12 +175,18 @@ def sections(m: Metrics) -> list[tuple[str, list[str], list[list[str]]]]:
         out.append(("Clients that could not reach their proxy and used the next one", ["client", "from", "to", "first at (s)",
                                                                                        "last at (s)", "times"], [
             [client, a, b, _clock(ts[0], m), _clock(ts[-1], m), str(len(ts))] for (client, a, b), ts in sorted(firsts.items())]))
-    if any(c["route"] != "direct" for c in m.clients.values()):
+    several_targets = len({c.get("target") for c in m.clients.values()}) > 1
+    if any(c["route"] != "direct" for c in m.clients.values()) or several_targets:
         out.append(("Each client's view (its route to the service)", ["client", "through", "sent", "failed",
-                                                                      "longest time without an answer", "slowest success"], [
-            [client, c["route"], str(c["sent"]), str(c["failed"]), _secs(c["longest_gap"]) if c["longest_gap"] else "—",
-             format_duration(c["worst_latency"]) if c.get("worst_latency") is not None else "—"]
+                                                                      "longest time without an answer", "slowest success", "served by"], [
+            [client, c["route"] if c["route"] != "direct" or not several_targets else c["target"], str(c["sent"]), str(c["failed"]),
+             _secs(c["longest_gap"]) if c["longest_gap"] else "—",
+             format_duration(c["worst_latency"]) if c.get("worst_latency") is not None else "—",
+             " ".join(f"{o} {n}" for o, n in c.get("served_by", {}).items()) or "—"]
             for client, c in m.clients.items()]))
+    if m.l4_changes:
+        out.append(("What the L4 balancers changed (new flows follow the table; established ones stay where they are)",
+                    ["at (s)", "node", "what", "detail"], [[_clock(c["t"], m), c["node"], c["what"], c["detail"]] for c in m.l4_changes]))
     for lines in m.paths:
         out.append((f"The path of one request ({lines[0].split(':')[0]})", ["hop"], [[line.strip()] for line in lines]))
     total_ok = sum(m.served_by.values()) or 1

@@ -113,6 +113,8 @@ class LoadSettings:
                               "L4 balancer can spread")
     target: str | None = setting(None, "a node to send load to, e.g. an origin, bypassing the balancer "
                                  "(default: the client's target in the topology, else the first balancer)")
+    targets: Mapping[str, str] = setting({}, "per-client target nodes, e.g. { c1 = \"nat1\", c2 = \"tcp1\" }: several "
+                                         "balancers side by side in one run (default: target)")
     proxy_retry: float = setting(5.0, "seconds a client with proxies skips one it could not reach before trying it again "
                                       "(browsers wait minutes)", minimum=0)
 
@@ -438,15 +440,21 @@ def _load(table: Mapping[str, Any], layout: Layout, source: str) -> LoadSettings
             raise ConfigError(source, f"load.clients[{i}]", f"no client named {name!r}{suggest(name, all_clients)} (clients: {', '.join(all_clients)})")
     if not clients:
         raise ConfigError(source, "load.clients", "needs at least one client")
-    target = values["target"]
-    if target is not None:
-        serving = [n for n, r in layout.nodes.items() if r in SERVING_ROLES]
-        if target not in layout.nodes:
-            raise ConfigError(source, "load.target", f"no node named {target!r}{suggest(target, serving)} (nodes that serve "
+    serving = [n for n, r in layout.nodes.items() if r in SERVING_ROLES]
+    aims = [("load.target", values["target"])] + [(f"load.targets.{c}", t) for c, t in values["targets"].items()]
+    for where, target in aims:
+        if target is None:
+            continue
+        if not isinstance(target, str) or target not in layout.nodes:
+            raise ConfigError(source, where, f"no node named {target!r}{suggest(str(target), serving)} (nodes that serve "
                               f"clients: {', '.join(serving)})")
         if target not in serving:
-            raise ConfigError(source, "load.target", f"{target!r} is a {layout.nodes[target]} and serves no clients "
+            raise ConfigError(source, where, f"{target!r} is a {layout.nodes[target]} and serves no clients "
                               f"(nodes that do: {', '.join(serving)})")
+    for client in values["targets"]:
+        if client not in clients:
+            raise ConfigError(source, f"load.targets.{client}", f"no client named {client!r} sends load{suggest(client, list(clients))} "
+                              f"(clients: {', '.join(clients)})")
     values["clients"] = list(clients)
     return build(LoadSettings, values)
 

@@ -165,6 +165,9 @@ class Lab:
         for name in interfaces:
             if name not in owners:
                 raise LabError(f"capture: no interface {name!r} on a host (interfaces: {', '.join(sorted(owners))})")
+            # Offloads off first (as the REFERENCE says for captures): otherwise a veth hands tcpdump
+            # segments the kernel has not cut yet (frames bigger than the MTU) and checksums not yet filled in
+            owners[name].cmd(f"ethtool -K {name} tso off gso off gro off tx off")
             # --immediate-mode: each packet is handed over as it comes, not in blocks that the kernel
             # releases up to a second later; without it, stopping tcpdump loses the last second of traffic
             proc = owners[name].popen(["tcpdump", "-i", name, "--immediate-mode", "-U", "-s", "256", "-w", str(out / f"{name}.pcap")],

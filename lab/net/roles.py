@@ -188,18 +188,19 @@ def _real_balancer(scenario: Scenario, servers: list[dict[str, Any]], node: str,
 
 
 def plan_load(scenario: Scenario, addresses: Mapping[str, str], run_dir: Path, start_at: float) -> list[ServiceSpec]:
-    """One load generator per client, aimed at ``[load] target``, else the client's own target in the topology
-    (a VIP), else the first balancer."""
+    """One load generator per client, aimed at its ``[load] targets`` entry, else ``[load] target``, else the
+    client's own target in the topology (a VIP), else the first balancer."""
     layout, load = scenario.layout, scenario.load
     balancers = layout.by_role("balancer")
-    aimless = [n for n in load.clients if n not in layout.targets]
+    aimless = [n for n in load.clients if n not in layout.targets and n not in load.targets]
     if aimless and not balancers and load.target is None:
         raise ValueError(f"topology {scenario.topology!r} has no balancer for {', '.join(aimless)} to aim at; name a node "
                          "with [load] target")
     specs = []
     for node in load.clients:
-        if load.target is not None:
-            target, port = addresses[load.target], serving_port(scenario, load.target)
+        aim = load.targets.get(node, load.target)
+        if aim is not None:
+            target, port = addresses[aim], serving_port(scenario, aim)
         else:
             target = layout.targets.get(node) or addresses[balancers[0]]
             owner = next((n for n, a in addresses.items() if a == target and n in layout.nodes), None)

@@ -29,12 +29,13 @@ from typing import Any
 
 from lab.core.balancing import Pool, Server, make_algorithm
 from lab.core.health import HealthSettings
-from lab.core.l4 import Backend, L4Settings, ruleset, shares, slot_table
+from lab.core.l4 import LOOKUPS, Backend, L4Settings, moved, ruleset, shares, slot_table
 from lab.core.schema import from_config
 from lab.events import EventLog
 from lab.services.healthcheck import HealthChecker, Probe, Target
 from lab.services.runtime import Context, serve
 
+SAMPLE = range(0, 2**32, 2**32 // 20011)  # hash values spread evenly over jhash's range, to measure a table change
 FLOW = re.compile(r"\s(\w+) src=\S+ dst=\S+ sport=\d+ dport=\d+ .*?src=(\S+) dst=\S+ sport=(\d+)")
 
 
@@ -76,8 +77,12 @@ class NatPlane:
         slots = slot_table(self.settings.algorithm, self.backends, self.up, self.settings.table_size)
         started = time.monotonic()
         await run("nft", "-f", "-", stdin=ruleset(self.address, self.settings.port, self.settings.algorithm, slots))
+        # for a hashed lookup, how much of the hash space now leads elsewhere: the clients that a change moves
+        hashed = LOOKUPS[self.settings.algorithm].startswith("jhash") and self.slots and slots
+        share = round(moved(self.slots, slots, SAMPLE), 4) if hashed else None
         self.slots = slots
-        self.log.emit("l4_table", slots=shares(slots), size=len(slots), reason=reason, took=round(time.monotonic() - started, 4))
+        self.log.emit("l4_table", slots=shares(slots), size=len(slots), reason=reason, took=round(time.monotonic() - started, 4),
+                      moved=share)
 
     async def changed(self, name: str, up: bool) -> None:
         self.up[name] = up
