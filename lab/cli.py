@@ -108,9 +108,9 @@ def cmd_cli(args: argparse.Namespace) -> int:
         print(f"halab: {args.topology} is up; services: {', '.join(sorted(lab.services))}. Events go to {run_dir}.")
         if (run_dir / "tls" / "ca.pem").exists():
             print(f"TLS: the run's own CA is {run_dir / 'tls' / 'ca.pem'} (curl --cacert it; --proxy-cacert for an HTTPS proxy)")
-        from lab.labcli import FAULT_VERBS
+        from lab.core.faults import ACTIONS
 
-        print(f"Lab verbs: {', '.join(FAULT_VERBS)}, broken, stats, events, load. 'help VERB' explains.")
+        print(f"Lab verbs: {', '.join(a.verb for a in ACTIONS.values())}, broken, stats, events, load. 'help VERB' explains.")
         LabCLI(lab)
     return EXIT_OK
 

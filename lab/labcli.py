@@ -26,9 +26,17 @@ class LabCLI(CLI):
     prompt = "halab> "
 
     def __init__(self, lab: Lab, **kwargs: Any) -> None:
+        from mininet.log import setLogLevel
+
         self.lab = lab
         self.faults = Faults(lab)
-        super().__init__(lab.net, **kwargs)
+        # The lab builds with Mininet's log at "error" (its build warnings mean nothing here); the CLI
+        # prints a node command's output at "output" level, so without this "c1 curl ..." prints nothing.
+        setLogLevel("output")
+        try:
+            super().__init__(lab.net, **kwargs)
+        finally:
+            setLogLevel("error")
 
     def _fault(self, action: str, line: str) -> None:
         target = line.strip() or None
@@ -56,7 +64,7 @@ class LabCLI(CLI):
             except (OSError, RuntimeError) as e:
                 print(f"{key}: no answer ({e})")
                 continue
-            if "servers" in result:
+            if "servers" in result and "requests" in result:
                 print(f"{key}: {result['requests']} requests, {result['no_server']} with no server UP")
                 for name, s in result["servers"].items():
                     print(f"    {name:<6} {s['state']:<9} picked {s['picked']:<6} active {s['active']:<4} errors {s['errors']}")

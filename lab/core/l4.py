@@ -24,7 +24,7 @@ kernel: ``lab.services.l4`` does.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from lab.core.algorithms import Server, make_algorithm
 from lab.core.algorithms.base import TableNotPossible
@@ -87,6 +87,13 @@ class L4Settings:
             raise ValueError(table_refusal(self.algorithm))
         if self.mode == "nat" and self.proxy_protocol != "none":
             raise ValueError("proxy_protocol needs mode = \"proxy\": with NAT the origin already sees the client's own address")
+
+
+    def check_layout(self, layout: Any) -> None:
+        """What the nodes' own data planes cannot do (a NAT node cannot run a live-state algorithm)."""
+        for node in layout.by_role("l4"):
+            if node_mode(self, layout.modes.get(node)) == "nat" and self.algorithm not in LOOKUPS:
+                raise ValueError(f"{node} balances in the kernel (nat): " + table_refusal(self.algorithm))
 
 
 def table_refusal(algorithm: str) -> str:

@@ -377,6 +377,8 @@ def _role_sections(top: Mapping[str, Any], layout: Layout, source: str) -> dict[
                 raise ConfigError(source, f"{role.section}.impls.{node}", f"got {impl!r}, expected one of halab, {', '.join(role.real)}")
         try:
             out[name] = build(cls, values)
+            if hasattr(out[name], "check_layout"):  # settings whose meaning depends on the nodes they run on
+                out[name].check_layout(layout)
         except ValueError as e:
             raise ConfigError(source, role.section, str(e)) from None
     return out

@@ -134,7 +134,8 @@ async def main(ctx: Context) -> None:
                                 plane.health_changed)
         await plane.apply("start")
         tasks += [ctx.spawn(plane.keep(), "keep the table"), ctx.spawn(plane.watch_flows(), "watch flows")]
-        ctx.commands["table"] = lambda req: {"slots": shares(plane.slots), "size": len(plane.slots), "up": plane.up}
+        ctx.commands["stats"] = lambda req: {"mode": "nat", "slots": shares(plane.slots), "size": len(plane.slots),
+                                             "up": {name: "UP" if up else "DOWN" for name, up in plane.up.items()}}
     else:
         from lab.services.tcp_relay import Relay
 

@@ -180,3 +180,9 @@ def test_haproxy_tcp_config_carries_the_settings_and_its_log_lines_become_events
     assert parse_line("haproxy", "CONN 1700000000.250 10.4.0.101:40000 o1 0 1", names_) == (
         "connection_routed", {"t": 1700000000.251, "client": "10.4.0.101:40000", "server": "o1", "attempt": 0})
     assert parse_line("haproxy", "CONN 1700000000.250 10.4.0.101:40000 <NOSRV> -1 -1", names_)[0] == "connection_failed"
+
+
+def test_a_live_state_algorithm_is_refused_for_the_nat_node_the_topology_built_before_anything_runs():
+    with pytest.raises(ConfigError, match="nat1 balances in the kernel"):
+        parse(L4_LAB + '[l4]\nalgorithm = "leastconn"\n')
+    assert parse(L4_LAB + '[l4]\nalgorithm = "leastconn"\nmode = "proxy"\n').roles["l4"].algorithm == "leastconn"
