@@ -165,3 +165,27 @@ def test_haproxy_mode_tcp_runs_from_the_same_settings_and_logs_each_connection(t
     assert sorted(spread) == ["o1", "o2", "o3"]
     assert {e["server"] for e in routed} <= {"o1", "o2", "o3"} and routed[0]["client"].startswith("10.4.0.101:")
     assert {e["peer"].split(":")[0] for e in seen} == {"10.5.0.3"}
+
+
+SIDE_BY_SIDE = "exercises/07-l4-vs-l7/side-by-side.toml"
+
+
+def test_the_lesson_s_captures_tell_nat_a_relay_and_l7_apart(shipped):
+    from pathlib import Path
+
+    from lab.analysis import report
+    from lab.packets.l4wire import analyse
+
+    run_dir = Path(shipped(SIDE_BY_SIDE))
+    v = {x.balancer: x for x in analyse(run_dir)}
+    assert set(v) == {"nat1", "tcp1", "lb1"} and all(x.requests_seen > 200 for x in v.values())
+    # NAT: the client's own connection reaches the origin, decided once on the SYN
+    assert v["nat1"].new_connection == 0 and v["nat1"].origin_sees == {"c1"} and v["nat1"].spread == 0
+    # a relay: a second connection from its own address, still one origin per client connection
+    assert v["tcp1"].same_connection == 0 and v["tcp1"].origin_sees == {"tcp1"} and v["tcp1"].spread == 0
+    # L7: a second connection, X-Forwarded-For, and a connection's requests spread over the origins
+    assert v["lb1"].same_connection == 0 and v["lb1"].origin_sees == {"lb1"} and v["lb1"].named_by == {"X-Forwarded-For"}
+    assert v["lb1"].spread >= 1
+    clients = report.build(run_dir).clients
+    # kept-alive L4 clients stay where their connection went, also after o1 is repaired; L7 spreads every request
+    assert len(clients["c1"]["served_by"]) <= 2 and len(clients["c3"]["served_by"]) == 3

@@ -38,12 +38,16 @@ def test_the_samples_are_one_proxied_and_one_direct_request_and_none_without_pro
 def test_each_clients_view_measures_its_longest_time_without_an_answer():
     from lab.analysis.metrics import per_client
 
-    def req(node, t, ok, latency=0.003):
-        return {"node": node, "kind": "request_finished", "t": t, "ok": ok, "latency": latency}
+    def req(node, t, ok, latency=0.003, served_by="o1"):
+        return {"node": node, "kind": "request_finished", "t": t, "ok": ok, "latency": latency, "served_by": served_by if ok else None}
 
-    requests = [req("c1", 0.0, True), req("c1", 0.05, False), req("c1", 0.10, False), req("c1", 0.15, True, 0.6),
+    requests = [req("c1", 0.0, True), req("c1", 0.05, False), req("c1", 0.10, False), req("c1", 0.15, True, 0.6, "o2"),
                 req("c1", 0.2, True), req("c2", 0.0, True), req("c2", 0.05, True, 0.004)]
-    events = [{"kind": "load_started", "node": "c1", "proxies": ["fp1", "fp2"]}, {"kind": "load_started", "node": "c2"}]
+    events = [{"kind": "lab_built", "interfaces": {"gw1": ["10.2.0.2"], "nat1": ["10.4.0.2"]}},
+              {"kind": "load_started", "node": "c1", "proxies": ["fp1", "fp2"], "target": "10.2.0.2"},
+              {"kind": "load_started", "node": "c2", "target": "10.4.0.2"}]
     view = per_client(events, requests)
-    assert view["c1"] == {"route": "fp1, fp2", "sent": 5, "failed": 2, "longest_gap": 0.15, "worst_latency": 0.6}
-    assert view["c2"] == {"route": "direct", "sent": 2, "failed": 0, "longest_gap": 0.0, "worst_latency": 0.004}
+    assert view["c1"] == {"route": "fp1, fp2", "target": "gw1", "sent": 5, "failed": 2, "longest_gap": 0.15, "worst_latency": 0.6,
+                          "served_by": {"o1": 2, "o2": 1}}
+    assert view["c2"] == {"route": "direct", "target": "nat1", "sent": 2, "failed": 0, "longest_gap": 0.0, "worst_latency": 0.004,
+                          "served_by": {"o1": 2}}
