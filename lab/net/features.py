@@ -61,6 +61,15 @@ def probe(name: str) -> Feature:
         ok, why = _in_scratch_netns([["tc", "qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb"]])
     elif name == "nftables":
         ok, why = _in_scratch_netns([["nft", "add", "table", "ip", "halab_probe"]])
+    elif name == "nft_nat":  # the L4 balancer's own table: dnat through a numgen/jhash map
+        from lab.core.l4 import Backend, ruleset
+
+        table = ruleset("127.0.0.2", 80, "maglev", [Backend("a", "127.0.0.3", 80), Backend("b", "127.0.0.4", 80)])
+        ok, why = _in_scratch_netns([["sh", "-c", f"printf '%s' '{table}' | nft -f -"]])
+    elif name == "ipvs":  # the kernel's own L4 balancer; halab's L4 lesson runs on nftables and does not need it
+        ok = os.path.exists("/proc/net/ip_vs") or _run(["modinfo", "ip_vs"]).returncode == 0 if shutil.which("modinfo") else False
+        why = "ip_vs module available (halab's L4 lesson uses nftables NAT either way)" if ok else \
+            "no ip_vs module in this kernel: ipvsadm cannot run here (halab's L4 lesson uses nftables NAT)"
     elif name == "ovs":
         if not shutil.which("ovs-vsctl"):
             ok, why = False, "ovs-vsctl not installed (apt install openvswitch-switch)"
@@ -146,7 +155,7 @@ def preflight(timeout: float = 5.0) -> None:
         raise LabError(NO_NAMESPACE.format(detail=f"mnexec -n: {detail}", where="; this looks like a chroot" if in_chroot() else ""))
 
 
-FEATURES = ("netem", "htb", "nftables", "bonding", "ovs", "ovs_kernel_datapath")
+FEATURES = ("netem", "htb", "nftables", "nft_nat", "ipvs", "bonding", "ovs", "ovs_kernel_datapath")
 # What each lesson needs from the kernel, and what halab does without it (None: the lesson cannot run).
 LESSON_NEEDS: dict[str, tuple[tuple[str, str | None], ...]] = {
     "00-availability-and-spof": (),
@@ -156,7 +165,7 @@ LESSON_NEEDS: dict[str, tuple[tuple[str, str | None], ...]] = {
     "04-bonding": (("bonding", "halab's userspace team agent bonds instead"),),
     "05-forward-proxy": (),
     "06-caching": (),
-    "07-l4-vs-l7": (("nftables", None),),  # the NAT balancer's table
+    "07-l4-vs-l7": (("nft_nat", None),),  # the NAT balancer's table
 }
 MIN_PYTHON = (3, 10)  # pyproject.toml's requires-python
 
