@@ -176,7 +176,8 @@ def sections(m: Metrics) -> list[tuple[str, list[str], list[list[str]]]]:
                                                                                        "last at (s)", "times"], [
             [client, a, b, _clock(ts[0], m), _clock(ts[-1], m), str(len(ts))] for (client, a, b), ts in sorted(firsts.items())]))
     several_targets = len({c.get("target") for c in m.clients.values()}) > 1
-    if any(c["route"] != "direct" for c in m.clients.values()) or several_targets:
+    # shown when clients take different routes, or an L4 balancer placed them (which origins each reached is the lesson)
+    if any(c["route"] != "direct" for c in m.clients.values()) or several_targets or m.l4_changes:
         out.append(("Each client's view (its route to the service)", ["client", "through", "sent", "failed",
                                                                       "longest time without an answer", "slowest success", "served by"], [
             [client, c["route"] if c["route"] != "direct" or not several_targets else c["target"], str(c["sent"]), str(c["failed"]),

@@ -42,6 +42,11 @@ LOOKUPS: Mapping[str, str] = {
     "hash": "jhash ip saddr . tcp sport",  # the flow itself: every connection hashed anew
     "maglev": "jhash ip saddr",  # consistent: few clients move when a backend goes (IPVS mh)
 }
+# jhash without a seed gets a random one each time its rule is made, and the whole table is remade on every
+# change: every client would be rehashed, and Maglev would move as many clients as mod-N. A fixed seed keeps a
+# client's hash the same across changes, so only the table decides who moves (measured: without it, a
+# client's origin changed after a backend went and came back even with the same three slots).
+JHASH_SEED = 0x68616C61
 MAGLEV_SLOTS = 4093  # IPVS mh's table size (prime); Maglev wants it above 100 x the backends
 HAPROXY_TCP = ("roundrobin", "weighted_roundrobin", "leastconn", "source", "random", "p2c")  # lab.net.render spells them
 PROXY_ALGORITHMS = ("roundrobin", "weighted_roundrobin", "random", "source", "hash", "maglev", "leastconn", "weighted_leastconn",
@@ -158,8 +163,12 @@ def ruleset(address: str, port: int, algorithm: str, slots: Sequence[Backend]) -
     match = f"ip daddr {address} tcp dport {port}"
     if slots:
         lookup = f"{LOOKUPS[algorithm]} mod {len(slots)}"
+        if lookup.startswith("jhash"):
+            lookup += f" seed 0x{JHASH_SEED:x}"
         elements = ", ".join(f"{i} : {b.address} . {b.port}" for i, b in enumerate(slots))
-        body = [f"  map slots {{ typeof {lookup} : ip daddr . tcp dport ; elements = {{ {elements} }} }}",
+        # The map's key is declared by a numgen expression whatever the lookup: both are 32-bit integers, and
+        # nft 1.0.6 crashes listing a map declared 'typeof jhash ...' (a student's 'nft list ruleset' would segfault).
+        body = [f"  map slots {{ typeof numgen inc mod {len(slots)} : ip daddr . tcp dport ; elements = {{ {elements} }} }}",
                 "  chain prerouting { type nat hook prerouting priority dstnat; policy accept;",
                 f"    {match} counter dnat ip addr . port to {lookup} map @slots",
                 "  }"]

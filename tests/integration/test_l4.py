@@ -189,3 +189,21 @@ def test_the_lesson_s_captures_tell_nat_a_relay_and_l7_apart(shipped):
     clients = report.build(run_dir).clients
     # kept-alive L4 clients stay where their connection went, also after o1 is repaired; L7 spreads every request
     assert len(clients["c1"]["served_by"]) <= 2 and len(clients["c3"]["served_by"]) == 3
+
+
+def test_source_affinity_survives_the_table_being_remade(tmp_path):
+    # jhash draws a random seed for every new rule unless given one; the table is remade on every change
+    # (here: the control plane's restart), and a client must still reach the origin it reached before
+    s = scenario(l4='algorithm = "source"')
+    with Lab(s, tmp_path / "run", say=lambda *a: None) as lab:
+        lab.start_all(plan_services(s, lab.addresses, lab.run_dir))
+        c1 = lab.net["c1"]
+        before = fresh(c1, NAT, 3)
+        faults = Faults(lab)
+        for _ in range(3):
+            faults.apply("crash", "nat1")
+            faults.apply("restart", "nat1")
+        after = fresh(c1, NAT, 3)
+        starts = [e for e in read_events(lab.run_dir) if e["kind"] == "l4_table" and e["reason"] == "start"]
+    assert len(set(before)) == 1 and after == before
+    assert len(starts) == 4

@@ -69,7 +69,8 @@ def test_the_ruleset_replaces_the_whole_table_in_one_transaction():
     lines = text.splitlines()
     assert lines[:3] == ["add table ip halab_l4", "delete table ip halab_l4", "table ip halab_l4 {"]
     assert "elements = { 0 : 10.5.0.11 . 80, 1 : 10.5.0.12 . 80, 2 : 10.5.0.13 . 80 }" in text
-    assert "ip daddr 10.4.0.2 tcp dport 80 counter dnat ip addr . port to jhash ip saddr mod 3 map @slots" in text
+    # a fixed seed: a client's hash must not change when the table is remade (the kernel picks a random one otherwise)
+    assert "ip daddr 10.4.0.2 tcp dport 80 counter dnat ip addr . port to jhash ip saddr mod 3 seed 0x68616c61 map @slots" in text
 
 
 def test_with_no_backend_left_new_flows_are_refused_with_a_reset():
