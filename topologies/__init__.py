@@ -56,7 +56,8 @@ def layout_of(topo: Topo) -> Layout:
     bonds = {n: i["bond"] for n, i in info.items() if i.get("bond")}
     proxies = {n: tuple(i["proxies"]) for n, i in info.items() if i.get("proxies")}
     modes = {n: i["mode"] for n, i in info.items() if i.get("mode")}
-    return Layout(nodes, links, addresses, vrrp, targets, bonds, proxies, modes)
+    loopbacks = {n: tuple(i["loopback"]) for n, i in info.items() if i.get("loopback")}
+    return Layout(nodes, links, addresses, vrrp, targets, bonds, proxies, modes, loopbacks)
 
 
 def lookup(name: str, params: Mapping[str, Any], source: str) -> tuple[Layout, dict[str, Any]]:

@@ -291,7 +291,7 @@ def l4_changes(events: Sequence[Mapping[str, Any]]) -> tuple[Mapping[str, Any], 
     out = []
     for e in events:
         if e["kind"] == "l4_table" and e["reason"] != "start":
-            moved = f", {e['moved']:.0%} of source hashes now elsewhere" if e.get("moved") is not None else ""
+            moved = f", {e['moved']:.0%} of the hash space now leads elsewhere" if e.get("moved") is not None else ""
             slots = " ".join(f"{n}:{k}" for n, k in sorted(e["slots"].items())) or "none: new flows refused"
             out.append({"t": e["t"], "node": e["node"], "what": f"table ({e['reason']})", "detail": f"slots {slots}{moved}"})
         elif e["kind"] == "flows_flushed":

@@ -32,7 +32,10 @@ from lab.core.health import HealthSettings, ProbeSettings
 from lab.core.schema import setting
 
 TABLE = "halab_l4"  # the nftables table the balancer owns in its node's namespace (replaced whole on every change)
-MODES = ("nat", "proxy")
+MODES = ("nat", "dsr", "proxy")
+# DSR has no connection table: every packet of a flow is looked up again at ingress, so only a hash of what
+# stays the same for the whole flow can choose (numgen would send each packet somewhere else)
+DSR_ALGORITHMS = ("source", "hash", "maglev")
 # how the kernel picks a slot for a new flow, per algorithm (a table lookup; the table comes from Algorithm.table)
 LOOKUPS: Mapping[str, str] = {
     "roundrobin": "numgen inc",  # each new flow the next slot
@@ -65,7 +68,8 @@ class L4Settings:
     impl: str = setting("halab", "halab: nftables NAT or halab's TCP relay (mode); haproxy: HAProxy mode tcp on the nodes in "
                         "proxy mode (a NAT node is always the kernel's)",
                         choices=("halab", "haproxy"))
-    mode: str = setting("", "nat: the kernel rewrites addresses (one TCP connection); proxy: a TCP relay (two connections). "
+    mode: str = setting("", "nat: the kernel rewrites addresses (one TCP connection); dsr: the kernel rewrites only the MAC "
+                        "and the origins answer the client directly; proxy: a TCP relay (two connections). "
                         "Default: what the topology built the node for", choices=("", *MODES))
     port: int = setting(80, "the TCP port clients connect to (the backends' own port is the origins')", minimum=1, maximum=65535)
     algorithm: str = setting("roundrobin", "how a new connection picks a backend (nat: only the table-driven ones)",
@@ -90,20 +94,35 @@ class L4Settings:
             raise ValueError("HAProxy checks with TCP or HTTP, not ICMP: set [l4.health] kind = \"tcp\" or \"http\"")
         if self.mode == "nat" and self.algorithm not in LOOKUPS:
             raise ValueError(table_refusal(self.algorithm))
+        if self.mode == "dsr" and self.algorithm not in DSR_ALGORITHMS:
+            raise ValueError(dsr_refusal(self.algorithm))
         if self.mode == "nat" and self.proxy_protocol != "none":
             raise ValueError("proxy_protocol needs mode = \"proxy\": with NAT the origin already sees the client's own address")
 
 
     def check_layout(self, layout: Any) -> None:
-        """What the nodes' own data planes cannot do (a NAT node cannot run a live-state algorithm)."""
+        """What the nodes' own data planes cannot do (a NAT node cannot run a live-state algorithm, DSR only a hash)."""
         for node in layout.by_role("l4"):
-            if node_mode(self, layout.modes.get(node)) == "nat" and self.algorithm not in LOOKUPS:
+            mode = node_mode(self, layout.modes.get(node))
+            if mode == "nat" and self.algorithm not in LOOKUPS:
                 raise ValueError(f"{node} balances in the kernel (nat): " + table_refusal(self.algorithm))
+            if mode == "dsr" and self.algorithm not in DSR_ALGORITHMS:
+                raise ValueError(f"{node} balances by direct server return: " + dsr_refusal(self.algorithm))
+            if mode == "dsr" and self.flush_on_down:
+                raise ValueError(f"{node} balances by direct server return, which keeps no flows to flush: leave flush_on_down off")
+            if mode == "dsr" and layout.modes.get(node) != "dsr":
+                raise ValueError(f"{node}: mode = \"dsr\" needs a network built for it (the origins holding the address on "
+                                 "their loopback and answering through a router): set dsr = true in [topology]")
 
 
 def table_refusal(algorithm: str) -> str:
     return (f"algorithm {algorithm!r} decides from live state (connections in flight): the kernel's NAT data plane looks "
             f"flows up in a fixed table, so mode = \"nat\" can run only {', '.join(LOOKUPS)}; use mode = \"proxy\" for it")
+
+
+def dsr_refusal(algorithm: str) -> str:
+    return (f"algorithm {algorithm!r} cannot steer direct server return: with no connection table every packet is looked up "
+            f"again, so only a hash of the flow keeps it on one origin ({', '.join(DSR_ALGORITHMS)})")
 
 
 def node_mode(settings: L4Settings, built_for: str | None) -> str:
@@ -176,6 +195,30 @@ def ruleset(address: str, port: int, algorithm: str, slots: Sequence[Backend]) -
         body = ["  chain input { type filter hook input priority filter; policy accept;",
                 f"    {match} counter reject with tcp reset",
                 "  }"]
+    return "\n".join([*head, *body, "}"]) + "\n"
+
+
+def dsr_ruleset(address: str, port: int, algorithm: str, slots: Sequence[Backend], macs: Mapping[str, str], ingress: str,
+                egress: str) -> str:
+    """Direct server return in nftables' netdev family: at the ingress of ``ingress``, before any routing, a
+    packet for the service gets the MAC of the origin its hash picks and is sent out of ``egress`` as it is.
+
+    The IP packet is untouched (still addressed to ``address``): the origin
+    accepts it because it holds that address on its loopback, and answers the
+    client directly through its own router. The balancer sees only the
+    client's half of the conversation, keeps no state, and a table change
+    moves established flows along with new ones (only Maglev keeps most of
+    them where they were). With no slots, nothing is steered and the
+    balancer's own stack answers with a reset.
+    """
+    head = ["add table netdev halab_l4", "delete table netdev halab_l4", "table netdev halab_l4 {"]
+    body = [f"  chain ingress {{ type filter hook ingress device \"{ingress}\" priority filter; policy accept;"]
+    if slots:
+        lookup = f"{LOOKUPS[algorithm]} mod {len(slots)} seed 0x{JHASH_SEED:x}"
+        elements = ", ".join(f"{i} : {macs[b.name]}" for i, b in enumerate(slots))
+        body.insert(0, f"  map macs {{ typeof numgen inc mod {len(slots)} : ether daddr ; elements = {{ {elements} }} }}")
+        body.append(f"    ip daddr {address} tcp dport {port} counter ether daddr set {lookup} map @macs fwd to \"{egress}\"")
+    body.append("  }")
     return "\n".join([*head, *body, "}"]) + "\n"
 
 

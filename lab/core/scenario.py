@@ -38,6 +38,7 @@ class Layout:
     bonds: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # node -> {"members": [...], "address": ...}
     proxies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # client -> the proxies it uses, in order ("DIRECT": none)
     modes: Mapping[str, str] = field(default_factory=dict)  # node -> the data plane the topology built it for (an L4 node: nat, proxy)
+    loopbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # node -> service addresses on its loopback (DSR)
 
     def by_role(self, role: str) -> list[str]:
         return [n for n, r in self.nodes.items() if r == role]

@@ -118,11 +118,11 @@ def own_addresses(scenario: Scenario, addresses: Mapping[str, str], node: str) -
     """Where a service listens by default: its node's address, its VIPs (bound ahead with IP_FREEBIND) and loopback.
 
     Not the wildcard: a service answers only where the lab's plan says it
-    lives. Loopback stays, because VRRP tracking (halab's speaker and
+    lives (with a DSR balancer in front, the service address on its loopback). Loopback stays, because VRRP tracking (halab's speaker and
     keepalived's track script) checks the local balancer on 127.0.0.1.
     """
     vips = [group["vip"] for group in scenario.layout.vrrp.get(node, ())]
-    return [addresses[node], *vips, "127.0.0.1"]
+    return [addresses[node], *vips, *scenario.layout.loopbacks.get(node, ()), "127.0.0.1"]
 
 
 def plan_bonds(scenario: Scenario, addresses: Mapping[str, str], run_dir: Path) -> list[ServiceSpec]:

@@ -22,6 +22,7 @@ table), seed, events, control.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import re
 import time
@@ -29,7 +30,7 @@ from typing import Any
 
 from lab.core.balancing import Pool, Server, make_algorithm
 from lab.core.health import HealthSettings
-from lab.core.l4 import LOOKUPS, Backend, L4Settings, moved, ruleset, shares, slot_table
+from lab.core.l4 import LOOKUPS, TABLE, Backend, L4Settings, dsr_ruleset, moved, ruleset, shares, slot_table
 from lab.core.schema import from_config
 from lab.events import EventLog
 from lab.services.healthcheck import HealthChecker, Probe, Target
@@ -76,13 +77,17 @@ class NatPlane:
     async def apply(self, reason: str) -> None:
         slots = slot_table(self.settings.algorithm, self.backends, self.up, self.settings.table_size)
         started = time.monotonic()
-        await run("nft", "-f", "-", stdin=ruleset(self.address, self.settings.port, self.settings.algorithm, slots))
+        slots, text = await self.render(slots)
+        await run("nft", "-f", "-", stdin=text)
         # for a hashed lookup, how much of the hash space now leads elsewhere: the clients that a change moves
         hashed = LOOKUPS[self.settings.algorithm].startswith("jhash") and self.slots and slots
         share = round(moved(self.slots, slots, SAMPLE), 4) if hashed else None
         self.slots = slots
         self.log.emit("l4_table", slots=shares(slots), size=len(slots), reason=reason, took=round(time.monotonic() - started, 4),
                       moved=share)
+
+    async def render(self, slots: list[Backend]) -> tuple[list[Backend], str]:
+        return slots, ruleset(self.address, self.settings.port, self.settings.algorithm, slots)
 
     async def changed(self, name: str, up: bool) -> None:
         self.up[name] = up
@@ -118,7 +123,52 @@ class NatPlane:
                 last = counts
 
     async def remove(self) -> None:
-        await run("nft", "delete", "table", "ip", "halab_l4")
+        await run("nft", "delete", "table", "ip", TABLE)
+
+
+class DsrPlane(NatPlane):
+    """Direct server return: the same control plane, a stateless table of MAC addresses at the front interface's ingress."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)  # type: ignore[arg-type]
+        self.macs: dict[str, str] = {}
+
+    async def interface(self, *route: str) -> str:
+        found = json.loads(await run("ip", "-j", *route))
+        return str(found[0]["dev"] if "dev" in found[0] else found[0]["ifname"])
+
+    async def mac_of(self, backend: Backend) -> str | None:
+        """The backend's MAC from the neighbour table, asking for it (one ping) when it is not there yet."""
+        for attempt in (1, 2):
+            for entry in json.loads(await run("ip", "-j", "neigh", "show", "to", backend.address)):
+                if entry.get("lladdr") and "FAILED" not in entry.get("state", []):
+                    return str(entry["lladdr"])
+            if attempt == 1:
+                await run("ping", "-c", "1", "-W", "1", backend.address, nothing_found=True)
+        return None
+
+    async def render(self, slots: list[Backend]) -> tuple[list[Backend], str]:
+        missing = set()
+        for b in {b.name: b for b in slots}.values():
+            mac = await self.mac_of(b)
+            if mac is None:
+                missing.add(b.name)
+                self.log.emit("daemon_said", line=f"no MAC address for {b.name} ({b.address}): left out of the table")
+            else:
+                self.macs[b.name] = mac
+        if missing:  # steer nothing to a MAC nobody answers for: the table is made again without those
+            slots = slot_table(self.settings.algorithm, self.backends, {**self.up, **{n: False for n in missing}},
+                               self.settings.table_size)
+        ingress = await self.interface("-4", "addr", "show", "to", f"{self.address}/32")
+        egress = await self.interface("route", "get", self.backends[0].address)
+        return slots, dsr_ruleset(self.address, self.settings.port, self.settings.algorithm, slots, self.macs, ingress, egress)
+
+    async def changed(self, name: str, up: bool) -> None:
+        self.up[name] = up
+        await self.apply(f"{name} {'UP' if up else 'DOWN'}")  # no flows to flush: DSR keeps no state
+
+    async def remove(self) -> None:
+        await run("nft", "delete", "table", "netdev", TABLE)
 
 
 async def main(ctx: Context) -> None:
@@ -128,13 +178,15 @@ async def main(ctx: Context) -> None:
     targets = [Target(b.name, b.address, b.port) for b in backends]
     health = cfg["health"]
     tasks = []
-    if cfg["mode"] == "nat":
-        plane = NatPlane(settings, cfg["address"], backends, ctx.log)
+    if cfg["mode"] in ("nat", "dsr"):
+        plane = (NatPlane if cfg["mode"] == "nat" else DsrPlane)(settings, cfg["address"], backends, ctx.log)
         checker = HealthChecker(targets, from_config(HealthSettings, health), from_config(Probe, health), ctx.log,
                                 plane.health_changed)
         await plane.apply("start")
-        tasks += [ctx.spawn(plane.keep(), "keep the table"), ctx.spawn(plane.watch_flows(), "watch flows")]
-        ctx.commands["stats"] = lambda req: {"mode": "nat", "slots": shares(plane.slots), "size": len(plane.slots),
+        tasks.append(ctx.spawn(plane.keep(), "keep the table"))
+        if cfg["mode"] == "nat":  # conntrack holds NAT's flows; DSR keeps none
+            tasks.append(ctx.spawn(plane.watch_flows(), "watch flows"))
+        ctx.commands["stats"] = lambda req: {"mode": cfg["mode"], "slots": shares(plane.slots), "size": len(plane.slots),
                                              "up": {name: "UP" if up else "DOWN" for name, up in plane.up.items()}}
     else:
         from lab.services.tcp_relay import Relay
@@ -153,7 +205,7 @@ async def main(ctx: Context) -> None:
     finally:
         for task in tasks:
             task.cancel()
-        if cfg["mode"] == "nat":
+        if cfg["mode"] in ("nat", "dsr"):
             await plane.remove()  # a clean stop takes the table away; a crash leaves it working without health checks
         else:
             relay.close()
@@ -175,8 +227,8 @@ def plan(scenario: Any, addresses: Any, run_dir: Any) -> list[Any]:
         mode = node_mode(settings, layout.modes.get(node))
         cfg.update(as_config(settings), address=addresses[node], bind=[addresses[node]], servers=servers, seed=scenario.seed,
                    mode=mode, impl="halab")
-        if mode == "nat":
-            cfg["proxy_protocol"] = "none"  # a relay's setting: through NAT the origin sees the client itself
+        if mode != "proxy":
+            cfg["proxy_protocol"] = "none"  # a relay's setting: through NAT or DSR the origin sees the client itself
         if settings.impl == "haproxy" and mode == "proxy":  # HAProxy takes the relay's place; a NAT node stays the kernel's
             from lab.net.render import haproxy_tcp_config
 

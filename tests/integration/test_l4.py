@@ -207,3 +207,48 @@ def test_source_affinity_survives_the_table_being_remade(tmp_path):
         starts = [e for e in read_events(lab.run_dir) if e["kind"] == "l4_table" and e["reason"] == "start"]
     assert len(set(before)) == 1 and after == before
     assert len(starts) == 4
+
+
+def test_direct_server_return_steers_by_mac_and_the_answers_never_pass_the_balancer(tmp_path):
+    text = textwrap.dedent("""
+        duration = 10
+        [topology]
+        name = "l4_lab"
+        clients = 1
+        dsr = true
+        [origins]
+        log_requests = true
+        [l4]
+        algorithm = "hash"
+        [l4.health]
+        inter = 0.3
+        fall = 2
+        rise = 1
+    """)
+    s = parse_scenario(tomllib.loads(text), "test.toml", topologies.lookup)
+    with Lab(s, tmp_path / "run", say=lambda *a: None) as lab:
+        lab.start_all(plan_services(s, lab.addresses, lab.run_dir))
+        c1, nat1 = lab.net["c1"], lab.net["nat1"]
+        table = nat1.cmd("nft list table netdev halab_l4")
+        lab.capture(("nat1-eth1",))
+        c1.cmd("sleep 1")  # tcpdump's file exists a moment before it captures
+        spread = fresh(c1, NAT, 30)  # 30 hashed ports miss an origin with probability 3 x (2/3)^30, 1.6e-5
+        seen = parsed(lab.run_dir)
+        faults = Faults(lab)
+        faults.apply("crash", "o3")
+        wait_event(lab.run_dir, lambda e: e["kind"] == "l4_table" and e["reason"] == "o3 DOWN", 5, "table without o3")
+        without = fresh(c1, NAT, 6)
+        faults.apply("restart", "o3")
+        wait_event(lab.run_dir, lambda e: e["kind"] == "l4_table" and e["reason"] == "o3 UP", 5, "o3 back in the table")
+        healed = fresh(c1, NAT, 30)
+    from lab.packets.l4wire import read
+
+    back = read(lab.run_dir / "pcap" / "nat1-eth1.pcap", port=80)
+    assert "ether daddr set jhash ip saddr . tcp sport mod 3" in table and 'fwd to "nat1-eth1"' in table
+    assert set(spread) == {"o1", "o2", "o3"}  # each connection hashed on its own port
+    assert {e["peer"].split(":")[0] for e in seen} == {"10.4.0.101"}  # the client itself, as with NAT
+    # nat1 sent the client's packets on, untouched (still to 10.4.0.2), and not one answer came back through it
+    assert any(p.src == "10.4.0.101" and p.dst == NAT for p in back)
+    assert not [p for p in back if p.sport == 80 and p.dst == "10.4.0.101"]
+    assert len(without) == 6 and set(without) <= {"o1", "o2"}
+    assert set(healed) == {"o1", "o2", "o3"}

@@ -187,3 +187,22 @@ def test_a_live_state_algorithm_is_refused_for_the_nat_node_the_topology_built_b
     with pytest.raises(ConfigError, match="nat1 balances in the kernel"):
         parse(L4_LAB + '[l4]\nalgorithm = "leastconn"\n')
     assert parse(L4_LAB + '[l4]\nalgorithm = "leastconn"\nmode = "proxy"\n').roles["l4"].algorithm == "leastconn"
+
+
+def test_dsr_rewrites_only_the_mac_with_a_flow_hash_and_refuses_what_cannot_steer_it():
+    from lab.core.l4 import dsr_ruleset
+
+    macs = {"o1": "aa:00:00:00:00:01", "o2": "aa:00:00:00:00:02", "o3": "aa:00:00:00:00:03"}
+    text = dsr_ruleset("10.4.0.2", 80, "hash", slot_table("hash", THREE, UP), macs, "nat1-eth0", "nat1-eth1")
+    assert 'type filter hook ingress device "nat1-eth0"' in text and "table netdev halab_l4" in text
+    assert ("ip daddr 10.4.0.2 tcp dport 80 counter ether daddr set jhash ip saddr . tcp sport mod 3 seed 0x68616c61 map @macs "
+            'fwd to "nat1-eth1"') in text
+    assert "dnat" not in text and "fwd" not in dsr_ruleset("10.4.0.2", 80, "hash", [], macs, "nat1-eth0", "nat1-eth1")
+    with pytest.raises(ValueError, match="only a hash of the flow"):
+        L4Settings(mode="dsr", algorithm="roundrobin")
+    with pytest.raises(ConfigError, match="set dsr = true"):
+        parse(L4_LAB + '[l4]\nmode = "dsr"\nalgorithm = "source"\n')
+    with pytest.raises(ConfigError, match="keeps no flows"):
+        parse('duration = 10\n[topology]\nname = "l4_lab"\ndsr = true\n[l4]\nalgorithm = "maglev"\nflush_on_down = true\n')
+    s = parse('duration = 10\n[topology]\nname = "l4_lab"\ndsr = true\n[l4]\nalgorithm = "maglev"\n')
+    assert s.layout.modes["nat1"] == "dsr" and s.layout.loopbacks["o1"] == ("10.4.0.2",) and "r1" in s.layout.nodes
