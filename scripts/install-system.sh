@@ -8,7 +8,7 @@ set -euo pipefail
 
 # lab/net/commands.py lists the program each package brings; tests/unit/test_commands.py keeps them in step
 PACKAGES=(
-  mininet bridge-utils net-tools iproute2 iputils-ping curl tcpdump nftables conntrack psmisc ethtool procps iperf util-linux coreutils
+  mininet bridge-utils net-tools iproute2 iputils-ping curl tcpdump nftables conntrack ipvsadm psmisc ethtool procps iperf util-linux coreutils
   python3 python3-venv python3-pip bash
   haproxy nginx-light keepalived wrk squid openssl
 )

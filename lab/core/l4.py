@@ -52,6 +52,9 @@ LOOKUPS: Mapping[str, str] = {
 JHASH_SEED = 0x68616C61
 MAGLEV_SLOTS = 4093  # IPVS mh's table size (prime); Maglev wants it above 100 x the backends
 HAPROXY_TCP = ("roundrobin", "weighted_roundrobin", "leastconn", "source", "random", "p2c")  # lab.net.render spells them
+# halab's algorithms as IPVS schedulers (ipvsadm -s); IPVS has no random, no p2c and no per-port hash
+IPVS_SCHEDULERS = {"roundrobin": "rr", "weighted_roundrobin": "wrr", "leastconn": "lc", "weighted_leastconn": "wlc",
+                   "source": "sh", "maglev": "mh"}
 PROXY_ALGORITHMS = ("roundrobin", "weighted_roundrobin", "random", "source", "hash", "maglev", "leastconn", "weighted_leastconn",
                     "p2c")  # the userspace relay decides per connection in Python: live state is fine there
 
@@ -65,9 +68,9 @@ class L4Check(HealthSettings, ProbeSettings):
 
 @dataclass(frozen=True)
 class L4Settings:
-    impl: str = setting("halab", "halab: nftables NAT or halab's TCP relay (mode); haproxy: HAProxy mode tcp on the nodes in "
-                        "proxy mode (a NAT node is always the kernel's)",
-                        choices=("halab", "haproxy"))
+    impl: str = setting("halab", "halab: nftables (nat, dsr) or halab's TCP relay (proxy); haproxy: HAProxy mode tcp on the "
+                        "nodes in proxy mode; ipvs: the kernel's IPVS through ipvsadm on the nodes in nat or dsr mode "
+                        "(where the kernel has it; halab doctor says)", choices=("halab", "haproxy", "ipvs"))
     mode: str = setting("", "nat: the kernel rewrites addresses (one TCP connection); dsr: the kernel rewrites only the MAC "
                         "and the origins answer the client directly; proxy: a TCP relay (two connections). "
                         "Default: what the topology built the node for", choices=("", *MODES))
@@ -90,6 +93,10 @@ class L4Settings:
             raise ValueError("impl = \"haproxy\" is a TCP proxy (mode tcp): it cannot be mode = \"nat\"")
         if self.impl == "haproxy" and self.algorithm not in HAPROXY_TCP:
             raise ValueError(f"HAProxy mode tcp has no algorithm {self.algorithm!r} here; it can run {', '.join(HAPROXY_TCP)}")
+        if self.impl == "ipvs" and self.mode == "proxy":
+            raise ValueError("impl = \"ipvs\" is the kernel's L4 balancer (NAT or direct routing): it cannot be mode = \"proxy\"")
+        if self.impl == "ipvs" and self.algorithm not in IPVS_SCHEDULERS:
+            raise ValueError(f"IPVS has no scheduler for {self.algorithm!r}; it can run {', '.join(IPVS_SCHEDULERS)}")
         if self.impl == "haproxy" and self.health.kind == "icmp":
             raise ValueError("HAProxy checks with TCP or HTTP, not ICMP: set [l4.health] kind = \"tcp\" or \"http\"")
         if self.mode == "nat" and self.algorithm not in LOOKUPS:
@@ -139,6 +146,30 @@ class Backend:
     backup: bool = False
 
 
+def eligible(backends: Sequence[Backend], up: Mapping[str, bool]) -> list[Server]:
+    """The backends that may take new connections, as the L7 balancer's rule says: UP primaries, else UP backups, weight > 0."""
+    servers = [Server(b.name, b.address, b.port, weight=b.weight, backup=b.backup, up=up.get(b.name, True)) for b in backends]
+    for i, s in enumerate(servers):
+        s.index = i
+    return [s for s in servers if not s.backup and s.eligible] or [s for s in servers if s.backup and s.eligible]
+
+
+def ipvs_rules(address: str, port: int, algorithm: str, mode: str, backends: Sequence[Backend], up: Mapping[str, bool]) -> list[str]:
+    """The kernel's IPVS from the same settings: one virtual service, and the real servers that may take traffic.
+
+    Lines for ``ipvsadm-restore`` (each is an ipvsadm command line). A DOWN
+    server is left out, as keepalived removes it; IPVS has no backups, so the
+    backups are added only while every primary is DOWN (keepalived's
+    ``sorry_server`` is the same idea). ``-m`` is masquerading (NAT), ``-g``
+    gatewaying (direct routing, DSR).
+    """
+    service = f"-t {address}:{port}"
+    forward = {"nat": "-m", "dsr": "-g"}[mode]
+    lines = [f"-A {service} -s {IPVS_SCHEDULERS[algorithm]}"]
+    lines += [f"-a {service} -r {s.address}:{s.port} {forward} -w {s.weight}" for s in eligible(backends, up)]
+    return lines
+
+
 def slot_table(algorithm: str, backends: Sequence[Backend], up: Mapping[str, bool], size: int = 0) -> list[Backend]:
     """The slots the kernel looks new flows up in: the algorithm's own table over the backends that may take traffic.
 
@@ -147,10 +178,7 @@ def slot_table(algorithm: str, backends: Sequence[Backend], up: Mapping[str, boo
     """
     if algorithm not in LOOKUPS:
         raise TableNotPossible(table_refusal(algorithm))
-    servers = [Server(b.name, b.address, b.port, weight=b.weight, backup=b.backup, up=up.get(b.name, True)) for b in backends]
-    for i, s in enumerate(servers):
-        s.index = i
-    candidates = [s for s in servers if not s.backup and s.eligible] or [s for s in servers if s.backup and s.eligible]
+    candidates = eligible(backends, up)
     if not candidates:
         return []
     if algorithm == "maglev" and not size:

@@ -21,6 +21,8 @@ COMMANDS = {
     "mnexec": ("mininet", "Mininet: starting hosts in their namespaces"),
     "nft": ("nftables", "the L4 balancer's NAT table, partition faults, advert loss in the failover bench"),
     "conntrack": ("conntrack", "the L4 balancer: flows per backend, flush_on_down"),
+    "ipvsadm": ("ipvsadm", "[l4] impl = \"ipvs\", where the kernel has IPVS"),
+    "ipvsadm-restore": ("ipvsadm", "[l4] impl = \"ipvs\": a batch of changes"),
     "tcpdump": ("tcpdump", "[capture] and halab sniff"),
     "ping": ("iputils-ping", "ICMP health checks and the Mininet CLI"),
     "curl": ("curl", "keepalived's track script and the benches"),

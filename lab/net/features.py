@@ -107,9 +107,22 @@ def check_topology(scenario: Any) -> None:
                            "and slow the answers with [origins] latency_ms instead.")
 
 
+def check_l4(scenario: Any) -> None:
+    """``[l4] impl = "ipvs"`` needs the kernel's IPVS: refused with what to do instead, before anything is built."""
+    l4 = scenario.roles.get("l4")
+    if l4 is None or l4.impl != "ipvs" or not scenario.layout.by_role("l4"):
+        return
+    found = probe("ipvs")
+    if not found.available:
+        raise LabError(f"[l4] impl = \"ipvs\" drives the kernel's IPVS with ipvsadm, and this machine cannot: {found.detail}. "
+                       "Use impl = \"halab\": the same settings on nftables (NAT, or DSR with dsr = true), or run on a kernel "
+                       "with the ip_vs module (Ubuntu's has it).")
+
+
 def resolve(scenario: Any, say: Any = print) -> Any:
     """The scenario with every 'auto' choice made for this machine, saying what was chosen and why."""
     check_topology(scenario)
+    check_l4(scenario)
     if not scenario.layout.bonds:
         return scenario
     impl, why = resolve_bond_impl(scenario.bond.impl)

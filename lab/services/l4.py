@@ -30,7 +30,7 @@ from typing import Any
 
 from lab.core.balancing import Pool, Server, make_algorithm
 from lab.core.health import HealthSettings
-from lab.core.l4 import LOOKUPS, TABLE, Backend, L4Settings, dsr_ruleset, moved, ruleset, shares, slot_table
+from lab.core.l4 import LOOKUPS, TABLE, Backend, L4Settings, dsr_ruleset, eligible, ipvs_rules, moved, ruleset, shares, slot_table
 from lab.core.schema import from_config
 from lab.events import EventLog
 from lab.services.healthcheck import HealthChecker, Probe, Target
@@ -40,14 +40,14 @@ SAMPLE = range(0, 2**32, 2**32 // 20011)  # hash values spread evenly over jhash
 FLOW = re.compile(r"\s(\w+) src=\S+ dst=\S+ sport=\d+ dport=\d+ .*?src=(\S+) dst=\S+ sport=(\d+)")
 
 
-async def run(*argv: str, stdin: str | None = None, nothing_found: bool = False) -> str:
+async def run(*argv: str, stdin: str | None = None, nothing_found: bool = False, tolerate: str = "0 flow entries") -> str:
     """A command in this node's namespace; its output, or an OSError saying what it printed.
 
-    ``nothing_found``: exit status 1 with "0 flow entries" is an answer (conntrack -D found nothing to delete)."""
+    ``nothing_found``: a failure saying ``tolerate`` is an answer (conntrack -D found nothing to delete)."""
     proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE)
     out, err = await proc.communicate(stdin.encode() if stdin is not None else None)
-    if proc.returncode != 0 and not (nothing_found and b" 0 flow entries" in err):
+    if proc.returncode != 0 and not (nothing_found and tolerate.encode() in err):
         raise OSError(f"{' '.join(argv[:2])} failed: {err.decode(errors='replace').strip()}")
     return out.decode() + err.decode()
 
@@ -171,6 +171,54 @@ class DsrPlane(NatPlane):
         await run("nft", "delete", "table", "netdev", TABLE)
 
 
+class IpvsPlane(NatPlane):
+    """The kernel's IPVS, driven with ipvsadm from the same settings: real servers added and removed as health says.
+
+    (Not runnable on the course VM, whose kernel has no IPVS: ``lab.net.features``
+    refuses it there before anything is built.)
+    """
+
+    def __init__(self, settings: L4Settings, address: str, backends: list[Backend], log: EventLog, mode: str) -> None:
+        super().__init__(settings, address, backends, log)
+        self.mode = mode
+        self.service = f"{address}:{settings.port}"
+        self.current: dict[str, str] = {}  # server name -> its '-a' line
+
+    async def apply(self, reason: str) -> None:
+        started = time.monotonic()
+        head, *servers = ipvs_rules(self.address, self.settings.port, self.settings.algorithm, self.mode, self.backends, self.up)
+        wanted = {name: line for name, line in zip([s.name for s in eligible(self.backends, self.up)], servers)}
+        lines = []
+        if not self.current and reason == "start":
+            await run("ipvsadm", "-D", "-t", self.service, nothing_found=True, tolerate="No such service")
+            if self.settings.flush_on_down:  # a removed real server's connections expire at their next packet
+                await run("sysctl", "-q", "-w", "net.ipv4.vs.expire_nodest_conn=1")
+            lines.append(head)
+        gone = [b for b in self.backends if b.name in self.current and b.name not in wanted]
+        lines += [f"-d -t {self.service} -r {b.address}:{b.port}" for b in gone]
+        lines += [line for n, line in wanted.items() if n not in self.current]
+        await run("ipvsadm-restore", stdin="\n".join(lines) + "\n")
+        self.current = wanted
+        self.log.emit("l4_table", slots={n: 1 for n in wanted}, size=len(wanted), reason=reason,
+                      took=round(time.monotonic() - started, 4), moved=None)
+
+    async def changed(self, name: str, up: bool) -> None:
+        self.up[name] = up
+        await self.apply(f"{name} {'UP' if up else 'DOWN'}")
+
+    async def flows(self) -> dict[str, int]:
+        """Active connections per real server (ipvsadm's ActiveConn column)."""
+        out = await run("ipvsadm", "-L", "-n", "-t", self.service)
+        counts = {b.name: 0 for b in self.backends}
+        for address, active in re.findall(r"->\s+(\S+):\d+\s+\S+\s+\d+\s+(\d+)", out):
+            if address in self.by_address:
+                counts[self.by_address[address]] = int(active)
+        return counts
+
+    async def remove(self) -> None:
+        await run("ipvsadm", "-D", "-t", self.service)
+
+
 async def main(ctx: Context) -> None:
     cfg = ctx.config
     settings = from_config(L4Settings, cfg)
@@ -179,12 +227,15 @@ async def main(ctx: Context) -> None:
     health = cfg["health"]
     tasks = []
     if cfg["mode"] in ("nat", "dsr"):
-        plane = (NatPlane if cfg["mode"] == "nat" else DsrPlane)(settings, cfg["address"], backends, ctx.log)
+        if settings.impl == "ipvs":
+            plane: NatPlane = IpvsPlane(settings, cfg["address"], backends, ctx.log, cfg["mode"])
+        else:
+            plane = (NatPlane if cfg["mode"] == "nat" else DsrPlane)(settings, cfg["address"], backends, ctx.log)
         checker = HealthChecker(targets, from_config(HealthSettings, health), from_config(Probe, health), ctx.log,
                                 plane.health_changed)
         await plane.apply("start")
         tasks.append(ctx.spawn(plane.keep(), "keep the table"))
-        if cfg["mode"] == "nat":  # conntrack holds NAT's flows; DSR keeps none
+        if cfg["mode"] == "nat" or settings.impl == "ipvs":  # conntrack (or IPVS) holds the flows; nftables DSR keeps none
             tasks.append(ctx.spawn(plane.watch_flows(), "watch flows"))
         ctx.commands["stats"] = lambda req: {"mode": cfg["mode"], "slots": shares(plane.slots), "size": len(plane.slots),
                                              "up": {name: "UP" if up else "DOWN" for name, up in plane.up.items()}}
@@ -214,7 +265,7 @@ async def main(ctx: Context) -> None:
 def plan(scenario: Any, addresses: Any, run_dir: Any) -> list[Any]:
     """One L4 balancer per ``l4`` node of the topology, in the mode the node was built for unless ``[l4] mode`` says.
 
-    ``impl = "haproxy"`` and ``proxy_protocol`` are for the nodes in proxy mode; a node in nat mode is always the kernel's."""
+    ``impl = "haproxy"`` and ``proxy_protocol`` are for the nodes in proxy mode, ``impl = "ipvs"`` for those in nat or dsr mode."""
     from lab.core.l4 import node_mode
     from lab.core.schema import as_config
     from lab.net.roles import ServiceSpec, base_config, server_entry
@@ -225,11 +276,13 @@ def plan(scenario: Any, addresses: Any, run_dir: Any) -> list[Any]:
     for node in layout.by_role("l4"):
         cfg = base_config(node, "l4", run_dir)
         mode = node_mode(settings, layout.modes.get(node))
+        # impl applies where it can: HAProxy to the relays, IPVS to the kernel's nat and dsr nodes; halab's elsewhere
+        impl = settings.impl if (settings.impl == "haproxy") == (mode == "proxy") else "halab"
         cfg.update(as_config(settings), address=addresses[node], bind=[addresses[node]], servers=servers, seed=scenario.seed,
-                   mode=mode, impl="halab")
+                   mode=mode, impl=impl)
         if mode != "proxy":
             cfg["proxy_protocol"] = "none"  # a relay's setting: through NAT or DSR the origin sees the client itself
-        if settings.impl == "haproxy" and mode == "proxy":  # HAProxy takes the relay's place; a NAT node stays the kernel's
+        if impl == "haproxy":  # HAProxy takes the relay's place
             from lab.net.render import haproxy_tcp_config
 
             conf = run_dir / "conf" / f"{node}-haproxy.cfg"

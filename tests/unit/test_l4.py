@@ -206,3 +206,30 @@ def test_dsr_rewrites_only_the_mac_with_a_flow_hash_and_refuses_what_cannot_stee
         parse('duration = 10\n[topology]\nname = "l4_lab"\ndsr = true\n[l4]\nalgorithm = "maglev"\nflush_on_down = true\n')
     s = parse('duration = 10\n[topology]\nname = "l4_lab"\ndsr = true\n[l4]\nalgorithm = "maglev"\n')
     assert s.layout.modes["nat1"] == "dsr" and s.layout.loopbacks["o1"] == ("10.4.0.2",) and "r1" in s.layout.nodes
+
+
+def test_ipvs_rules_come_from_the_same_settings_and_follow_health_like_keepalived():
+    from lab.core.l4 import IPVS_SCHEDULERS, ipvs_rules
+
+    backends = [*THREE[:2], Backend("spare", "10.5.0.19", 80, weight=3, backup=True)]
+    assert ipvs_rules("10.4.0.2", 80, "maglev", "nat", backends, {}) == [
+        "-A -t 10.4.0.2:80 -s mh", "-a -t 10.4.0.2:80 -r 10.5.0.11:80 -m -w 1", "-a -t 10.4.0.2:80 -r 10.5.0.12:80 -m -w 1"]
+    # a DOWN server is left out; the backup only while every primary is DOWN; -g is direct routing
+    assert ipvs_rules("10.4.0.2", 80, "source", "dsr", backends, {"o1": False, "o2": False})[1:] == ["-a -t 10.4.0.2:80 -r 10.5.0.19:80 -g -w 3"]
+    assert set(IPVS_SCHEDULERS.values()) == {"rr", "wrr", "lc", "wlc", "sh", "mh"}  # ipvsadm.8's names
+    with pytest.raises(ValueError, match="no scheduler for 'random'"):
+        L4Settings(impl="ipvs", algorithm="random")
+    with pytest.raises(ValueError, match="cannot be mode"):
+        L4Settings(impl="ipvs", mode="proxy")
+
+
+def test_ipvs_is_refused_before_the_build_where_the_kernel_lacks_it(monkeypatch):
+    from lab.net import features
+    from lab.net.errors import LabError
+
+    s = parse(L4_LAB + '[l4]\nimpl = "ipvs"\n')
+    monkeypatch.setattr(features, "probe", lambda name: features.Feature(name, False, "no ip_vs module in this kernel"))
+    with pytest.raises(LabError, match="impl = \"halab\": the same settings on nftables"):
+        features.check_l4(s)
+    monkeypatch.setattr(features, "probe", lambda name: features.Feature(name, True, "available"))
+    features.check_l4(s)  # a kernel with IPVS: nothing to say
