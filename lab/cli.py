@@ -331,6 +331,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from lab.bench_proxy import proxy_summary, run_proxy_bench
 
         lines = proxy_summary(run_proxy_bench(run_dir, args.seconds, args.connections, args.rounds))
+    elif args.what == "l4":
+        from lab.bench_l4 import l4_summary, run_l4_bench
+
+        lines = l4_summary(run_l4_bench(run_dir, args.seconds, args.connections, args.rounds))
     else:
         intervals = [float(x) for x in args.interval.split(",") if x.strip()]
         lines = failover_summary({i: run_failover_bench(run_dir, args.trials, i, loss=args.loss) for i in intervals})
@@ -446,15 +450,15 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--set", action="append", default=[], metavar="PART=A", help="one part's availability, e.g. --set lb1=0.99")
     sp.set_defaults(func=cmd_spof)
     b = sub.add_parser("bench", help="benchmarks against the real systems (HAProxy, nginx, keepalived, Squid)")
-    b.add_argument("what", choices=["balancer", "failover", "proxy", "cache"])
+    b.add_argument("what", choices=["balancer", "failover", "proxy", "cache", "l4"])
     b.add_argument("--trials", type=int, default=5, help="failover: master power cuts per speaker")
     b.add_argument("--loss", type=int, default=0, choices=range(0, 100), metavar="PERCENT",
                    help="failover: then drop this share of the adverts reaching the backup for 20 s and count false failovers")
     b.add_argument("--interval", type=_intervals, default="0.1",
                    help="failover: VRRP advert interval(s), seconds; a list sweeps them, e.g. 1,0.1,0.03")
-    b.add_argument("--seconds", type=float, default=3.0, help="balancer, proxy, cache: seconds of saturated load per measurement")
-    b.add_argument("--connections", type=int, default=32, help="balancer, proxy: wrk connections for the throughput measurement")
-    b.add_argument("--rounds", type=int, default=3, help="balancer, proxy: rounds over all targets (the order rotates)")
+    b.add_argument("--seconds", type=float, default=3.0, help="balancer, proxy, cache, l4: seconds of saturated load per measurement")
+    b.add_argument("--connections", type=int, default=32, help="balancer, proxy, l4: wrk connections for the throughput measurement")
+    b.add_argument("--rounds", type=int, default=3, help="balancer, proxy, l4: rounds over all targets (the order rotates)")
     b.add_argument("--runs", default="runs")
     b.set_defaults(func=cmd_bench)
     co = sub.add_parser("conformance", help="a public conformance suite against halab (cache: cache-tests, RFC 9111)")

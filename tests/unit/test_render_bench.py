@@ -163,3 +163,19 @@ def test_nginx_cache_lines_become_cache_results_and_hits_are_not_routed():
     assert miss[1]["squid"] == "TCP_MISS"
     assert parse_line("nginx", "ROUTED 1700000001.500 0.004 c1-8 10.0.0.11:80 200", {"10.0.0.11:80": "o1"})[1]["server"] == "o1"
     assert cache_line("ROUTED 1700000001.500 0.004 c1-8 10.0.0.11:80 200") is None  # no cache: no cache_result
+
+
+def test_the_l4_bench_judges_nat_and_the_relay_against_haproxy_tcp_round_by_round():
+    from lab.bench_l4 import DIRECT, l4_summary
+
+    def cell(rps, flows, p50):
+        return {"rps": rps, "flows": flows, "p50_1conn": p50}
+
+    rounds = [{DIRECT: cell(80000, 12000, 70e-6), "nft NAT": cell(60000, 11000, 72e-6), "halab relay": cell(30000, 4000, 100e-6),
+               "HAProxy tcp": cell(40000, 9000, 90e-6), "halab L7": cell(18000, 8000, 140e-6)}] * 3
+    verdict = l4_summary(rounds)[-1]
+    # NAT adds 2 us where HAProxy adds 20 us (0.10 x); 60000 / 40000 = 1.50 x req/s; the relay 0.75 x
+    assert "nft NAT added p50 0.10 x HAProxy tcp (met: <= 0.5)" in verdict
+    assert "nft NAT req/s 1.50 x (met: >= 1.5)" in verdict and "halab relay req/s 0.75 x (met: >= 0.7)" in verdict
+    rounds = [{**rounds[0], "halab relay": cell(20000, 4000, 100e-6)}] * 3
+    assert "halab relay req/s 0.50 x (NOT met: >= 0.7)" in l4_summary(rounds)[-1]
