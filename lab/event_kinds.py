@@ -98,7 +98,8 @@ _DECLARED = [
     # ---- the L4 balancer (kernel NAT, halab's TCP relay, HAProxy mode tcp) ----
     ("l4_table", "the kernel's slot table was replaced: slots per backend", "slots:dict size:int reason:str took:float moved?:float|null"),
     ("l4_flows", "established flows conntrack pins to each backend (when it changes, at most once a second)", "flows:dict total:int"),
-    ("flows_flushed", "the flows of a backend that went DOWN were cut (flush_on_down)", "server:str flows:int"),
+    ("flows_flushed", "the flows (conntrack entries, relayed sessions) of a backend that went DOWN were cut (flush_on_down)",
+     "server:str flows:int"),
     ("connection_routed", "an L4 proxy connected a client's connection to a backend", "client:str server:str attempt:int"),
     ("connection_retried", "an L4 proxy's connect to a backend failed; another is tried", "client:str server:str error:str"),
     ("connection_failed", "an L4 proxy could not connect a client anywhere (it gets a reset)", "client:str tried:list error:str"),

@@ -295,7 +295,7 @@ def l4_changes(events: Sequence[Mapping[str, Any]]) -> tuple[Mapping[str, Any], 
             slots = " ".join(f"{n}:{k}" for n, k in sorted(e["slots"].items())) or "none: new flows refused"
             out.append({"t": e["t"], "node": e["node"], "what": f"table ({e['reason']})", "detail": f"slots {slots}{moved}"})
         elif e["kind"] == "flows_flushed":
-            out.append({"t": e["t"], "node": e["node"], "what": "flows cut", "detail": f"{e['flows']} established flows to {e['server']}"})
+            out.append({"t": e["t"], "node": e["node"], "what": "flows cut", "detail": f"{e['flows']} flows to {e['server']} deleted"})
         elif e["kind"] == "connection_failed":
             out.append({"t": e["t"], "node": e["node"], "what": "connection refused", "detail": f"{e['client']}: {e['error']}"})
     return tuple(out)
