@@ -110,7 +110,7 @@ def cmd_cli(args: argparse.Namespace) -> int:
             print(f"TLS: the run's own CA is {run_dir / 'tls' / 'ca.pem'} (curl --cacert it; --proxy-cacert for an HTTPS proxy)")
         from lab.core.faults import ACTIONS
 
-        print(f"Lab verbs: {', '.join(a.verb for a in ACTIONS.values())}, broken, stats, events, load. 'help VERB' explains.")
+        print(f"Lab verbs: {', '.join(a.verb for a in ACTIONS.values())}, broken, stats, events, load, drain, undrain. 'help VERB' explains.")
         LabCLI(lab)
     return EXIT_OK
 

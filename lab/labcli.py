@@ -4,6 +4,7 @@
     mininet> stats              health and counters of every balancer and origin
     mininet> events 20          the last 20 events, explained
     mininet> load 20 30         every client sends 20 req/s for 30 s
+    mininet> drain o2           every balancer sends o2 nothing new (undrain o2 gives it work again)
     mininet> c1 curl -s lb1     any Mininet command still works
 """
 from __future__ import annotations
@@ -70,6 +71,32 @@ class LabCLI(CLI):
                     print(f"    {name:<6} {s['state']:<9} picked {s['picked']:<6} active {s['active']:<4} errors {s['errors']}")
             else:
                 print(f"{key}: " + ", ".join(f"{k} {v}" for k, v in result.items()))
+
+    def _set_server(self, line: str, **change: Any) -> None:
+        server = line.strip()
+        if not server:
+            print("usage: drain SERVER   (e.g. drain o2)")
+            return
+        told = 0
+        for key, service in sorted(self.lab.services.items()):
+            if service.spec.service not in ("balancer", "l4") or service.state != "running":
+                continue
+            try:
+                result = call(service.spec.config["control"], "set_server", timeout=2.0, server=server, **change)
+                print(f"{key}: {result}")
+                told += 1
+            except (OSError, RuntimeError) as e:  # a real daemon (HAProxy, nginx) has no such command
+                print(f"{key}: cannot ({e})")
+        if not told:
+            print("no running halab balancer took the change")
+
+    def do_drain(self, line: str) -> None:
+        """drain SERVER: every balancer sends it nothing new; what it is already serving goes on (weight 0, as IPVS quiesces)."""
+        self._set_server(line, drain=True)
+
+    def do_undrain(self, line: str) -> None:
+        """undrain SERVER: give a drained server new work again."""
+        self._set_server(line, drain=False)
 
     def do_events(self, line: str) -> None:
         """events [N]: the last N events (default 15), oldest first."""

@@ -66,7 +66,7 @@ _DECLARED = (
     Role("l4", "lab.services.l4", 2, "lab.services.l4:plan", "the L4 load balancer: kernel NAT (nftables) or a TCP relay",
          node_role="l4", section="l4", real={"haproxy": "lab.services.realbalancer"},
          events=("l4_table", "l4_flows", "flows_flushed", "connection_routed", "connection_retried", "connection_failed",
-                 "health_checked", "health_changed", "daemon_said", "daemon_exited"),
+                 "health_checked", "health_changed", "server_changed", "daemon_said", "daemon_exited"),
          port="lab.services.l4:port", settings="lab.core.l4:L4Settings"),
     Role("echo", "lab.services.echo", 1, "lab.services.echo:plan", "TCP echo server (RFC 862) on the origins, for L4 lessons",
          section="echo", settings="lab.services.echo:EchoSettings", port="lab.services.echo:port"),

@@ -22,6 +22,7 @@ table), seed, events, control.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import re
@@ -63,19 +64,40 @@ class NatPlane:
         self.log = log
         self.up = {b.name: True for b in backends}
         self.slots: list[Backend] = []
-        self.changes: asyncio.Queue[tuple[str, bool]] = asyncio.Queue()  # health verdicts, applied in the order they came
+        self.drained: set[str] = set()  # an operator's drain (or weight 0): no new flows, established ones go on
+        # health verdicts (name, up) and operator changes (name, None), applied in the order they came
+        self.changes: asyncio.Queue[tuple[str, bool | None]] = asyncio.Queue()
 
     def health_changed(self, name: str, up: bool) -> None:
         self.changes.put_nowait((name, up))
+
+    def set_server(self, req: dict[str, Any]) -> dict[str, Any]:
+        """The operator's command (the CLI's drain and undrain): ``weight`` and ``drain`` of one server."""
+        name = req["server"]
+        if name not in self.up:
+            raise ValueError(f"no server {name!r} (servers: {', '.join(self.up)})")
+        if "weight" in req:
+            self.backends = [dataclasses.replace(b, weight=int(req["weight"])) if b.name == name else b for b in self.backends]
+        if "drain" in req:
+            (self.drained.add if req["drain"] else self.drained.discard)(name)
+        self.log.emit("server_changed", server=name, **{k: req[k] for k in ("weight", "drain") if k in req})
+        self.changes.put_nowait((name, None))
+        return {"server": name, "drain": name in self.drained, "weight": next(b.weight for b in self.backends if b.name == name)}
+
+    def taking_new_flows(self) -> dict[str, bool]:
+        return {name: up and name not in self.drained for name, up in self.up.items()}
 
     async def keep(self) -> None:
         """The one loop that changes the kernel's table: one nft transaction at a time."""
         while True:
             name, up = await self.changes.get()
-            await self.changed(name, up)
+            if up is None:
+                await self.apply(f"{name} changed by the operator")
+            else:
+                await self.changed(name, up)
 
     async def apply(self, reason: str) -> None:
-        slots = slot_table(self.settings.algorithm, self.backends, self.up, self.settings.table_size)
+        slots = slot_table(self.settings.algorithm, self.backends, self.taking_new_flows(), self.settings.table_size)
         started = time.monotonic()
         slots, text = await self.render(slots)
         await run("nft", "-f", "-", stdin=text)
@@ -157,7 +179,7 @@ class DsrPlane(NatPlane):
             else:
                 self.macs[b.name] = mac
         if missing:  # steer nothing to a MAC nobody answers for: the table is made again without those
-            slots = slot_table(self.settings.algorithm, self.backends, {**self.up, **{n: False for n in missing}},
+            slots = slot_table(self.settings.algorithm, self.backends, {**self.taking_new_flows(), **{n: False for n in missing}},
                                self.settings.table_size)
         ingress = await self.interface("-4", "addr", "show", "to", f"{self.address}/32")
         egress = await self.interface("route", "get", self.backends[0].address)
@@ -186,8 +208,9 @@ class IpvsPlane(NatPlane):
 
     async def apply(self, reason: str) -> None:
         started = time.monotonic()
-        head, *servers = ipvs_rules(self.address, self.settings.port, self.settings.algorithm, self.mode, self.backends, self.up)
-        wanted = {name: line for name, line in zip([s.name for s in eligible(self.backends, self.up)], servers)}
+        taking = self.taking_new_flows()
+        head, *servers = ipvs_rules(self.address, self.settings.port, self.settings.algorithm, self.mode, self.backends, taking)
+        wanted = {name: line for name, line in zip([s.name for s in eligible(self.backends, taking)], servers)}
         lines = []
         if not self.current and reason == "start":
             await run("ipvsadm", "-D", "-t", self.service, nothing_found=True, tolerate="No such service")
@@ -237,6 +260,7 @@ async def main(ctx: Context) -> None:
         tasks.append(ctx.spawn(plane.keep(), "keep the table"))
         if cfg["mode"] == "nat" or settings.impl == "ipvs":  # conntrack (or IPVS) holds the flows; nftables DSR keeps none
             tasks.append(ctx.spawn(plane.watch_flows(), "watch flows"))
+        ctx.commands["set_server"] = plane.set_server
         ctx.commands["stats"] = lambda req: {"mode": cfg["mode"], "slots": shares(plane.slots), "size": len(plane.slots),
                                              "up": {name: "UP" if up else "DOWN" for name, up in plane.up.items()}}
     else:
@@ -248,6 +272,7 @@ async def main(ctx: Context) -> None:
         checker = HealthChecker(targets, from_config(HealthSettings, health), from_config(Probe, health), ctx.log, relay.health_changed)
         await relay.start([cfg["address"]], settings.port)
         ctx.commands["stats"] = lambda req: relay.statistics()
+        ctx.commands["set_server"] = relay.set_server
     tasks += [ctx.spawn(checker.loop(t, delay), f"check {t.name}") for t, delay in zip(checker.targets, checker.first_delays())]
     ctx.ready(port=settings.port, bind=[cfg["address"]], servers=[b.name for b in backends], algorithm=settings.algorithm,
               mode=cfg["mode"])

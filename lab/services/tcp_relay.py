@@ -79,6 +79,15 @@ class Relay:
             self.counters["cut"] += len(cut)
             self.log.emit("flows_flushed", server=name, flows=len(cut))
 
+    def set_server(self, req: dict[str, Any]) -> dict[str, Any]:
+        """The operator's command (the CLI's drain and undrain): new connections follow it, open ones go on."""
+        server = self.pool[req["server"]]
+        changes = {k: req[k] for k in ("weight", "drain") if k in req}
+        for key, value in changes.items():
+            setattr(server, key, int(value) if key == "weight" else bool(value))
+        self.log.emit("server_changed", server=server.name, **changes)
+        return {"server": server.name, "drain": server.drain, "weight": server.weight}
+
     def statistics(self) -> dict[str, Any]:
         return {**self.counters, "servers": {s.name: {"up": s.up, "active": s.active, "picked": s.picked} for s in self.pool.servers}}
 

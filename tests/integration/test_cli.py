@@ -13,6 +13,7 @@ TYPED = "\n".join([
     "nat1 nft list table ip halab_l4",
     "c1 curl -s http://10.4.0.2/",
     "c1 curl -s http://10.4.0.2/",
+    "drain o3",
     "crash o1",
     "broken",
     "stats",
@@ -29,3 +30,4 @@ def test_a_student_s_cli_session_shows_node_output_and_runs_lab_verbs(tmp_path):
     assert out.count("served by o") == 2 and "served by o1" in out and "served by o2" in out
     assert "done: crash o1" in out and "o1 crashed" in out
     assert "nat1-l4: mode nat" in out
+    assert "nat1-l4: {'server': 'o3', 'drain': True, 'weight': 1}" in out and "lb1-balancer: {" in out

@@ -5,6 +5,7 @@ the origin saw (its request_parsed events: the TCP peer, the PROXY header)
 and on the kernel's own state (the nftables table, conntrack), and tests the
 repair of every fault it injects.
 """
+import subprocess
 import textwrap
 
 import tomllib
@@ -252,3 +253,39 @@ def test_direct_server_return_steers_by_mac_and_the_answers_never_pass_the_balan
     assert not [p for p in back if p.sport == 80 and p.dst == "10.4.0.101"]
     assert len(without) == 6 and set(without) <= {"o1", "o2"}
     assert set(healed) == {"o1", "o2", "o3"}
+
+
+KEPT_CLIENT = """
+import http.client, sys, time
+conn = http.client.HTTPConnection(sys.argv[1], 80, timeout=3)
+for _ in range(int(sys.argv[2])):
+    conn.request("GET", "/")
+    answer = conn.getresponse()
+    answer.read()
+    print(answer.getheader("X-Served-By"), flush=True)
+    time.sleep(0.25)
+"""
+
+
+def test_a_drained_origin_gets_no_new_flow_while_its_established_one_goes_on(tmp_path):
+    from lab.services.runtime import call
+
+    s = scenario()
+    with Lab(s, tmp_path / "run", say=lambda *a: None) as lab:
+        lab.start_all(plan_services(s, lab.addresses, lab.run_dir))
+        c1, control = lab.net["c1"], lab.services["nat1-l4"].spec.config["control"]
+        assert fresh(c1, NAT, 1) == ["o1"]  # round robin: the kept-alive connection below is the next flow, o2's
+        kept = c1.popen(["python3", "-c", KEPT_CLIENT, NAT, "16"], stdout=subprocess.PIPE, text=True)
+        lab.ledger.add_process(kept.pid, "c1 kept-alive client")
+        c1.cmd("sleep 0.5")
+        call(control, "set_server", server="o2", drain=True)
+        wait_event(lab.run_dir, lambda e: e["kind"] == "l4_table" and e["reason"] == "o2 changed by the operator", 5, "o2 drained")
+        drained = fresh(c1, NAT, 4)
+        out, _ = kept.communicate(timeout=10)
+        call(control, "set_server", server="o2", drain=False)
+        wait_event(lab.run_dir, lambda e: e["kind"] == "l4_table" and e["reason"] == "o2 changed by the operator" and "o2" in e["slots"],
+                   5, "o2 back in the table")
+        back = fresh(c1, NAT, 3)
+    assert "o2" not in drained and "-" not in drained
+    assert out.split() == ["o2"] * 16  # the established connection finished its work on o2
+    assert sorted(back) == ["o1", "o2", "o3"]
