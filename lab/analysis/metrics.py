@@ -339,8 +339,9 @@ def per_client(events: Sequence[Mapping[str, Any]], requests: Sequence[Mapping[s
             last_ok, failed_since = r["t"], False
         route = routes.get(client)
         served = Counter(r.get("served_by") or "?" for r in mine if r["ok"])
+        errors = Counter(r.get("error") or (f"http_{r['status']}" if r.get("status") else "?") for r in mine if not r["ok"])
         out[client] = {"route": ", ".join(route) if route else "direct", "target": aims.get(client, "?"), "sent": len(mine),
-                       "served_by": dict(sorted(served.items())),
+                       "served_by": dict(sorted(served.items())), "errors": dict(errors.most_common()),
                        "failed": sum(1 for r in mine if not r["ok"]), "longest_gap": round(longest, 3),
                        "worst_latency": max((r["latency"] for r in mine if r["ok"]), default=None)}
     return out

@@ -180,7 +180,8 @@ def sections(m: Metrics) -> list[tuple[str, list[str], list[list[str]]]]:
     if any(c["route"] != "direct" for c in m.clients.values()) or several_targets or m.l4_changes:
         out.append(("Each client's view (its route to the service)", ["client", "through", "sent", "failed",
                                                                       "longest time without an answer", "slowest success", "served by"], [
-            [client, c["route"] if c["route"] != "direct" or not several_targets else c["target"], str(c["sent"]), str(c["failed"]),
+            [client, c["route"] if c["route"] != "direct" or not several_targets else c["target"], str(c["sent"]),
+             str(c["failed"]) + (" (" + ", ".join(f"{kind} {n}" for kind, n in c["errors"].items()) + ")" if c.get("errors") else ""),
              _secs(c["longest_gap"]) if c["longest_gap"] else "—",
              format_duration(c["worst_latency"]) if c.get("worst_latency") is not None else "—",
              " ".join(f"{o} {n}" for o, n in c.get("served_by", {}).items()) or "—"]

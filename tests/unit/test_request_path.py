@@ -48,6 +48,6 @@ def test_each_clients_view_measures_its_longest_time_without_an_answer():
               {"kind": "load_started", "node": "c2", "target": "10.4.0.2"}]
     view = per_client(events, requests)
     assert view["c1"] == {"route": "fp1, fp2", "target": "gw1", "sent": 5, "failed": 2, "longest_gap": 0.15, "worst_latency": 0.6,
-                          "served_by": {"o1": 2, "o2": 1}}
+                          "served_by": {"o1": 2, "o2": 1}, "errors": {"?": 2}}
     assert view["c2"] == {"route": "direct", "target": "nat1", "sent": 2, "failed": 0, "longest_gap": 0.0, "worst_latency": 0.004,
-                          "served_by": {"o1": 2}}
+                          "served_by": {"o1": 2}, "errors": {}}
