@@ -11,7 +11,9 @@ The service, as one client sees it:
   routers (other hosts do not forward packets for others). A client that sends to a VIP can
   use any gateway that holds that VIP in its VRRP groups, because VRRP moves
   the VIP to a survivor; a client with no VIP uses any balancer;
-- that balancer works and reaches at least one working origin the same way;
+- that balancer works and reaches at least one working origin the same way
+  (behind a direct-server-return balancer, that origin must also reach the
+  client by its own way back, through routers: the answers bypass the balancer);
 - in a topology without balancers, the client reaches the origin it targets;
 - a client configured with forward proxies (``proxy_chain``) is served when
   one of them (in its list, with ``DIRECT`` for the way around them) works,
@@ -147,8 +149,10 @@ class ServiceGraph:
         return [n for n, groups in self.layout.vrrp.items() if any(g.get("vip") == proxy for g in groups)]
 
     def _through_gateway(self, client: str, reached: set[str], down: frozenset[str]) -> bool:
-        """One of the client's gateways is among the hosts ``reached`` and itself reaches a working origin."""
-        return any(gw in reached and any(o in self.reach(gw, down) for o in self.origins) for gw in self.gateways_for(client))
+        """One of the client's gateways is among the hosts ``reached`` and itself reaches a working origin
+        (behind a DSR balancer, one that can also answer the client by its own way back: the balancer is not on it)."""
+        return any(gw in reached and any(o in self.reach(gw, down) and (self.layout.modes.get(gw) != "dsr" or client in self.reach(o, down))
+                                         for o in self.origins) for gw in self.gateways_for(client))
 
     def shape(self, client: str) -> tuple[object, ...]:
         """What a client's service depends on besides itself: its switches and its gateways."""

@@ -103,3 +103,11 @@ def test_report_tells_clients_apart_when_their_cables_differ_and_stays_quick_on_
     lines = report("active_standby", big, availability_of(), "test")
     assert any("importance not computed" in line for line in lines)
     assert any(line.strip().startswith("c1, c2, c3") for line in lines)  # alike clients computed once, listed together
+
+
+def test_behind_a_dsr_balancer_the_way_back_is_part_of_the_service():
+    # the answers bypass nat1 through the router r1: r1 becomes a single point of failure, which NAT does not have
+    dsr = service("l4_lab", dsr=True)
+    nat = service("l4_lab")
+    assert dsr.served("c1") and not dsr.served("c1", ["r1"])
+    assert "r1" not in nat.layout.nodes and nat.served("c1") and not nat.served("c1", ["nat1-s2"])  # NAT: answers come back through nat1
