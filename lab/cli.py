@@ -8,6 +8,7 @@
     halab report RUN_DIR             rebuild a run's report from its events
     halab path RUN_DIR [ID ...]      the hops of one request, from its events
     halab wire RUN_DIR               L4 against L7 from a run's captures (clients' and origins' pcaps)
+    sudo halab grade EXERCISE        a student's own code: unit checks, then on the network, scored
     sudo halab sniff NODE [BPF]      annotated live packet trace inside a node
     sudo halab doctor                what this machine and its kernel can do, lesson by lesson
 """
@@ -249,6 +250,33 @@ def cmd_wire(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_grade(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from lab import grade
+
+    try:
+        exercise = grade.find(args.exercise)
+    except ValueError as e:
+        print(f"halab grade: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    student = Path(args.student).resolve() if args.student else None
+    if student is not None and not (student / exercise.file).is_file():
+        print(f"halab grade: no {exercise.file} in {student}", file=sys.stderr)
+        return EXIT_USAGE
+    results = grade.grade(exercise, student, Path(args.runs).resolve())
+    head, rows, score = grade.table(results)
+    out = Table(title=f"{exercise.folder}: {(student or Path('starter')) / exercise.file}")
+    for column in head:
+        out.add_column(column)
+    for row in rows:
+        out.add_row(*row)
+    Console().print(out)
+    print(score)
+    return EXIT_OK if all(r.earned == r.points for r in results) else EXIT_EXPECTATION
+
+
 def cmd_sniff(args: argparse.Namespace) -> int:
     from lab.net.state import STATE_DIR, Ledger
 
@@ -427,6 +455,11 @@ def parser() -> argparse.ArgumentParser:
     wi = sub.add_parser("wire", help="L4 against L7 on the wire: each balancer as the clients' and origins' captures show it")
     wi.add_argument("run_dir")
     wi.set_defaults(func=cmd_wire)
+    gr = sub.add_parser("grade", help="check a student's own code for an exercise: unit checks, then on the network (root)")
+    gr.add_argument("exercise", help="e.g. 02-balancing-algorithms (or just 02)")
+    gr.add_argument("--student", help="the folder holding the student's file (default: the exercise's starter/)")
+    gr.add_argument("--runs", default="runs")
+    gr.set_defaults(func=cmd_grade)
     sn = sub.add_parser("sniff", help="annotated live packet trace inside a node of the running lab")
     sn.add_argument("node")
     sn.add_argument("bpf", nargs="*", help="BPF filter words, e.g. tcp port 80")

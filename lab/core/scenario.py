@@ -13,9 +13,10 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from lab.core import client_limits
+from lab.core import client_limits, plugins
 from lab.core.balancing import ALGORITHMS
 from lab.core.cache import CacheSettings
 from lab.core.client_limits import ClientLimits
@@ -80,7 +81,8 @@ class OriginSettings:
 @dataclass(frozen=True)
 class BalancerSettings:
     impl: str = setting("halab", "whose balancer runs on the balancer nodes", choices=("halab", "haproxy", "nginx"))
-    algorithm: str = setting("roundrobin", choices=tuple(sorted(ALGORITHMS)))
+    algorithm: str = setting("roundrobin", "one of " + ", ".join(sorted(ALGORITHMS)) + ", or a file of your own: "
+                             "\"my_p2c.py:PowerOfTwo\" (relative to the scenario file)")
     port: int = setting(80, minimum=1, maximum=65535)
     tls_port: int = setting(0, "a second listener that terminates TLS (HTTPS) with a certificate from the run's own CA "
                                "(runs/<run>/tls/ca.pem); 0 = none", minimum=0, maximum=65535)
@@ -279,6 +281,7 @@ def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup,
         raise ConfigError(source, "balancer.health", str(e)) from None
     passive = build(PassiveSettings, check_table(bal["passive"], PASSIVE, source, "balancer.passive"))
     cache = build(CacheSettings, check_table(bal["cache"], CACHE, source, "balancer.cache"))
+    bal["algorithm"] = _algorithm(bal["algorithm"], bal["impl"], source)
     if bal["algorithm"] in ("hash", "consistent", "maglev") and not (bal["hash_key"] in ("uri", "path", "source") or bal["hash_key"].startswith("header:")):
         raise ConfigError(source, "balancer.hash_key", f"got {bal['hash_key']!r}, expected uri, path, source or header:NAME")
     if bal["impl"] != "halab":
@@ -344,6 +347,23 @@ def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup,
         chaos=build(ChaosSpec, chaos),
         roles=_role_sections(top, layout, source),
     )
+
+
+def _algorithm(name: str, impl: str, source: str) -> str:
+    """One of halab's algorithms, or a student's ``file.py:Class`` (made absolute and checked here, before anything is built)."""
+    if not plugins.is_reference(name):
+        if name not in ALGORITHMS:
+            raise ConfigError(source, "balancer.algorithm", f"got {name!r}, expected one of {', '.join(sorted(ALGORITHMS))} or a "
+                              f"file of your own, 'my_algorithm.py:ClassName'{suggest(name, sorted(ALGORITHMS))}")
+        return name
+    if impl != "halab":
+        raise ConfigError(source, "balancer.algorithm", f"a file of your own runs in halab's balancer only, not with impl = {impl!r}")
+    resolved = plugins.resolve(name, Path(source).parent)
+    try:
+        plugins.check(resolved)
+    except plugins.PluginError as e:
+        raise ConfigError(source, "balancer.algorithm", str(e)) from None
+    return resolved
 
 
 def _role_sections(top: Mapping[str, Any], layout: Layout, source: str) -> dict[str, Any]:

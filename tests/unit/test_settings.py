@@ -49,9 +49,23 @@ def test_every_setting_has_a_type_the_scenario_can_check():
 SHIPPED = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "exercises").rglob("*.toml"))
 
 
+def load_shipped(path):
+    """A shipped scenario; one that runs a student's starter file is read with the exercise's solution in its place
+    (the starter is unfilled on purpose, and halab check says "not implemented yet" for it)."""
+    text = (ROOT / path).read_text()
+    if "starter/" not in text:
+        return load_scenario(ROOT / path)
+    import tomllib
+
+    import topologies
+    from lab.core.scenario import parse_scenario
+
+    return parse_scenario(tomllib.loads(text.replace("starter/", "solution/")), str(ROOT / path), topologies.lookup)
+
+
 @pytest.mark.parametrize("path", SHIPPED)
 def test_services_rebuild_the_settings_the_scenario_built(path):
-    s = load_scenario(ROOT / path)
+    s = load_shipped(path)
     addresses = {n: f"10.0.0.{i + 2}" for i, n in enumerate(s.layout.nodes)}
     for spec in plan_services(s, addresses, Path("/tmp/run")):
         cfg = spec.config

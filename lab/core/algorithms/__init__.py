@@ -47,6 +47,10 @@ ALGORITHMS: dict[str, Callable[..., Algorithm]] = {
 
 
 def make_algorithm(name: str, servers: Sequence[Server] = (), hash_key: str = "uri") -> Algorithm:
+    if name.endswith(".py") or ".py:" in name:  # a student's file (lab.core.plugins), checked when the scenario was read
+        from lab.core.plugins import load
+
+        return load(name)()
     if name not in ALGORITHMS:
         raise ValueError(f"unknown balancing algorithm {name!r}; expected one of: {', '.join(sorted(ALGORITHMS))}")
     if name in HASHED:
