@@ -1,10 +1,10 @@
 """A student's algorithm file: every way it can be wrong is one error naming the file and line, before anything runs."""
 import os
 import textwrap
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 import topologies
 from lab.core.plugins import NotImplementedYet, PluginError, check, is_reference
