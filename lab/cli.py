@@ -256,6 +256,11 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
     from lab import grade
 
+    if args.pack or args.class_:
+        return _grade_pack(args)
+    if not args.exercise:
+        print("halab grade: name an exercise (halab grade 02), or an instructor's --pack DIR with --class DIR_OR_CSV", file=sys.stderr)
+        return EXIT_USAGE
     try:
         exercise = grade.find(args.exercise)
     except ValueError as e:
@@ -275,6 +280,32 @@ def cmd_grade(args: argparse.Namespace) -> int:
     Console().print(out)
     print(score)
     return EXIT_OK if all(r.earned == r.points for r in results) else EXIT_EXPECTATION
+
+
+def _grade_pack(args: argparse.Namespace) -> int:
+    from lab import grade_pack
+
+    if not (args.pack and args.class_):
+        print("halab grade: --pack DIR and --class DIR_OR_CSV go together", file=sys.stderr)
+        return EXIT_USAGE
+    need_root("grade --pack")
+    try:
+        pack = grade_pack.load_pack(Path(args.pack))
+        students = grade_pack.load_class(Path(args.class_))
+    except (ValueError, OSError) as e:
+        print(f"halab grade: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    if not students:
+        print(f"halab grade: no students in {args.class_}", file=sys.stderr)
+        return EXIT_USAGE
+    out = Path(args.runs).resolve() / f"{time.strftime('%Y%m%d-%H%M%S')}-grade-{Path(args.pack).name}"
+    rows = grade_pack.grade_class(pack, students, out)
+    (out / "grades.csv").write_text(grade_pack.sheet_csv(rows))
+    markdown = grade_pack.sheet_markdown(pack, rows)
+    (out / "grades.md").write_text(markdown)
+    print(markdown)
+    print(f"written: {out / 'grades.csv'}, {out / 'grades.md'} (and every run directory under {out})")
+    return EXIT_OK
 
 
 def cmd_sniff(args: argparse.Namespace) -> int:
@@ -456,8 +487,10 @@ def parser() -> argparse.ArgumentParser:
     wi.add_argument("run_dir")
     wi.set_defaults(func=cmd_wire)
     gr = sub.add_parser("grade", help="check a student's own code for an exercise: unit checks, then on the network (root)")
-    gr.add_argument("exercise", help="e.g. 02-balancing-algorithms (or just 02)")
+    gr.add_argument("exercise", nargs="?", help="e.g. 02-balancing-algorithms (or just 02)")
     gr.add_argument("--student", help="the folder holding the student's file (default: the exercise's starter/)")
+    gr.add_argument("--pack", help="an instructor's folder of hidden scenarios (pack.toml), run against every student of --class")
+    gr.add_argument("--class", dest="class_", help="a folder of student folders, or a CSV of name,folder")
     gr.add_argument("--runs", default="runs")
     gr.set_defaults(func=cmd_grade)
     sn = sub.add_parser("sniff", help="annotated live packet trace inside a node of the running lab")

@@ -503,4 +503,9 @@ def check_expectations(m: Metrics, expect: Mapping[str, Any]) -> tuple[Check, ..
         want = expect["max_outage"]
         longest = max((o.duration for o in m.outages), default=0.0)
         checks.append(Check("max_outage", longest <= want, f"longest outage window {longest:.2f} s (want <= {want} s)"))
+    served = sum(m.served_by.values())
+    for origin, want in sorted((expect.get("max_share") or {}).items()):
+        share = m.served_by.get(origin, 0) / served if served else 0.0
+        checks.append(Check(f"max_share {origin}", served > 0 and share <= want,
+                            f"{origin} served {share:.1%} of {served} successful requests (want <= {want:.1%})"))
     return tuple(checks)

@@ -163,6 +163,8 @@ class Expectations:
     reconverge_within: float | None = setting(None, "after every repair: one MASTER per VIP, every origin UP at every "
                                               "balancer and no failed request, within this many seconds", minimum=0)
     one_master_per_vip: bool | None = setting(None, "after every repair each VIP ends up with exactly one MASTER")
+    max_share: Mapping[str, float] = setting({}, "origins that may serve at most this share of the successful requests, "
+                                                 "e.g. { o3 = 0.17 } (a balancing algorithm's grade)")
 
 
 @dataclass(frozen=True)
@@ -318,6 +320,13 @@ def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup,
     bond = build(BondSettings, check_table(top["bond"], BOND, source, "bond"))
     report = build(ReportSettings, check_table(top["report"], REPORT, source, "report"))
     expect = build(Expectations, check_table(top["expect"], EXPECT, source, "expect"))
+    origin_nodes = layout.by_role("origin")
+    for origin, share in expect.max_share.items():
+        if origin not in origin_nodes:
+            raise ConfigError(source, f"expect.max_share.{origin}", f"no origin named {origin!r}{suggest(origin, origin_nodes)} "
+                              f"(origins: {', '.join(origin_nodes)})")
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+            raise ConfigError(source, f"expect.max_share.{origin}", f"got {share!r}, expected a share between 0 and 1")
     chaos = check_table(top["chaos"], CHAOS, source, "chaos")
     for i, kind in enumerate(chaos["kinds"]):
         known = list(CHAOS_KINDS)

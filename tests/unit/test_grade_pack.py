@@ -1,0 +1,59 @@
+"""The instructor's pack and class files: every mistake named; the sheets as an instructor reads them."""
+import pytest
+
+from lab import grade_pack
+from lab.grade_pack import Pack, Row
+
+
+def pack_dir(tmp_path, toml, scenario='[balancer]\nalgorithm = "{student}"\n'):
+    (tmp_path / "pack.toml").write_text(toml)
+    (tmp_path / "s.toml").write_text(scenario)
+    return tmp_path
+
+
+def test_a_pack_is_read_with_its_points(tmp_path):
+    p = grade_pack.load_pack(pack_dir(tmp_path, 'student_file = "a.py:A"\n[[scenario]]\nfile = "s.toml"\npoints = { availability_min = 2 }\n'))
+    assert p.student_file == "a.py:A" and p.scenarios[0].points == {"availability_min": 2} and p.title == tmp_path.name
+
+
+@pytest.mark.parametrize("toml, scenario, says", [
+    ('student_file = "a.py"\n[[scenario]]\nfile = "s.toml"\n', None, "must name the file and the class"),
+    ('student_file = "a.py:A"\n', None, r"no \[\[scenario\]\] to run"),
+    ('student_file = "a.py:A"\n[[scenario]]\nfile = "missing.toml"\n', None, "no such file"),
+    ('student_file = "a.py:A"\n[[scenario]]\nfile = "s.toml"\n', "duration = 5\n", "never runs the student's code"),
+    ('student_file = "a.py:A"\nscenarios = 1\n', None, "unknown keys scenarios"),
+    ('student_file = "a.py:A"\n[[scenario]]\nfile = "s.toml"\npoints = { x = 1.5 }\n', None, "whole numbers of points"),
+])
+def test_each_pack_mistake_is_named(tmp_path, toml, scenario, says):
+    folder = pack_dir(tmp_path, toml, *([scenario] if scenario else []))
+    with pytest.raises(ValueError, match=says):
+        grade_pack.load_pack(folder)
+
+
+def test_a_class_is_a_folder_of_folders_or_a_csv(tmp_path):
+    (tmp_path / "ann").mkdir()
+    (tmp_path / "ben").mkdir()
+    assert list(grade_pack.load_class(tmp_path)) == ["ann", "ben"]
+    roster = tmp_path / "class.csv"
+    roster.write_text("name,folder\nAnn Lee,ann\n# dropped out\nBen,ben\n")
+    assert grade_pack.load_class(roster) == {"Ann Lee": (tmp_path / "ann").resolve(), "Ben": (tmp_path / "ben").resolve()}
+    roster.write_text("Cid,cid\n")
+    with pytest.raises(ValueError, match="class.csv:1: no folder"):
+        grade_pack.load_class(roster)
+
+
+def test_a_student_whose_file_does_not_load_scores_zero_with_the_reason_and_is_not_run(tmp_path):
+    folder = pack_dir(tmp_path, 'student_file = "mine.py:Mine"\n[[scenario]]\nfile = "s.toml"\n',
+                      '[balancer]\nalgorithm = "{student}"\n[expect]\navailability_min = 0.9\nmax_share = { o3 = 0.2 }\n')
+    (tmp_path / "cid").mkdir()
+    (tmp_path / "cid" / "mine.py").write_text("def broken(:\n")
+    rows = grade_pack.grade_class(grade_pack.load_pack(folder), {"cid": tmp_path / "cid"}, tmp_path / "runs")
+    assert [(r.check, r.earned, r.run_dir) for r in rows] == [("availability_min", 0, ""), ("max_share o3", 0, "")]
+    assert "mine.py:1: syntax error" in rows[0].detail
+
+
+def test_the_sheets_total_per_student():
+    rows = [Row("ann", "s", "availability_min", 2, 2, "ok"), Row("ann", "s", "max_share o3", 3, 0, "o3 served 30% | x"),
+            Row("ben", "s", "availability_min", 2, 2, "ok")]
+    md = grade_pack.sheet_markdown(Pack("T", "a.py:A", ()), rows)
+    assert "| ann | 2/5 |" in md and "| ben | 2/2 |" in md and "o3 served 30% / x" in md
