@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-LINK, NODE, PAIR, NONE = "link", "node", "pair", "none"  # what an action's target names
+LINK, NODE, PAIR, NONE, HOST = "link", "node", "pair", "none", "host"  # what an action's target names (HOST: any host, an attacker)
 
 
 @dataclass(frozen=True)
 class Action:
     name: str
-    target: str  # LINK ('a-b', or a node with one link), NODE, PAIR ('a/b') or NONE
+    target: str  # LINK ('a-b', or a node with one link), NODE (one running services), HOST (any host), PAIR ('a/b') or NONE
     broken: str | None  # the broken set it adds to (a fault) or takes from (a repair)
     reverts: str | None  # for a repair: the fault it undoes
     verb: str  # the CLI command
@@ -28,6 +28,7 @@ class Action:
     stops_services: bool = False  # the node's processes die: what restarts them starts with a fresh state
     state: str = ""  # a fault: how a target it broke is described ("crashed", "powered off" ...)
     mends: str = ""  # a repair: what it does, in a sentence ("nothing to power on")
+    needs: str = ""  # what the topology must have for it to mean anything ("vrrp": a VRRP group to attack)
 
     @property
     def is_repair(self) -> bool:
@@ -66,6 +67,10 @@ _DECLARED = (
     Action("partition", PAIR, "cut", None, "partition", "A and B drop each other's packets; both still reach everyone else",
            state="partitioned"),
     Action("unpartition", PAIR, "cut", "partition", "unpartition", "let A and B talk again", mends="heal"),
+    Action("hijack", HOST, "hijacking", None, "hijack", "the host sends forged VRRP adverts with priority 255 for every VIP "
+           "(Scapy; VRRPv3 has no authentication): the gateways yield the VIP, and nobody holds it", state="hijacking", needs="vrrp"),
+    Action("stop_hijack", HOST, "hijacking", "hijack", "unhijack", "stop the forged adverts: the gateways elect a master again",
+           mends="stop"),
     Action("restore", NONE, None, None, "restore", "undo every fault in force"),
 )
 ACTIONS: dict[str, Action] = {a.name: a for a in _DECLARED}
@@ -81,7 +86,7 @@ CHAOS_KINDS = {"link": "link_down", "flap": "link_down", "power": "poweroff", "c
 
 def usage(action: Action) -> str:
     """The CLI's one-line help: 'crash NODE: SIGKILL ...'."""
-    arg = {LINK: " LINK", NODE: " NODE", PAIR: " A/B", NONE: ""}[action.target]
+    arg = {LINK: " LINK", NODE: " NODE", HOST: " HOST", PAIR: " A/B", NONE: ""}[action.target]
     return f"{action.verb}{arg}: {action.help}."
 
 
@@ -89,6 +94,7 @@ def markdown_table() -> str:
     """The table the README shows: generated, so it cannot drift from the code."""
     rows = ["| action | target | what it does | undone by | `halab cli` |", "|---|---|---|---|---|"]
     for a in _DECLARED:
-        target = {LINK: "`a-b` or a node with one link", NODE: "a node", PAIR: "`a/b`", NONE: "none"}[a.target]
+        target = {LINK: "`a-b` or a node with one link", NODE: "a node", HOST: "any host (the attacker)", PAIR: "`a/b`",
+                  NONE: "none"}[a.target]
         rows.append(f"| `{a.name}` | {target} | {a.help} | {f'`{REPAIR_OF[a.name]}`' if a.name in REPAIR_OF else ''} | `{usage(a).split(':')[0]}` |")
     return "\n".join(rows)

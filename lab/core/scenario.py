@@ -20,7 +20,7 @@ from lab.core import client_limits, plugins
 from lab.core.balancing import ALGORITHMS
 from lab.core.cache import CacheSettings
 from lab.core.client_limits import ClientLimits
-from lab.core.faults import ACTIONS, BROKEN_SETS, CHAOS_KINDS, LINK, NONE, PAIR
+from lab.core.faults import ACTIONS, BROKEN_SETS, CHAOS_KINDS, HOST, LINK, NODE, NONE, PAIR
 from lab.core.health import HealthSettings, ProbeSettings
 from lab.core.passive import PassiveSettings
 from lab.core.roles import OWN_SECTIONS, SERVICE_ROLES, SERVING_ROLES, resolve
@@ -554,8 +554,13 @@ def _faults(items: list[dict[str, Any]], duration: float, layout: Layout, source
         else:
             if target not in layout.nodes:
                 raise ConfigError(source, f"{where}.target", f"no node named {target!r}{suggest(target, list(layout.nodes))}")
-            if layout.nodes[target] not in SERVICE_ROLES:
+            if kind == HOST and layout.nodes[target] == "switch":
+                raise ConfigError(source, f"{where}.target", f"{target!r} is a switch; '{action}' needs a host to send from")
+            if kind == NODE and layout.nodes[target] not in SERVICE_ROLES:
                 raise ConfigError(source, f"{where}.target", f"{target!r} is a {layout.nodes[target]} and runs no service to {action}")
+        if ACTIONS[action].needs == "vrrp" and not layout.vrrp:
+            raise ConfigError(source, f"{where}.action", f"'{action}' attacks VRRP, and this topology has no VRRP group "
+                              "(active_standby, active_active and proxy_chain with proxy_vip have)")
         faults.append(Fault(values["at"], action, target, values["note"], i))
     ordered = tuple(sorted(faults, key=lambda f: (f.at, f.index)))
     _check_timeline(ordered, source)

@@ -51,6 +51,7 @@ class Faults:
         self.paused: set[str] = set()
         self.off: set[str] = set()
         self.cut: set[str] = set()  # "a/b" pairs that cannot reach each other
+        self.hijacking: dict[str, Any] = {}  # attacker host -> its forging process
 
     # ---- helpers ---------------------------------------------------------------------
     def _link(self, target: str) -> tuple[str, str]:
@@ -244,10 +245,45 @@ class Faults:
         self.paused.discard(node)
         return FaultChange("resume", node, (node,), {"continued": pids})
 
+    def hijack(self, target: str) -> FaultChange:
+        """The host forges VRRP adverts (priority 255) for every group of the lab, at the groups' own interval (Scapy)."""
+        import sys
+
+        layout = self.lab.scenario.layout
+        if target not in layout.nodes or layout.nodes[target] == "switch":
+            raise LabError(f"no host named {target!r} to send forged adverts from")
+        if target in self.hijacking:
+            raise LabError(f"{target} is already hijacking")
+        groups = sorted({(g["vrid"], g["vip"]) for gs in layout.vrrp.values() for g in gs})
+        if not groups:
+            raise LabError("this lab has no VRRP group to hijack")
+        argv = [sys.executable, "-m", "lab.packets.vrrp_forge", "--iface", f"{target}-eth0",
+                "--interval", str(self.lab.scenario.vrrp.advert_interval)] + [a for vrid, vip in groups for a in ("--group", f"{vrid}:{vip}")]
+        log = open(self.lab.run_dir / "logs" / f"{target}-hijack.log", "wb")  # noqa: SIM115 - closed with the process
+        proc = self.lab.net[target].popen(argv, stdout=log, stderr=log)
+        self.lab.ledger.add_process(proc.pid, f"{target} forged VRRP adverts")
+        self.hijacking[target] = (proc, log)
+        gateways = tuple(n for n, gs in layout.vrrp.items() if gs)
+        return FaultChange("hijack", target, self._affects(gateways), {"groups": [f"{vrid}:{vip}" for vrid, vip in groups], "pid": proc.pid})
+
+    def stop_hijack(self, target: str) -> FaultChange:
+        if target not in self.hijacking:
+            raise LabError(f"{target} is not hijacking")
+        proc, log = self.hijacking.pop(target)
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except Exception:  # noqa: BLE001 - a forger that will not stop is killed
+            proc.kill()
+            proc.wait(5)
+        log.close()  # the ledger keeps the pid with its start time: cleanup will not touch a reused one
+        gateways = tuple(n for n, gs in self.lab.scenario.layout.vrrp.items() if gs)
+        return FaultChange("stop_hijack", target, self._affects(gateways))
+
     def _in_force(self) -> list[tuple[str, str]]:
         """(fault, target) for everything broken, in the order of the fault table."""
         sets = {"down": list(self.down), "crashed": sorted(self.crashed), "paused": sorted(self.paused),
-                "off": sorted(self.off), "cut": sorted(self.cut)}
+                "off": sorted(self.off), "cut": sorted(self.cut), "hijacking": sorted(self.hijacking)}
         assert set(sets) == set(BROKEN_SETS), "a broken set of lab.core.faults has no state here"
         faults = {a.broken: a for a in ACTIONS.values() if a.broken and not a.is_repair}
         return [(faults[kind].name, target) for kind in BROKEN_SETS for target in sets[kind]]

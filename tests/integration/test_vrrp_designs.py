@@ -54,3 +54,15 @@ def test_split_brain_is_detected_and_heals(shipped):
     assert masters(events, vip, healed + 1.0) == ["gw1"]
     routed = {e["node"] for e in events if e["kind"] == "request_routed" and start < e["t"] < end}
     assert routed, "clients kept being served during the split brain"
+
+
+def test_forged_adverts_take_the_vip_from_both_gateways_and_the_group_heals_when_they_stop(shipped):
+    events, metrics = run_named(shipped, "hijack")
+    attacker = "10.0.0.102"  # c2
+    yielded = {e["node"] for e in events if e["kind"] == "vrrp_state_changed" and e["after"] == "BACKUP"
+               and f"advert from {attacker} with priority 255" in e["reason"]}
+    assert yielded == {"gw1"}  # the master steps down; gw2, already BACKUP, just keeps waiting
+    # while the forgery lasts (4-8 s) nobody holds the VIP: every request fails, from the forgery's first advert on
+    (outage,) = [o for o in metrics.outages if o.duration > 1]
+    assert outage.duration > 3.0 and 4.0 <= outage.start - metrics.load_start <= 5.0
+    assert [r.took is not None and r.took < 2.0 for r in metrics.recoveries] == [True]
