@@ -101,7 +101,7 @@ _DECLARED = [
     ("flows_flushed", "the flows (conntrack entries, relayed sessions) of a backend that went DOWN were cut (flush_on_down)",
      "server:str flows:int"),
     ("connection_routed", "an L4 proxy connected a client's connection to a backend", "client:str server:str attempt:int"),
-    ("connection_retried", "an L4 proxy's connect to a backend failed; another is tried", "client:str server:str error:str"),
+    ("connection_retried", "an L4 proxy's connect to a backend failed (another is tried while retries are left)", "client:str server:str error:str"),
     ("connection_failed", "an L4 proxy could not connect a client anywhere (it gets a reset)", "client:str tried:list error:str"),
     # ---- caches ----
     ("cache_result", "what a cache did with one request (X-Cache, and Squid's result code)", "id:str|null key:str result:str "

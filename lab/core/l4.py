@@ -1,8 +1,9 @@
 """The L4 balancer's pure part: its settings, its slot table, and the nftables ruleset that holds the table.
 
 An L4 balancer decides once per *connection* (on the SYN), never per
-request: it cannot see a request at all. halab's L4 balancer has two data
-planes, chosen by ``mode``:
+request: it cannot see a request at all. halab's L4 balancer has three data
+planes, chosen by ``mode`` (and ``impl = "ipvs"`` runs the first two on the
+kernel's IPVS instead of nftables, where the kernel has it):
 
 - ``nat``: the kernel does the work. A new flow to the balancer's address
   looks a slot up in an nftables map (``numgen inc`` for round robin,
@@ -11,11 +12,15 @@ planes, chosen by ``mode``:
   to the same backend, so the origin sees the client's own address and port
   (one TCP connection end to end). The origins must route their answers
   back through the balancer (it is their default gateway).
+- ``dsr``: direct server return. Only the destination MAC is rewritten,
+  at the front interface's ingress; the origins hold the service address on
+  their loopback and answer the client directly. No state: every packet is
+  hashed again (``dsr_ruleset``).
 - ``proxy``: halab's userspace relay (or HAProxy ``mode tcp``): two TCP
   connections, the origin sees the balancer's address (unless the PROXY
   protocol header tells it who the client was).
 
-The control plane is the same for both: active health checks, and on every
+The control plane is the same for all: active health checks, and on every
 change the table is rebuilt from the same algorithm code the L7 balancer
 runs (``Algorithm.table``) and replaced in one nftables transaction (the
 kernel never sees half a table). Nothing here touches a socket or the
@@ -105,7 +110,6 @@ class L4Settings:
             raise ValueError(dsr_refusal(self.algorithm))
         if self.mode == "nat" and self.proxy_protocol != "none":
             raise ValueError("proxy_protocol needs mode = \"proxy\": with NAT the origin already sees the client's own address")
-
 
     def check_layout(self, layout: Any) -> None:
         """What the nodes' own data planes cannot do (a NAT node cannot run a live-state algorithm, DSR only a hash)."""

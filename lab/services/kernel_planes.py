@@ -74,13 +74,23 @@ class NatPlane:
         return {name: up and name not in self.drained for name, up in self.up.items()}
 
     async def keep(self) -> None:
-        """The one loop that changes the kernel's table: one nft transaction at a time."""
+        """The one loop that changes the kernel's table: one nft transaction at a time.
+
+        A change the kernel refuses for now (DSR's route to the origins is
+        gone while this node's cable is pulled) is tried again each second
+        until it goes through: the loop outlives every fault."""
         while True:
             name, up = await self.changes.get()
-            if up is None:
-                await self.apply(f"{name} changed by the operator")
-            else:
-                await self.changed(name, up)
+            while True:
+                try:
+                    if up is None:
+                        await self.apply(f"{name} changed by the operator")
+                    else:
+                        await self.changed(name, up)
+                    break
+                except OSError as e:
+                    self.log.emit("daemon_said", line=f"table not changed yet ({name}): {e}; trying again in 1 s")
+                    await asyncio.sleep(1.0)
 
     async def apply(self, reason: str) -> None:
         slots = slot_table(self.settings.algorithm, self.backends, self.taking_new_flows(), self.settings.table_size)
@@ -152,7 +162,10 @@ class DsrPlane(NatPlane):
                 if entry.get("lladdr") and "FAILED" not in entry.get("state", []):
                     return str(entry["lladdr"])
             if attempt == 1:
-                await run("ping", "-c", "1", "-W", "1", backend.address, nothing_found=True)
+                try:
+                    await run("ping", "-c", "1", "-W", "1", backend.address)  # its answer leaves the MAC in the table
+                except OSError:
+                    return None  # no answer, no route: this backend cannot be steered to now
         return None
 
     async def render(self, slots: list[Backend]) -> tuple[list[Backend], str]:

@@ -31,7 +31,7 @@ from lab.services.runtime import listening_socket
 CHUNK = 65536
 
 
-async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, session: tuple[asyncio.StreamWriter, ...]) -> bool:
+async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, session: tuple[asyncio.StreamWriter, ...]) -> None:
     """Copy until the reader's end, then pass the half-close on.
 
     If a side breaks (a reset, not a close), both connections of the session
@@ -44,11 +44,9 @@ async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sessi
             await writer.drain()
         if writer.can_write_eof():
             writer.write_eof()
-        return True
     except (ConnectionError, OSError):
         for w in session:
             w.transport.abort()
-        return False
 
 
 class Relay:
