@@ -242,6 +242,12 @@ def test_direct_server_return_steers_by_mac_and_the_answers_never_pass_the_balan
         faults.apply("restart", "o3")
         wait_event(lab.run_dir, lambda e: e["kind"] == "l4_table" and e["reason"] == "o3 UP", 5, "o3 back in the table")
         healed = fresh(c1, NAT, 30)
+        # nat1's own back cable: no route, no MAC to steer to; the control plane must outlive it and heal
+        faults.apply("link_down", "nat1-s2")
+        wait_event(lab.run_dir, lambda e: e["kind"] == "health_changed" and e["node"] == "nat1" and e["after"] == "DOWN", 5, "DOWN")
+        faults.apply("link_up", "nat1-s2")
+        wait_until(lambda: sorted(set(fresh(c1, NAT, 12))) == ["o1", "o2", "o3"], 10, "every origin through nat1 again")
+        died = [e for e in read_events(lab.run_dir) if e["kind"] in ("service_failed", "service_exited")]
     from lab.packets.l4wire import read
 
     back = read(lab.run_dir / "pcap" / "nat1-eth1.pcap", port=80)
@@ -253,6 +259,7 @@ def test_direct_server_return_steers_by_mac_and_the_answers_never_pass_the_balan
     assert not [p for p in back if p.sport == 80 and p.dst == "10.4.0.101"]
     assert len(without) == 6 and set(without) <= {"o1", "o2"}
     assert set(healed) == {"o1", "o2", "o3"}
+    assert died == []
 
 
 KEPT_CLIENT = """
