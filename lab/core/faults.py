@@ -29,6 +29,7 @@ class Action:
     state: str = ""  # a fault: how a target it broke is described ("crashed", "powered off" ...)
     mends: str = ""  # a repair: what it does, in a sentence ("nothing to power on")
     needs: str = ""  # what the topology must have for it to mean anything ("vrrp": a VRRP group to attack)
+    ordered: bool = False  # a pair 'a/b' whose order matters: a acts on b (an attacker and its victim)
 
     @property
     def is_repair(self) -> bool:
@@ -71,6 +72,10 @@ _DECLARED = (
            "(Scapy; VRRPv3 has no authentication): the gateways yield the VIP, and nobody holds it", state="hijacking", needs="vrrp"),
     Action("stop_hijack", HOST, "hijacking", "hijack", "unhijack", "stop the forged adverts: the gateways elect a master again",
            mends="stop"),
+    Action("syn_flood", PAIR, "flooding", None, "flood", "A floods B's service port with forged SYNs (Scapy, 3000 a second, "
+           "from addresses nobody holds): B's SYN queue fills unless its kernel answers with SYN cookies", state="flooding",
+           ordered=True),
+    Action("stop_flood", PAIR, "flooding", "syn_flood", "unflood", "stop the SYN flood", mends="stop", ordered=True),
     Action("restore", NONE, None, None, "restore", "undo every fault in force"),
 )
 ACTIONS: dict[str, Action] = {a.name: a for a in _DECLARED}

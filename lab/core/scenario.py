@@ -89,6 +89,8 @@ class BalancerSettings:
     timeout_connect: float = setting(1.0, "seconds (HAProxy 'timeout connect')", minimum=0.01)
     timeout_server: float = setting(2.0, "seconds to wait for a response (HAProxy 'timeout server')", minimum=0.01)
     log_requests: bool = setting(True, "one event per routed request")
+    syncookies: bool = setting(True, "the kernel's SYN cookies on the balancer node (net.ipv4.tcp_syncookies, Linux's default): "
+                                     "off, a SYN flood fills its SYN queue and real clients' connections are dropped")
     hash_key: str = setting("uri", "for hash, consistent, maglev: uri, path, source or header:NAME")
     slowstart: float = setting(0.0, "seconds over which a recovered server's weight ramps up (HAProxy slowstart)", minimum=0)
     # halab's default is 0 so that failures stay visible; nginx retries by default
@@ -508,8 +510,8 @@ def resolve_link(target: str, layout: Layout) -> tuple[str, str] | str:
     return f"no node or link named {target!r}{suggest(target, list(layout.nodes))}"
 
 
-def resolve_pair(target: str, layout: Layout) -> tuple[str, str] | str:
-    """'a/b' -> (a, b) in name order, or an error sentence."""
+def resolve_pair(target: str, layout: Layout, ordered: bool = False) -> tuple[str, str] | str:
+    """'a/b' -> (a, b) in name order (or as written, when the order means something: attacker/victim), or an error sentence."""
     a, sep, b = target.partition("/")
     if not sep:
         return f"{target!r} is not a pair of nodes; write 'a/b', e.g. 'gw1/gw2'"
@@ -518,7 +520,7 @@ def resolve_pair(target: str, layout: Layout) -> tuple[str, str] | str:
             return f"no host named {name!r}{suggest(name, [n for n, r in layout.nodes.items() if r != 'switch'])}"
     if a == b:
         return f"a node cannot be cut off from itself ({target!r})"
-    first, second = sorted((a, b))
+    first, second = (a, b) if ordered else sorted((a, b))
     return (first, second)
 
 
@@ -542,7 +544,7 @@ def _faults(items: list[dict[str, Any]], duration: float, layout: Layout, source
         elif target is None:
             raise ConfigError(source, f"{where}.target", f"action {action!r} needs a target")
         elif kind == PAIR:
-            pair = resolve_pair(target, layout)
+            pair = resolve_pair(target, layout, ACTIONS[action].ordered)
             if isinstance(pair, str):
                 raise ConfigError(source, f"{where}.target", pair)
             target = f"{pair[0]}/{pair[1]}"

@@ -52,6 +52,7 @@ class Faults:
         self.off: set[str] = set()
         self.cut: set[str] = set()  # "a/b" pairs that cannot reach each other
         self.hijacking: dict[str, Any] = {}  # attacker host -> its forging process
+        self.flooding: dict[str, Any] = {}  # "attacker/victim" -> the flooding process
 
     # ---- helpers ---------------------------------------------------------------------
     def _link(self, target: str) -> tuple[str, str]:
@@ -184,8 +185,8 @@ class Faults:
         self.off.discard(node)
         return FaultChange("poweron", node, (node,), {"started": [s.pid for s in services]})
 
-    def _pair(self, target: str) -> tuple[str, str]:
-        pair = resolve_pair(target, self.lab.scenario.layout)
+    def _pair(self, target: str, ordered: bool = False) -> tuple[str, str]:
+        pair = resolve_pair(target, self.lab.scenario.layout, ordered)
         if isinstance(pair, str):
             raise LabError(pair)
         return pair
@@ -247,8 +248,6 @@ class Faults:
 
     def hijack(self, target: str) -> FaultChange:
         """The host forges VRRP adverts (priority 255) for every group of the lab, at the groups' own interval (Scapy)."""
-        import sys
-
         layout = self.lab.scenario.layout
         if target not in layout.nodes or layout.nodes[target] == "switch":
             raise LabError(f"no host named {target!r} to send forged adverts from")
@@ -257,11 +256,9 @@ class Faults:
         groups = sorted({(g["vrid"], g["vip"]) for gs in layout.vrrp.values() for g in gs})
         if not groups:
             raise LabError("this lab has no VRRP group to hijack")
-        argv = [sys.executable, "-m", "lab.packets.vrrp_forge", "--iface", f"{target}-eth0",
-                "--interval", str(self.lab.scenario.vrrp.advert_interval)] + [a for vrid, vip in groups for a in ("--group", f"{vrid}:{vip}")]
-        log = open(self.lab.run_dir / "logs" / f"{target}-hijack.log", "wb")  # noqa: SIM115 - closed with the process
-        proc = self.lab.net[target].popen(argv, stdout=log, stderr=log)
-        self.lab.ledger.add_process(proc.pid, f"{target} forged VRRP adverts")
+        args = ["--iface", f"{target}-eth0", "--interval", str(self.lab.scenario.vrrp.advert_interval)]
+        proc, log = self._start_attack(target, "lab.packets.vrrp_forge", args + [a for vrid, vip in groups for a in ("--group", f"{vrid}:{vip}")],
+                                       "forged VRRP adverts")
         self.hijacking[target] = (proc, log)
         gateways = tuple(n for n, gs in layout.vrrp.items() if gs)
         return FaultChange("hijack", target, self._affects(gateways), {"groups": [f"{vrid}:{vip}" for vrid, vip in groups], "pid": proc.pid})
@@ -269,21 +266,58 @@ class Faults:
     def stop_hijack(self, target: str) -> FaultChange:
         if target not in self.hijacking:
             raise LabError(f"{target} is not hijacking")
-        proc, log = self.hijacking.pop(target)
+        self._stop_attack(*self.hijacking.pop(target))
+        gateways = tuple(n for n, gs in self.lab.scenario.layout.vrrp.items() if gs)
+        return FaultChange("stop_hijack", target, self._affects(gateways))
+
+    def _start_attack(self, host: str, module: str, args: list[str], what: str) -> tuple[Any, Any]:
+        """A Scapy script of lab/packets on ``host``, its output in the run's logs, recorded for cleanup."""
+        import sys
+
+        log = open(self.lab.run_dir / "logs" / f"{host}-{module.rsplit('.', 1)[-1]}.log", "ab")  # noqa: SIM115 - closed with it
+        proc = self.lab.net[host].popen([sys.executable, "-m", module, *args], stdout=log, stderr=log)
+        self.lab.ledger.add_process(proc.pid, f"{host} {what}")
+        return proc, log
+
+    @staticmethod
+    def _stop_attack(proc: Any, log: Any) -> None:
         proc.terminate()
         try:
             proc.wait(5)
-        except Exception:  # noqa: BLE001 - a forger that will not stop is killed
+        except Exception:  # noqa: BLE001 - one that will not stop is killed
             proc.kill()
             proc.wait(5)
         log.close()  # the ledger keeps the pid with its start time: cleanup will not touch a reused one
-        gateways = tuple(n for n, gs in self.lab.scenario.layout.vrrp.items() if gs)
-        return FaultChange("stop_hijack", target, self._affects(gateways))
+
+    def syn_flood(self, target: str) -> FaultChange:
+        """A floods B's service port with forged SYNs (lab.packets.syn_flood)."""
+        from lab.net.roles import serving_port
+
+        a, b = self._pair(target, ordered=True)
+        name = f"{a}/{b}"
+        if name in self.flooding:
+            raise LabError(f"{a} is already flooding {b}")
+        try:
+            port = serving_port(self.lab.scenario, b)
+        except StopIteration:
+            raise LabError(f"{b} serves nothing to flood; name a balancer or an origin") from None
+        proc, log = self._start_attack(a, "lab.packets.syn_flood", ["--iface", f"{a}-eth0", "--target", self.lab.addresses[b],
+                                                                   "--port", str(port)], f"SYN flood at {b}")
+        self.flooding[name] = (proc, log)
+        return FaultChange("syn_flood", name, self._affects((b,)), {"pid": proc.pid, "port": port})
+
+    def stop_flood(self, target: str) -> FaultChange:
+        a, b = self._pair(target, ordered=True)
+        name = f"{a}/{b}"
+        if name not in self.flooding:
+            raise LabError(f"{a} is not flooding {b}")
+        self._stop_attack(*self.flooding.pop(name))
+        return FaultChange("stop_flood", name, self._affects((b,)))
 
     def _in_force(self) -> list[tuple[str, str]]:
         """(fault, target) for everything broken, in the order of the fault table."""
         sets = {"down": list(self.down), "crashed": sorted(self.crashed), "paused": sorted(self.paused),
-                "off": sorted(self.off), "cut": sorted(self.cut), "hijacking": sorted(self.hijacking)}
+                "off": sorted(self.off), "cut": sorted(self.cut), "hijacking": sorted(self.hijacking), "flooding": sorted(self.flooding)}
         assert set(sets) == set(BROKEN_SETS), "a broken set of lab.core.faults has no state here"
         faults = {a.broken: a for a in ACTIONS.values() if a.broken and not a.is_repair}
         return [(faults[kind].name, target) for kind in BROKEN_SETS for target in sets[kind]]

@@ -39,7 +39,7 @@ from lab.services.exchange import DONE, Exchange
 from lab.services.healthcheck import HealthChecker, Probe, Target
 from lab.services.intermediary import Intermediary
 from lab.services.proxy import ClientSide
-from lab.services.runtime import Context, listen, serve, server_tls
+from lab.services.runtime import Context, listen, serve, server_tls, set_syncookies
 from lab.services.upstreams import PooledUpstreams
 
 
@@ -165,6 +165,7 @@ async def report_load(balancer: Balancer, every: float = 1.0) -> None:
 
 async def main(ctx: Context) -> None:
     balancer = Balancer(ctx)
+    set_syncookies(balancer.settings.syncookies)
     port = balancer.settings.port
     listeners = await listen(lambda: ClientSide(balancer), list(balancer.settings.bind or ()), port)
     if balancer.settings.tls_port:  # HTTPS: TLS ends here (termination), the origins get plain HTTP as before

@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from lab.services import daemon
-from lab.services.runtime import Context, serve
+from lab.services.runtime import Context, serve, set_syncookies
 
 HAPROXY_STATE = re.compile(r"Server \S+/(\S+) is (UP|DOWN)(?:, reason: ([^,]+))?")
 # option log-health-checks: "Health check for server origins/o1 failed, reason: Layer4 timeout, ..., status: 2/3 UP."
@@ -151,6 +151,8 @@ async def main(ctx: Context) -> None:
     cfg = ctx.config
     impl = cfg["impl"]
     port = int(cfg["port"])
+    if "syncookies" in cfg:  # a balancer's setting (lab.core.scenario.BalancerSettings); [l4] has none
+        set_syncookies(bool(cfg["syncookies"]))
     bind = cfg.get("bind") or ["127.0.0.1"]
     probe_at = "127.0.0.1" if "127.0.0.1" in bind else bind[0]  # where the daemon's listener can be seen from inside the node
     names = {f"{s['address']}:{s['port']}": s["name"] for s in cfg["servers"]}

@@ -184,6 +184,12 @@ async def listen(factory: Callable[[], asyncio.Protocol], addresses: list[str], 
     return [await loop.create_server(factory, sock=listening_socket(a, port), backlog=backlog, ssl=tls) for a in addresses or ["0.0.0.0"]]
 
 
+def set_syncookies(on: bool) -> None:
+    """This node's net.ipv4.tcp_syncookies (per network namespace: /proc/sys/net is the calling process's namespace's)."""
+    with open("/proc/sys/net/ipv4/tcp_syncookies", "w", encoding="ascii") as f:
+        f.write("1" if on else "0")
+
+
 def server_tls(config: dict[str, Any]) -> "ssl.SSLContext":
     """A TLS server context from the certificate the lab's CA made for this node (``lab.net.tls``)."""
     import ssl
