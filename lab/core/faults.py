@@ -72,8 +72,8 @@ _DECLARED = (
            "(Scapy; VRRPv3 has no authentication): the gateways yield the VIP, and nobody holds it", state="hijacking", needs="vrrp"),
     Action("stop_hijack", HOST, "hijacking", "hijack", "unhijack", "stop the forged adverts: the gateways elect a master again",
            mends="stop"),
-    Action("syn_flood", PAIR, "flooding", None, "flood", "A floods B's service port with forged SYNs (Scapy, 3000 a second, "
-           "from addresses nobody holds): B's SYN queue fills unless its kernel answers with SYN cookies", state="flooding",
+    Action("syn_flood", PAIR, "flooding", None, "flood", "A floods B's service port with forged SYNs (Scapy, at most 3000 a "
+           "second, from addresses nobody holds): B's SYN queue fills unless its kernel answers with SYN cookies", state="flooding",
            ordered=True),
     Action("stop_flood", PAIR, "flooding", "syn_flood", "unflood", "stop the SYN flood", mends="stop", ordered=True),
     Action("restore", NONE, None, None, "restore", "undo every fault in force"),
