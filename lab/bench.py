@@ -33,6 +33,7 @@ from lab.core.vrrp import master_down_interval
 from lab.net.lab import Lab, LabError
 from lab.net.render import haproxy_config, nginx_config
 from lab.net.roles import plan_services
+from topologies.active_standby import VIP as ACTIVE_STANDBY_VIP
 
 UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
 DIRECT = "direct to o1"
@@ -225,17 +226,51 @@ def judge_trial(requests: list[dict[str, Any]], takeovers: list[float], cut: flo
     span = outage_span(window, cut) if took is not None else None
     silence = span[1] - last_advert if span is not None and last_advert is not None else None
     return {"failover": took is not None, "takeover": took, "outage": (span[1] - span[0] if span else 0.0) if took is not None else None,
-            "failed": sum(1 for r in window if not r["ok"]), "silence": silence}
+            "failed": sum(1 for r in window if not r["ok"]), "silence": silence, "served_again": span[1] if span else None}
 
 
-def advert_times(pcap: Path) -> list[float]:
-    """When each captured advert arrived (the capture holds only the master's adverts)."""
-    from scapy.utils import RawPcapReader  # timestamps only: no dissection
+@dataclasses.dataclass(frozen=True)
+class WireTimes:
+    """What gw2's capture saw of a takeover: gw1's adverts, gw2's own adverts and gw2's gratuitous ARPs for the VIP."""
 
-    if not pcap.exists():
-        return []
-    with RawPcapReader(str(pcap)) as packets:
-        return [meta.sec + meta.usec / 1e6 for _, meta in packets]
+    master_adverts: list[float]
+    backup_adverts: list[float]
+    backup_garps: list[float]
+
+
+def wire_times(pcap: Path, master: str, backup: str, vip: str) -> WireTimes:
+    """Read the capture at gw2 (VRRP and ARP, both directions): when each advert and each GARP for the VIP passed."""
+    from scapy.layers.inet import IP
+    from scapy.layers.l2 import ARP
+    from scapy.utils import PcapReader
+
+    times = WireTimes([], [], [])
+    if pcap.exists():
+        with PcapReader(str(pcap)) as packets:
+            for p in packets:
+                if IP in p and p[IP].proto == 112 and p[IP].src in (master, backup):
+                    (times.master_adverts if p[IP].src == master else times.backup_adverts).append(float(p.time))
+                elif ARP in p and p[ARP].psrc == vip and p[ARP].pdst == vip:
+                    times.backup_garps.append(float(p.time))  # only a MASTER announces the VIP: gw1 is off in the window judged
+    return times
+
+
+def median_ms(steps: list[dict[str, float]], key: str) -> str:
+    values = [st[key] for st in steps if not math.isnan(st[key])]
+    return f"{statistics.median(values) * 1000:.1f} ms" if values else "-"
+
+
+def takeover_steps(wire: WireTimes, cut: float, served_again: float | None, hold: float) -> dict[str, float] | None:
+    """Where the time of one takeover went, from the wire: the backup's timer (the master's last advert to the backup's
+    first advert), its first gratuitous ARP after that, and the first request served again after the GARP."""
+    last = max((t for t in wire.master_adverts if t <= cut), default=None)
+    first = next((t for t in wire.backup_adverts if cut < t <= cut + hold), None)
+    if last is None or first is None:
+        return None
+    garp = next((t for t in wire.backup_garps if t >= first - 0.05), None)  # a speaker may announce just before its advert
+    steps = {"timer": first - last, "garp": (garp - first) if garp is not None else math.nan}
+    steps["clients"] = (served_again - max(first, garp or first)) if served_again is not None else math.nan
+    return steps
 
 
 LOSS_SECONDS = 20.0  # the healthy-master phase with lost adverts
@@ -276,8 +311,9 @@ def run_failover_bench(run_dir: Path, trials: int = 5, interval: float = 0.1, ra
             lab.start_all(plan_services(scenario, lab.addresses, sub))
             faults = Faults(lab)
             # gw1's adverts as gw2 hears them: the phase of each cut within the advert interval
+            # and gw2's own adverts and GARPs: where a takeover's time goes, on the wire, for either speaker
             capture = lab.net["gw2"].popen(["tcpdump", "-i", "gw2-eth0", "--immediate-mode", "-U", "-w", str(sub / "adverts.pcap"),
-                                            f"ip proto 112 and src host {lab.addresses['gw1']}"],
+                                            "ip proto 112 or arp"],
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             lab.ledger.add_process(capture.pid, "tcpdump adverts")  # the lab's cleanup stops it, also after a crash
             time.sleep(master_down_interval(150, interval) + 0.5)  # gw1 is MASTER before the load starts
@@ -301,11 +337,13 @@ def run_failover_bench(run_dir: Path, trials: int = 5, interval: float = 0.1, ra
             capture.terminate()
             capture.wait(timeout=5)
             events = read_events(sub)
-        adverts = advert_times(sub / "adverts.pcap")
+        wire = wire_times(sub / "adverts.pcap", lab.addresses["gw1"], lab.addresses["gw2"], ACTIVE_STANDBY_VIP)
         requests = [e for e in events if e["kind"] == "request_finished"]
         takeovers = [e["t"] for e in events if e["kind"] == "vrrp_state_changed" and e["node"] == "gw2" and e["after"] == "MASTER"]
-        results[impl] = [judge_trial(requests, takeovers, cut, timing, max((a for a in adverts if a <= cut), default=None))
+        results[impl] = [judge_trial(requests, takeovers, cut, timing, max((a for a in wire.master_adverts if a <= cut), default=None))
                          for cut in cuts]
+        for cut, row in zip(cuts, results[impl]):
+            row["steps"] = takeover_steps(wire, cut, row["served_again"], timing.hold) if row["failover"] else None
         if lossy is not None:
             results[impl].append({"false_failovers": sum(1 for t in takeovers if lossy <= t <= lossy + LOSS_SECONDS),
                                   "seconds": LOSS_SECONDS, "loss": loss})
@@ -343,6 +381,11 @@ def failover_summary(sweep: dict[float, dict[str, list[dict[str, Any]]]]) -> lis
                          f"{statistics.median(r['takeover'] for r in shown):>14.3f} s"
                          + (f"{silence[impl]:>15.3f} s" if impl in silence else f"{'-':>17}") +
                          f"{statistics.mean(r['failed'] for r in rows):>13.1f}{len(shown):>8}/{len(rows)}")
+            steps = [r["steps"] for r in shown if r.get("steps")]
+            if steps:
+                lines.append(f"{'':>19}  {impl:<11}takeover, step by step (medians, from gw2's capture): timer (gw1's last advert to "
+                             f"gw2's first) {median_ms(steps, 'timer')}, then its first GARP {median_ms(steps, 'garp')}, then the "
+                             f"first request served {median_ms(steps, 'clients')}")
             for r in all_rows:
                 if "false_failovers" in r:
                     lines.append(f"{'':>19}  {impl:<11}with {r['loss']} % of adverts lost at gw2: {r['false_failovers']} false "

@@ -23,7 +23,7 @@ def test_a_trial_with_a_takeover_measures_the_outage_the_clients_saw():
 def test_a_trial_where_the_backup_never_took_over_is_reported_as_such():
     t = FailoverTiming.of(1.0)
     judged = judge_trial(requests(10.0, 10.0, 10.5), [10.0 + t.hold + 1.0], 10.0, t)  # took over only after gw1 was back
-    assert judged == {"failover": False, "takeover": None, "outage": None, "failed": 50, "silence": None}
+    assert judged == {"failover": False, "takeover": None, "outage": None, "failed": 50, "silence": None, "served_again": None}
     lines = failover_summary({1.0: {"halab": [judged], "keepalived": [judged]}})
     assert any("no failover in any trial" in line for line in lines)
 
@@ -57,15 +57,23 @@ def test_counted_from_the_last_advert_the_luck_of_the_cut_is_gone():
     assert "median time from the last advert 0.97" in verdict and verdict.endswith(": met")
 
 
-def test_advert_times_come_from_the_capture(tmp_path):
+def test_the_capture_splits_a_takeover_into_its_steps(tmp_path):
     from scapy.layers.inet import IP
-    from scapy.layers.l2 import Ether
+    from scapy.layers.l2 import ARP, Ether
     from scapy.utils import wrpcap
 
-    from lab.bench import advert_times
+    from lab.bench import takeover_steps, wire_times
 
-    packets = [Ether() / IP(proto=112), Ether() / IP(proto=112)]
-    packets[0].time, packets[1].time = 100.25, 100.35
+    packets = [Ether() / IP(src="10.0.0.2", dst="224.0.0.18", proto=112),  # gw1's adverts, the second its last before the cut
+               Ether() / IP(src="10.0.0.2", dst="224.0.0.18", proto=112),
+               Ether() / IP(src="10.0.0.3", dst="224.0.0.18", proto=112),  # gw2 is MASTER: its first advert
+               Ether() / ARP(op=1, psrc="10.0.0.1", pdst="10.0.0.1"),  # ... and its gratuitous ARP for the VIP
+               Ether() / ARP(op=1, psrc="10.0.0.101", pdst="10.0.0.1")]  # a client asking: not a GARP
+    for p, t in zip(packets, (100.0, 100.1, 100.45, 100.452, 100.46)):
+        p.time = t
     wrpcap(str(tmp_path / "adverts.pcap"), packets)
-    assert [round(t, 6) for t in advert_times(tmp_path / "adverts.pcap")] == [100.25, 100.35]
-    assert advert_times(tmp_path / "none.pcap") == []
+    wire = wire_times(tmp_path / "adverts.pcap", "10.0.0.2", "10.0.0.3", "10.0.0.1")
+    assert (len(wire.master_adverts), len(wire.backup_adverts), len(wire.backup_garps)) == (2, 1, 1)
+    steps = takeover_steps(wire, cut=100.12, served_again=100.47, hold=1.0)
+    assert {k: round(v, 3) for k, v in steps.items()} == {"timer": 0.35, "garp": 0.002, "clients": 0.018}
+    assert takeover_steps(wire_times(tmp_path / "none.pcap", "a", "b", "c"), 100.12, None, 1.0) is None
