@@ -51,6 +51,7 @@ from lab.services.netlink import Addresses
 from lab.services.runtime import Context, serve, transient
 
 GARP_REPEAT = 5  # keepalived vrrp_garp_master_repeat default
+SPIN = 0.002  # seconds before the Master_Down deadline the timer stops sleeping and watches the clock (see timers)
 
 
 class Speaker:
@@ -192,14 +193,26 @@ class Speaker:
             self.wake.set()
 
     async def timers(self) -> None:
+        """Wait for the next deadline (or an advert that moves it), then let the state machine act.
+
+        The event loop's timers fire up to a millisecond late. For the one
+        deadline whose every millisecond is outage, a BACKUP's
+        Master_Down_Interval, the wait ends ``SPIN`` early and the rest is
+        spent yielding to the loop until the deadline is reached (adverts are
+        still read meanwhile). Measured at 0.03 s adverts: the takeover timer
+        fired 0.7 ms after keepalived's without this.
+        """
         while True:
             deadline = self.machine.next_deadline()
             timeout = None if deadline is None else max(0.0, deadline - time.time())
+            precise = deadline is not None and deadline == self.machine.master_down_at
             self.wake.clear()
             try:
-                await asyncio.wait_for(self.wake.wait(), timeout)
+                await asyncio.wait_for(self.wake.wait(), timeout if timeout is None or not precise else max(0.0, timeout - SPIN))
             except asyncio.TimeoutError:
-                pass
+                if precise:
+                    while time.time() < deadline and not self.wake.is_set():
+                        await asyncio.sleep(0)
             await self.perform(self.machine.tick(time.time()))
 
     async def heartbeat(self, every: float = 1.0) -> None:
