@@ -64,6 +64,12 @@ def spread(values: list[float], fmt: str) -> str:
     return f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)}-{format(max(values), fmt)})"
 
 
+def rotated(names: list[str], round_index: int) -> list[str]:
+    """This round's order of the targets: each round starts one further, so no target always goes first (or last)."""
+    k = round_index % len(names)
+    return names[k:] + names[:k]
+
+
 def one_connection_p50(host: Any, targets: dict[str, str], order: list[str], repeats: int = 3) -> dict[str, float]:
     """The p50 of one connection, one request at a time, for each target: short wrk runs taken in turn,
     ``repeats`` times over, so that a moment of noise on the VM lands on every target alike; their median."""
@@ -122,7 +128,7 @@ def run_bench(run_dir: Path, seconds: float = 3.0, connections: int = 32, rounds
 
         names = list(targets)
         for r in range(rounds):
-            order = names[r % len(names):] + names[:r % len(names)]  # rotated: no balancer always goes first
+            order = rotated(names, r)
             out.append({name: saturated(targets[name]) for name in order})
             # The delay a balancer adds to one request shows with a single connection, one request at a time.
             light = one_connection_p50(c1, targets, order)

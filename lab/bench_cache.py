@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lab.bench import one_connection_p50, parse_wrk, spread
+from lab.bench import one_connection_p50, parse_wrk, rotated, spread
 from lab.bench_proxy import GATEWAY, absolute_form_script
 from lab.core.scenario import parse_scenario
 from lab.net.lab import Lab, LabError
@@ -78,7 +78,7 @@ def run_cache_bench(run_dir: Path, seconds: float = 3.0, connections: int = 32, 
             say(f"{name}: {' '.join(line.strip() for line in said.splitlines() if line.lower().startswith('x-cache'))}")
         names = list(targets)
         for r in range(rounds):
-            order = names[r % len(names):] + names[:r % len(names)]
+            order = rotated(names, r)
             result: dict[str, dict[str, float]] = {}
             for name in order:
                 result[name] = parse_wrk(c1.cmd(f"wrk -t1 -c{connections} -d{seconds:g}s --latency {targets[name]}"))

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lab.bench import one_connection_p50, parse_wrk, spread
+from lab.bench import one_connection_p50, parse_wrk, rotated, spread
 from lab.core.scenario import parse_scenario
 from lab.net.lab import Lab, LabError
 from lab.net.render import haproxy_tcp_config
@@ -116,7 +116,7 @@ def run_l4_bench(run_dir: Path, seconds: float = 3.0, connections: int = 32, rou
                 raise LabError(f"wrk got no clean answers from {name} ({url}): {check}")
         names = list(targets)
         for r in range(rounds):
-            order = names[r % len(names):] + names[:r % len(names)]  # rotated: no balancer always goes first
+            order = rotated(names, r)
             result: dict[str, dict[str, float]] = {}
             for name in order:
                 c1.cmd(f"wrk -t1 -c{connections} -d1s {targets[name]} > /dev/null")  # warm up

@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lab.bench import one_connection_p50, parse_wrk, spread
+from lab.bench import one_connection_p50, parse_wrk, rotated, spread
 from lab.core.scenario import parse_scenario
 from lab.net.lab import Lab, LabError
 from lab.net.roles import plan_services
@@ -98,7 +98,7 @@ def run_proxy_bench(run_dir: Path, seconds: float = 3.0, connections: int = 32, 
 
         names = list(targets)
         for r in range(rounds):
-            order = names[r % len(names):] + names[:r % len(names)]
+            order = rotated(names, r)
             result: dict[str, dict[str, float]] = {}
             for name in order:
                 c1.cmd(f"wrk -t1 -c{connections} -d1s {targets[name]} > /dev/null")  # warm up

@@ -309,6 +309,7 @@ def _grade_pack(args: argparse.Namespace) -> int:
 
 
 def cmd_sniff(args: argparse.Namespace) -> int:
+    from lab.events import node_names
     from lab.net.state import STATE_DIR, Ledger
 
     need_root("sniff")
@@ -325,8 +326,7 @@ def cmd_sniff(args: argparse.Namespace) -> int:
         built = [json.loads(line) for line in (Path(owner["run_dir"]) / "events" / "lab-lab.jsonl").read_text().splitlines()]
         for e in built:
             if e["kind"] == "lab_built":
-                names.update({ip: node for node, ip in e["addresses"].items()})
-                names.update({ip: node for node, ips in e.get("interfaces", {}).items() for ip in ips})  # a router's, a gateway's second
+                names.update(node_names(e))
                 roles.update(e["nodes"])
     except (OSError, ValueError, KeyError):
         pass

@@ -94,6 +94,14 @@ class Tail:
         return new
 
 
+def node_names(built: Mapping[str, Any]) -> dict[str, str]:
+    """Address -> node, from a ``lab_built`` event: every node's address and every address of its interfaces
+    (a router's, a gateway's second network), for naming what a capture or a request saw."""
+    names = {address: node for node, address in built.get("addresses", {}).items()}
+    names.update({a: node for node, addresses in built.get("interfaces", {}).items() for a in addresses})
+    return names
+
+
 def check(event: Mapping[str, Any]) -> list[str]:
     """What is wrong with one event against its declaration (an empty list: nothing)."""
     kind = event.get("kind")

@@ -33,6 +33,7 @@ from lab.analysis.recovery import Recovery, recoveries
 from lab.analysis.vrrp_analysis import Failover, failovers, gateway_flaps, gateway_load, split_brain
 from lab.core.availability import nines
 from lab.core.faults import REPAIRS
+from lab.events import node_names
 
 
 @dataclass(frozen=True)
@@ -323,8 +324,7 @@ def per_client(events: Sequence[Mapping[str, Any]], requests: Sequence[Mapping[s
     dead proxy's connect timeout before it went to the next one.
     """
     routes = {e.get("node", "?"): e.get("proxies") for e in events if e["kind"] == "load_started"}
-    built = next((e for e in events if e["kind"] == "lab_built"), {})
-    names = {a: node for node, addresses in built.get("interfaces", {}).items() for a in addresses}
+    names = node_names(next((e for e in events if e["kind"] == "lab_built"), {}))
     aims = {e.get("node", "?"): names.get(e.get("target", ""), e.get("target", "?")) for e in events if e["kind"] == "load_started"}
     out: dict[str, dict[str, Any]] = {}
     for client in sorted({r.get("node", "?") for r in requests}):

@@ -175,14 +175,13 @@ def read(path: Path, port: int | None = None) -> list[Segment]:
 
 def analyse(run_dir: Path) -> list[Verdict]:
     """The verdicts for a run that captured its clients' and origins' interfaces (``[capture] interfaces``)."""
-    from lab.events import read_events
+    from lab.events import node_names, read_events
 
     events = read_events(run_dir)
     built = next((e for e in events if e["kind"] == "lab_built"), None)
     if built is None:
         raise ValueError(f"{run_dir}: not a run directory (no lab_built event under events/)")
-    names = {address: node for node, address in built["addresses"].items()}
-    names.update({a: node for node, addresses in built.get("interfaces", {}).items() for a in addresses})
+    names = node_names(built)
     roles = built["nodes"]
     aims = {e["node"]: names.get(e["target"], e["target"]) for e in events if e["kind"] == "load_started"}
     clients: dict[str, list[Connection]] = {}

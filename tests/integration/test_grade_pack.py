@@ -8,7 +8,7 @@ EXAMPLE = Path("docs/grading")
 
 def test_the_example_pack_tells_a_good_hand_in_from_a_shortcut(tmp_path):
     pack = grade_pack.load_pack(EXAMPLE / "example-pack")
-    students = grade_pack.load_class(EXAMPLE / "example-class")
+    students = grade_pack.load_class(EXAMPLE / "example-class.csv")
     rows = grade_pack.grade_class(pack, students, tmp_path, say=lambda *a: None)
     score = {s: (sum(r.earned for r in rows if r.student == s), sum(r.points for r in rows if r.student == s)) for s in students}
     by = {(r.student, r.check): r for r in rows}

@@ -5,6 +5,7 @@ the origin saw (its request_parsed events: the TCP peer, the PROXY header)
 and on the kernel's own state (the nftables table, conntrack), and tests the
 repair of every fault it injects.
 """
+import contextlib
 import subprocess
 import textwrap
 
@@ -22,12 +23,13 @@ from .conftest import wait_event, wait_until
 NAT, RELAY = "10.4.0.2", "10.4.0.3"
 
 
-def scenario(l4="", origins="", load="", inter=0.3):
+def scenario(l4="", origins="", load="", inter=0.3, topology=""):
     text = textwrap.dedent("""
         duration = 10
         [topology]
         name = "l4_lab"
         clients = 1
+        {topology}
         [origins]
         log_requests = true
         {origins}
@@ -39,8 +41,16 @@ def scenario(l4="", origins="", load="", inter=0.3):
         rise = 1
         [load]
         {load}
-    """).format(l4=l4, origins=origins, load=load, inter=inter)
+    """).format(l4=l4, origins=origins, load=load, inter=inter, topology=topology)
     return parse_scenario(tomllib.loads(text), "test.toml", topologies.lookup)
+
+
+@contextlib.contextmanager
+def running(s, tmp_path):
+    """The scenario's network with its services started (no load, no faults: the test drives them)."""
+    with Lab(s, tmp_path / "run", say=lambda *a: None) as lab:
+        lab.start_all(plan_services(s, lab.addresses, lab.run_dir))
+        yield lab
 
 
 def fresh(host, address, n):
@@ -61,8 +71,7 @@ def parsed(run_dir):
 
 def test_nat_spreads_connections_keeps_a_connection_on_one_origin_and_heals_after_a_crash(tmp_path):
     s = scenario()
-    with Lab(s, tmp_path / "run", say=lambda *a: None) as lab:
-        lab.start_all(plan_services(s, lab.addresses, lab.run_dir))
+    with running(s, tmp_path) as lab:
         c1, nat1 = lab.net["c1"], lab.net["nat1"]
         table = nat1.cmd("nft list table ip halab_l4")
         spread = fresh(c1, NAT, 6)
@@ -86,8 +95,7 @@ def test_nat_spreads_connections_keeps_a_connection_on_one_origin_and_heals_afte
 
 def test_a_crashed_control_plane_leaves_the_kernel_balancing_and_its_restart_takes_over_again(tmp_path):
     s = scenario()
-    with Lab(s, tmp_path / "run", say=lambda *a: None) as lab:
-        lab.start_all(plan_services(s, lab.addresses, lab.run_dir))
+    with running(s, tmp_path) as lab:
         c1 = lab.net["c1"]
         faults = Faults(lab)
         faults.apply("crash", "nat1")
@@ -108,8 +116,7 @@ def test_a_crashed_control_plane_leaves_the_kernel_balancing_and_its_restart_tak
 
 def test_flush_on_down_cuts_the_flows_pinned_to_a_dead_backend(tmp_path):
     s = scenario(l4="flush_on_down = true")
-    with Lab(s, tmp_path / "run", say=lambda *a: None) as lab:
-        lab.start_all(plan_services(s, lab.addresses, lab.run_dir))
+    with running(s, tmp_path) as lab:
         c1 = lab.net["c1"]
         # three long-lived connections, one per origin (round robin), idle and open
         idle = c1.popen(["python3", "-c", "import socket,time\nss=[socket.create_connection(('10.4.0.2',80)) for _ in range(3)]\n"
@@ -135,8 +142,7 @@ def test_flush_on_down_cuts_the_flows_pinned_to_a_dead_backend(tmp_path):
 def test_the_relay_makes_a_second_connection_names_the_client_in_a_proxy_header_and_retries_a_refused_connect(tmp_path):
     # health checks 10 s apart (o2's first at 3.3 s): the crash below is met by the relay's retry alone
     s = scenario(l4='proxy_protocol = "v1"', origins="proxy_protocol = true", load='target = "tcp1"', inter=10)
-    with Lab(s, tmp_path / "run", say=lambda *a: None) as lab:
-        lab.start_all(plan_services(s, lab.addresses, lab.run_dir))
+    with running(s, tmp_path) as lab:
         c1 = lab.net["c1"]
         spread = fresh(c1, RELAY, 3)
         seen = parsed(lab.run_dir)
@@ -156,8 +162,7 @@ def test_the_relay_makes_a_second_connection_names_the_client_in_a_proxy_header_
 
 def test_haproxy_mode_tcp_runs_from_the_same_settings_and_logs_each_connection(tmp_path):
     s = scenario(l4='impl = "haproxy"')  # tcp1 runs HAProxy; nat1 stays the kernel's NAT
-    with Lab(s, tmp_path / "run", say=lambda *a: None) as lab:
-        lab.start_all(plan_services(s, lab.addresses, lab.run_dir))
+    with running(s, tmp_path) as lab:
         c1 = lab.net["c1"]
         spread = fresh(c1, RELAY, 3)
         routed = wait_until(lambda: [e for e in read_events(lab.run_dir) if e["kind"] == "connection_routed" and e["node"] == "tcp1"][2:],
@@ -196,8 +201,7 @@ def test_source_affinity_survives_the_table_being_remade(tmp_path):
     # jhash draws a random seed for every new rule unless given one; the table is remade on every change
     # (here: the control plane's restart), and a client must still reach the origin it reached before
     s = scenario(l4='algorithm = "source"')
-    with Lab(s, tmp_path / "run", say=lambda *a: None) as lab:
-        lab.start_all(plan_services(s, lab.addresses, lab.run_dir))
+    with running(s, tmp_path) as lab:
         c1 = lab.net["c1"]
         before = fresh(c1, NAT, 3)
         faults = Faults(lab)
@@ -211,24 +215,8 @@ def test_source_affinity_survives_the_table_being_remade(tmp_path):
 
 
 def test_direct_server_return_steers_by_mac_and_the_answers_never_pass_the_balancer(tmp_path):
-    text = textwrap.dedent("""
-        duration = 10
-        [topology]
-        name = "l4_lab"
-        clients = 1
-        dsr = true
-        [origins]
-        log_requests = true
-        [l4]
-        algorithm = "hash"
-        [l4.health]
-        inter = 0.3
-        fall = 2
-        rise = 1
-    """)
-    s = parse_scenario(tomllib.loads(text), "test.toml", topologies.lookup)
-    with Lab(s, tmp_path / "run", say=lambda *a: None) as lab:
-        lab.start_all(plan_services(s, lab.addresses, lab.run_dir))
+    s = scenario(l4='algorithm = "hash"', topology="dsr = true")
+    with running(s, tmp_path) as lab:
         c1, nat1 = lab.net["c1"], lab.net["nat1"]
         table = nat1.cmd("nft list table netdev halab_l4")
         lab.capture(("nat1-eth1",))
@@ -278,8 +266,7 @@ def test_a_drained_origin_gets_no_new_flow_while_its_established_one_goes_on(tmp
     from lab.services.runtime import call
 
     s = scenario()
-    with Lab(s, tmp_path / "run", say=lambda *a: None) as lab:
-        lab.start_all(plan_services(s, lab.addresses, lab.run_dir))
+    with running(s, tmp_path) as lab:
         c1, control = lab.net["c1"], lab.services["nat1-l4"].spec.config["control"]
         assert fresh(c1, NAT, 1) == ["o1"]  # round robin: the kept-alive connection below is the next flow, o2's
         kept = c1.popen(["python3", "-c", KEPT_CLIENT, NAT, "16"], stdout=subprocess.PIPE, text=True)

@@ -1,4 +1,8 @@
 """Configs for services built in-process by unit tests, made the way the lab makes them (lab.net.roles)."""
+import textwrap
+
+import tomllib
+
 from lab.core import client_limits
 from lab.core.scenario import BalancerSettings, OriginSettings
 from lab.core.schema import build
@@ -13,3 +17,12 @@ def balancer(node="lb1", servers=(), health=None, passive=None, **settings):
     cfg["health"].update(health or {})
     cfg["passive"].update(passive or {})
     return {"node": node, **cfg}
+
+
+def scenario_from(text, source="s.toml"):
+    """A scenario from TOML text (indentation removed), checked as a scenario file's is; ``source`` names it in errors
+    and anchors the paths in it (a student's algorithm file)."""
+    import topologies
+    from lab.core.scenario import parse_scenario
+
+    return parse_scenario(tomllib.loads(textwrap.dedent(text)), source, topologies.lookup)

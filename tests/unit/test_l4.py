@@ -1,19 +1,17 @@
 """The L4 balancer's pure part: slot tables from the shared algorithms, the nftables text, its settings and the PROXY protocol."""
 import asyncio
 import random
-import textwrap
 
 import pytest
-import tomllib
 
-import topologies
 from lab.core.l4 import HAPROXY_TCP, LOOKUPS, MAGLEV_SLOTS, Backend, L4Settings, moved, node_mode, ruleset, shares, slot_table
 from lab.core.proxy_protocol import ProxyHeaderError, decode, encode
-from lab.core.scenario import parse_scenario
 from lab.core.schema import ConfigError
 from lab.net.render import HAPROXY_TCP_BALANCE, haproxy_tcp_config
 from lab.services.origin import proxy_header
 from lab.services.realbalancer import parse_line
+
+from .configs import scenario_from
 
 THREE = [Backend("o1", "10.5.0.11", 80), Backend("o2", "10.5.0.12", 80), Backend("o3", "10.5.0.13", 80)]
 UP = {"o1": True, "o2": True, "o3": True}
@@ -93,8 +91,7 @@ def test_settings_refuse_what_the_chosen_data_plane_cannot_do():
     assert node_mode(L4Settings(), "proxy") == "proxy" and node_mode(L4Settings(mode="nat"), "proxy") == "nat"
 
 
-def parse(text):
-    return parse_scenario(tomllib.loads(textwrap.dedent(text)), "s.toml", topologies.lookup)
+parse = scenario_from
 
 
 L4_LAB = """

@@ -4,12 +4,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import tomllib
 
-import topologies
 from lab.core.plugins import NotImplementedYet, PluginError, check, is_reference
-from lab.core.scenario import parse_scenario
 from lab.core.schema import ConfigError
+
+from .configs import scenario_from
 
 GOOD = """
 from lab.core.algorithms import Algorithm
@@ -71,8 +70,8 @@ def test_the_shipped_starter_is_unfilled_and_the_solution_passes():
 
 
 def scenario_with(algorithm, source, impl="halab"):
-    text = f'duration = 5\n[topology]\nname = "single_lb"\n[balancer]\nalgorithm = "{algorithm}"\nimpl = "{impl}"\n'
-    return parse_scenario(tomllib.loads(text), source, topologies.lookup)
+    return scenario_from(f'duration = 5\n[topology]\nname = "single_lb"\n[balancer]\nalgorithm = "{algorithm}"\nimpl = "{impl}"\n',
+                         source)
 
 
 def test_a_scenario_names_the_file_relative_to_itself_and_gets_it_checked(tmp_path):

@@ -1,20 +1,16 @@
 """Scenario validation: every mistake named before a network is built."""
-import textwrap
 
 import pytest
 
-import topologies
-from lab.core.scenario import parse_scenario
 from lab.core.schema import ConfigError
 from lab.runner import load_scenario
+
+from .configs import scenario_from
 
 DEMO = "exercises/01-health-checks-and-failover/scenario.toml"
 
 
-def parse(text):
-    import tomllib
-
-    return parse_scenario(tomllib.loads(textwrap.dedent(text)), "s.toml", topologies.lookup)
+parse = scenario_from
 
 
 BASE = """
