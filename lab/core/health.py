@@ -69,6 +69,8 @@ class HealthSettings:
     fastinter: float | None = setting(None, "seconds between probes while a server is going DOWN (default: inter)", minimum=0.05)
     downinter: float | None = setting(None, "seconds between probes of a DOWN server (default: inter)", minimum=0.05)
     timeout: float | None = setting(None, "seconds a probe may take (default: inter; HAProxy 'timeout check')", minimum=0.01)
+    rule: str = setting("haproxy", "how a probe result moves the counter: 'haproxy', or a class of your own, "
+                        "'my_counter.py:MyCounter' (exercise 1)")
 
     def __post_init__(self) -> None:
         if self.rise < 1 or self.fall < 1:
@@ -136,6 +138,33 @@ TRANSITIONS: dict[tuple[str, str], Callable[[int, HealthSettings], tuple[str, in
 }
 
 
+class HealthRule:
+    """How one probe result moves a server's state and counter: the seam exercise 1's students fill.
+
+    ``step`` gets the state (``UP``/``DOWN``), the counter (0 to
+    ``settings.top``), the result (``PASS``/``FAIL``) and the settings (``rise``,
+    ``fall``, ``top``), and returns the new state and counter. It keeps no
+    state of its own: the counter is the state.
+    """
+
+    name = "rule"
+
+    def step(self, state: str, health: int, result: str, settings: HealthSettings) -> tuple[str, int]:
+        raise NotImplementedError
+
+
+class HaproxyRule(HealthRule):
+    """HAProxy's rule, the table above: the reference a student's rule is graded against."""
+
+    name = "haproxy"
+
+    def step(self, state: str, health: int, result: str, settings: HealthSettings) -> tuple[str, int]:
+        transition = TRANSITIONS.get((state, result))
+        if transition is None:
+            raise IllegalTransition(f"no transition from state {state!r} on {result!r}")
+        return transition(health, settings)
+
+
 @dataclass
 class HealthCounter:
     """One backend's health as its balancer sees it.
@@ -149,6 +178,7 @@ class HealthCounter:
     server: str
     settings: HealthSettings = field(default_factory=HealthSettings)
     start_up: bool = True
+    rule: HealthRule = field(default_factory=HaproxyRule)
     state: str = field(init=False)
     health: int = field(init=False)
 
@@ -158,11 +188,14 @@ class HealthCounter:
 
     def observe(self, result: str, now: float, reason: str = "") -> Transition | None:
         """Feed one probe result; return the transition it caused, if any."""
-        step = TRANSITIONS.get((self.state, result))
-        if step is None:
+        if (self.state, result) not in TRANSITIONS:
             raise IllegalTransition(f"health of {self.server}: no transition from state {self.state!r} on {result!r}")
         before = self.state
-        self.state, self.health = step(self.health, self.settings)
+        state, health = self.rule.step(self.state, self.health, result, self.settings)
+        if state not in (UP, DOWN) or not 0 <= health <= self.settings.top:  # a student's rule gone wrong: say which answer
+            raise IllegalTransition(f"health of {self.server}: rule {self.rule.name!r} answered ({state!r}, {health}) to "
+                                    f"{result!r} in {self.state} {self.health}; expected UP or DOWN and 0..{self.settings.top}")
+        self.state, self.health = state, health
         if self.state != before:
             return Transition(self.server, before, self.state, now, reason or result)
         return None

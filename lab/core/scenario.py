@@ -139,6 +139,8 @@ class VrrpSettingsSpec:
                                    "(keepalived preempt_delay)", minimum=0, maximum=1000)
     priorities: Mapping[str, int] = setting({}, "per-node priority overrides, e.g. gw2 = 200")
     impls: Mapping[str, str] = setting({}, "per-node speaker, e.g. gw2 = \"keepalived\" for a mixed pair")
+    backup_timer: str = setting("rfc5798", "when a BACKUP takes over after an advert, in halab's speakers: 'rfc5798', or a "
+                                "class of your own, 'my_timer.py:MyTimer' (exercise 3)")
 
 
 @dataclass(frozen=True)
@@ -283,6 +285,9 @@ def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup,
         health = build(HealthSettings, hc)
     except ValueError as e:
         raise ConfigError(source, "balancer.health", str(e)) from None
+    health = _health_rule(health, source, "balancer.health")
+    if health.rule != "haproxy" and bal["impl"] != "halab":
+        raise ConfigError(source, "balancer.health.rule", f"a rule of your own runs in halab's balancer only, not with impl = {bal['impl']!r}")
     passive = build(PassiveSettings, check_table(bal["passive"], PASSIVE, source, "balancer.passive"))
     cache = build(CacheSettings, check_table(bal["cache"], CACHE, source, "balancer.cache"))
     bal["algorithm"] = _algorithm(bal["algorithm"], bal["impl"], source)
@@ -369,12 +374,26 @@ def _algorithm(name: str, impl: str, source: str) -> str:
         return name
     if impl != "halab":
         raise ConfigError(source, "balancer.algorithm", f"a file of your own runs in halab's balancer only, not with impl = {impl!r}")
+    return _student_class(name, plugins.ALGORITHM, source, "balancer.algorithm")
+
+
+def _student_class(name: str, interface: plugins.Interface, source: str, where: str) -> str:
+    """A student's ``file.py:Class``, made absolute (relative to the scenario file) and tried before anything is built."""
+    if not plugins.is_reference(name):
+        raise ConfigError(source, where, f"got {name!r}, expected a file of your own and its class, 'my_file.py:ClassName'")
     resolved = plugins.resolve(name, Path(source).parent)
     try:
-        plugins.check(resolved)
+        plugins.check(resolved, interface)
     except plugins.PluginError as e:
-        raise ConfigError(source, "balancer.algorithm", str(e)) from None
+        raise ConfigError(source, where, str(e)) from None
     return resolved
+
+
+def _health_rule(health: HealthSettings, source: str, where: str) -> HealthSettings:
+    """``rule``: HAProxy's, or a student's class (exercise 1), resolved and tried here."""
+    if health.rule == "haproxy":
+        return health
+    return dataclasses.replace(health, rule=_student_class(health.rule, plugins.HEALTH_RULE, source, f"{where}.rule"))
 
 
 def _role_sections(top: Mapping[str, Any], layout: Layout, source: str) -> dict[str, Any]:
@@ -398,6 +417,8 @@ def _role_sections(top: Mapping[str, Any], layout: Layout, source: str) -> dict[
                     nested[f.name] = build(kind, check_table(dict(sub), fields_of(kind), source, where))
                 except ValueError as e:
                     raise ConfigError(source, where, str(e)) from None
+                if isinstance(nested[f.name], HealthSettings):
+                    nested[f.name] = _health_rule(nested[f.name], source, where)
         values = {**check_table(table, fields_of(cls), source, role.section), **nested}  # type: ignore[arg-type]
         nodes = layout.by_role(role.node_role) if role.node_role else None
         if table and nodes == []:
@@ -462,6 +483,11 @@ def _vrrp(table: Mapping[str, Any], layout: Layout, source: str) -> VrrpSettings
     if uses_keepalived and values["track"] and values["track_interval"] != int(values["track_interval"]):
         raise ConfigError(source, "vrrp.track_interval", f"got {values['track_interval']}; keepalived runs track scripts every whole "
                           "second (vrrp_script interval is an integer), so with keepalived use 1, 2, ...")
+    if values["backup_timer"] != "rfc5798":
+        if all(values["impls"].get(node, values["impl"]) != "halab" for node in layout.vrrp):
+            raise ConfigError(source, "vrrp.backup_timer", "a timer of your own runs in halab's speaker only, and every gateway "
+                              "here runs keepalived")
+        values["backup_timer"] = _student_class(values["backup_timer"], plugins.BACKUP_TIMER, source, "vrrp.backup_timer")
     return build(VrrpSettingsSpec, values)
 
 

@@ -181,7 +181,8 @@ async def main(ctx: Context) -> None:
     # a collection at all; this saves about 1 us per request (lab.services.proxy).
     gc.freeze()
     gc.set_threshold(7000, 10, 10)
-    ctx.ready(port=port, servers=[s.name for s in servers], algorithm=balancer.pool.algorithm.name, bind=list(balancer.settings.bind or ["0.0.0.0"]))
+    ctx.ready(port=port, servers=[s.name for s in servers], algorithm=balancer.pool.algorithm.name,
+              health_rule=balancer.checker.rule.name, bind=list(balancer.settings.bind or ["0.0.0.0"]))
     try:
         await ctx.stopping.wait()
     finally:

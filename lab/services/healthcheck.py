@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from lab.core.health import FAIL, PASS, HealthCounter, HealthSettings, ProbeSettings, Transition
+from lab.core.health import FAIL, PASS, HaproxyRule, HealthCounter, HealthRule, HealthSettings, ProbeSettings, Transition
 from lab.core.http1 import HttpError
 from lab.events import EventLog
 from lab.services.httpio import PeerClosed, within
@@ -41,6 +41,15 @@ class Target:
     port: int
 
 
+def rule_of(settings: HealthSettings) -> HealthRule:
+    """HAProxy's rule, or the student's class the scenario named (resolved and tried when the scenario was read)."""
+    if settings.rule == "haproxy":
+        return HaproxyRule()
+    from lab.core.plugins import HEALTH_RULE, load
+
+    return load(settings.rule, HEALTH_RULE)()
+
+
 class HealthChecker:
     """Probes each target on its own schedule and keeps its health.
 
@@ -57,7 +66,8 @@ class HealthChecker:
         self.probe = probe
         self.log = log
         self.on_change = on_change
-        self.counters = {t.name: HealthCounter(t.name, settings, start_up) for t in targets}
+        self.rule = rule_of(settings)  # stateless (the counter is the state): one for every target
+        self.counters = {t.name: HealthCounter(t.name, settings, start_up, self.rule) for t in targets}
         self.last_check: dict[str, tuple[int, str]] = {t.name: (0, "not probed yet") for t in targets}  # (count, result)
 
     def ready(self, name: str) -> bool:

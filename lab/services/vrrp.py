@@ -45,13 +45,22 @@ from lab.core import vrrp_packet as wire
 from lab.core.health import READY_PATH, HealthSettings
 from lab.core.scenario import VrrpSettingsSpec
 from lab.core.schema import from_config
-from lab.core.vrrp import DROP_VIP, MASTER, SEND_ADVERT, SEND_GARP, TAKE_VIP, Action, Vrrp, VrrpSettings
+from lab.core.vrrp import DROP_VIP, MASTER, SEND_ADVERT, SEND_GARP, TAKE_VIP, Action, BackupTimer, RfcTimer, Vrrp, VrrpSettings
 from lab.services.healthcheck import HealthChecker, Probe, Target
 from lab.services.netlink import Addresses
 from lab.services.runtime import Context, serve, transient
 
 GARP_REPEAT = 5  # keepalived vrrp_garp_master_repeat default
 SPIN = 0.002  # seconds before the Master_Down deadline the timer stops sleeping and watches the clock (see timers)
+
+
+def timer_of(name: str) -> BackupTimer:
+    """RFC 5798's timer, or the student's class the scenario named (resolved and tried when the scenario was read)."""
+    if name == "rfc5798":
+        return RfcTimer()
+    from lab.core.plugins import BACKUP_TIMER, load
+
+    return load(name, BACKUP_TIMER)()
 
 
 class Speaker:
@@ -64,7 +73,8 @@ class Speaker:
         self.prefix = cfg["prefix"]
         self.base_priority = cfg["priority"]
         v = from_config(VrrpSettingsSpec, cfg)  # the scenario's [vrrp], rebuilt; the rest is this node's part in it
-        self.machine = Vrrp(VrrpSettings(cfg["vrid"], self.base_priority, v.advert_interval, v.preempt, self.address, v.preempt_delay))
+        self.machine = Vrrp(VrrpSettings(cfg["vrid"], self.base_priority, v.advert_interval, v.preempt, self.address, v.preempt_delay),
+                            timer=timer_of(v.backup_timer))
         self.track_port = cfg["track_port"]  # 0: no tracking
         self.track_interval = v.track_interval
         self.track_weight = v.track_weight if self.track_port else 0
@@ -254,7 +264,7 @@ async def main(ctx: Context) -> None:
     tasks = [ctx.spawn(speaker.receive(), "receive")]
     await speaker.perform(speaker.machine.start(time.time()))
     ctx.ready(vip=speaker.vip, priority=speaker.machine.priority, interface=speaker.iface,
-              master_down_interval=round(speaker.machine.down_interval, 4))
+              master_down_interval=round(speaker.machine.down_interval, 4), backup_timer=speaker.machine.timer.name)
     tasks.append(ctx.spawn(speaker.timers(), "timers"))
     tasks.append(ctx.spawn(speaker.heartbeat(), "heartbeat"))
     if speaker.track_port:
