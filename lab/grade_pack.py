@@ -2,13 +2,15 @@
 
 A *pack* is a folder the students never see: ``pack.toml`` and scenario
 files with ``[expect]`` checks and faults. Each scenario names the student's
-class with ``algorithm = "{student}"``; the grader puts each student's file
-there, runs the scenario on the network (fault, then assert: the checks are
+class where its seam is set (``algorithm = "{student}"`` in ``[balancer]``,
+``rule = "{student}"`` in ``[balancer.health]``, ``backup_timer =
+"{student}"`` in ``[vrrp]``); the grader puts each student's file there, runs the scenario on the network (fault, then assert: the checks are
 judged on what the network did after the hidden faults) and scores every
 check. ``pack.toml``::
 
     title = "Balancing under failures"
     student_file = "least_loaded_of_two.py:PowerOfTwo"   # what each student hands in
+    seam = "algorithm"                                    # or health_rule, backup_timer (default: algorithm)
 
     [[scenario]]
     file = "slow-and-crash.toml"
@@ -32,7 +34,7 @@ from typing import Any, Mapping
 
 import tomllib
 
-from lab.core.plugins import PluginError, check
+from lab.core.plugins import SEAMS, Interface, PluginError, check
 
 PLACEHOLDER = "{student}"
 
@@ -48,6 +50,7 @@ class Pack:
     title: str
     student_file: str  # "file.py:Class", relative to each student's folder
     scenarios: tuple[PackScenario, ...]
+    seam: Interface = SEAMS["algorithm"]  # which of halab's seams the class fills
 
 
 @dataclass
@@ -70,9 +73,12 @@ def load_pack(folder: Path) -> Pack:
         raise ValueError(f"{path}: cannot read the pack: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
         raise ValueError(f"{path}: not valid TOML: {e}") from None
-    unknown = set(data) - {"title", "student_file", "scenario"}
+    unknown = set(data) - {"title", "student_file", "seam", "scenario"}
     if unknown:
-        raise ValueError(f"{path}: unknown keys {', '.join(sorted(unknown))} (known: title, student_file, [[scenario]])")
+        raise ValueError(f"{path}: unknown keys {', '.join(sorted(unknown))} (known: title, student_file, seam, [[scenario]])")
+    seam = SEAMS.get(str(data.get("seam", "algorithm")))
+    if seam is None:
+        raise ValueError(f"{path}: seam: got {data['seam']!r}, expected one of {', '.join(SEAMS)}")
     student_file = data.get("student_file", "")
     if ".py:" not in student_file:
         raise ValueError(f"{path}: student_file must name the file and the class each student hands in, e.g. "
@@ -83,14 +89,15 @@ def load_pack(folder: Path) -> Pack:
         if not file.is_file():
             raise ValueError(f"{path}: scenario[{i}].file: no such file {file}")
         if PLACEHOLDER not in file.read_text(encoding="utf-8"):
-            raise ValueError(f"{file}: the scenario never runs the student's code: set algorithm = \"{PLACEHOLDER}\" in [balancer]")
+            *table, key = seam.setting.split(".")
+            raise ValueError(f"{file}: the scenario never runs the student's code: set {key} = \"{PLACEHOLDER}\" in [{'.'.join(table)}]")
         points = entry.get("points", {})
         if not all(isinstance(v, int) and v >= 0 for v in points.values()):
             raise ValueError(f"{path}: scenario[{i}].points: whole numbers of points, e.g. {{ availability_min = 2 }}")
         scenarios.append(PackScenario(file, points))
     if not scenarios:
         raise ValueError(f"{path}: no [[scenario]] to run")
-    return Pack(str(data.get("title", folder.name)), student_file, tuple(scenarios))
+    return Pack(str(data.get("title", folder.name)), student_file, tuple(scenarios), seam)
 
 
 def load_class(where: Path) -> dict[str, Path]:
@@ -135,7 +142,7 @@ def grade_class(pack: Pack, students: Mapping[str, Path], runs: Path, say: Any =
     for student, folder in students.items():
         reference = f"{(folder / file).resolve()}:{cls}"
         try:
-            check(reference)
+            check(reference, pack.seam)
             broken = None
         except PluginError as e:
             broken = str(e)

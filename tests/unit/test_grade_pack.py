@@ -22,12 +22,23 @@ def test_a_pack_is_read_with_its_points(tmp_path):
     ('student_file = "a.py:A"\n[[scenario]]\nfile = "missing.toml"\n', None, "no such file"),
     ('student_file = "a.py:A"\n[[scenario]]\nfile = "s.toml"\n', "duration = 5\n", "never runs the student's code"),
     ('student_file = "a.py:A"\nscenarios = 1\n', None, "unknown keys scenarios"),
+    ('student_file = "a.py:A"\nseam = "timer"\n[[scenario]]\nfile = "s.toml"\n', None, "seam: got 'timer', expected one of algorithm, "
+     "health_rule, backup_timer"),
+    ('student_file = "a.py:A"\nseam = "backup_timer"\n[[scenario]]\nfile = "s.toml"\n', "[vrrp]\nbackup_timer = \"x.py:X\"\n",
+     r"set backup_timer = \"\{student\}\" in \[vrrp\]"),
     ('student_file = "a.py:A"\n[[scenario]]\nfile = "s.toml"\npoints = { x = 1.5 }\n', None, "whole numbers of points"),
 ])
 def test_each_pack_mistake_is_named(tmp_path, toml, scenario, says):
     folder = pack_dir(tmp_path, toml, *([scenario] if scenario else []))
     with pytest.raises(ValueError, match=says):
         grade_pack.load_pack(folder)
+
+
+def test_a_pack_names_the_seam_its_students_fill(tmp_path):
+    p = grade_pack.load_pack(pack_dir(tmp_path, 'student_file = "t.py:T"\nseam = "health_rule"\n[[scenario]]\nfile = "s.toml"\n',
+                                      '[balancer.health]\nrule = "{student}"\n'))
+    assert p.seam.setting == "balancer.health.rule"
+    assert grade_pack.load_pack(pack_dir(tmp_path, 'student_file = "a.py:A"\n[[scenario]]\nfile = "s.toml"\n')).seam.method == "choose"
 
 
 def test_a_class_is_a_folder_of_folders_or_a_csv(tmp_path):
