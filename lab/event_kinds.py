@@ -68,7 +68,7 @@ _DECLARED = [
     ("service_started", "a service process began", "pid:int loop:str"),
     ("service_ready", "a service accepts traffic now (the lab waits for it)", "pid:int port?:int bind?:list servers?:list "
      "algorithm?:str impl?:str|null daemon_pid?:int vip?:str priority?:int interface?:str master_down_interval?:float "
-     "target?:str rate?:float mode?:str|null members?:list name?:str tls_port?:int|null"),
+     "target?:str rate?:float mode?:str|null members?:list name?:str tls_port?:int|null health_rule?:str backup_timer?:str"),
     ("service_stopped", "a service process ended cleanly", "pid:int"),
     ("service_failed", "a supervised loop died: the service exits", "task:str error:str traceback:str"),
     ("daemon_said", "a line of a real daemon that is not news", "line:str"),

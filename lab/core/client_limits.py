@@ -8,7 +8,8 @@ in their own directives, so the three gateways are held to the same rules.
 
 A client that breaks a limit gets the status that names it and a closed
 connection, never silence: 408 (too slow), 413 (body), 414 (target),
-431 (head, header count, header line), 400 (anything malformed).
+431 (head, header count, header line), 429 (too many requests: the rate
+limit of ``lab.core.rate_limit``), 400 (anything malformed).
 """
 from __future__ import annotations
 
@@ -34,6 +35,10 @@ class ClientLimits:
     max_headers: int = setting(101, "header fields in a request; more is 431 (HAProxy tune.http.maxhdr 101)", minimum=1)
     max_line: int = setting(8192, "bytes in one header line; more is 431 (nginx large_client_header_buffers 8k)", minimum=64)
     max_body: int = setting(0, "bytes in a request body; more is 413 (nginx client_max_body_size; 0 = no limit, as HAProxy)", minimum=0)
+    rate_limit: float = setting(0.0, "requests a second one client address may keep sending; more are answered 429 Too Many "
+                                     "Requests before any server sees them (nginx limit_req rate, HAProxy sc_http_req_rate); "
+                                     "0 = no limit", minimum=0)
+    rate_burst: int = setting(0, "requests above rate_limit a client may send at once (nginx limit_req burst, with nodelay)", minimum=0)
     buffer_body: int = setting(
         65536, "a body up to this size is read whole before it is forwarded, so a failed attempt can be retried; "
                "larger and chunked bodies are streamed (nginx proxy_request_buffering, HAProxy http-buffer-request)", minimum=0)

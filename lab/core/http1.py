@@ -40,12 +40,12 @@ REASONS = {
     100: "Continue", 200: "OK", 204: "No Content", 304: "Not Modified", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
     407: "Proxy Authentication Required",
     405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required", 413: "Content Too Large", 414: "URI Too Long",
-    417: "Expectation Failed", 431: "Request Header Fields Too Large", 500: "Internal Server Error", 501: "Not Implemented",
+    417: "Expectation Failed", 429: "Too Many Requests", 431: "Request Header Fields Too Large", 500: "Internal Server Error", 501: "Not Implemented",
     502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout", 505: "HTTP Version Not Supported",
 }
 # The report groups refused requests by these (status -> kind, unless the error names its own).
 KINDS = {400: "malformed", 405: "method", 408: "timeout", 411: "length_required", 413: "body_too_large", 414: "target_too_long",
-         417: "expectation", 431: "head_too_large", 501: "not_implemented", 505: "version", 502: "bad_response"}
+         417: "expectation", 429: "rate_limited", 431: "head_too_large", 501: "not_implemented", 505: "version", 502: "bad_response"}
 SMUGGLING = "smuggling"  # the kind of every refusal that guards against request smuggling
 
 

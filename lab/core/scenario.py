@@ -66,6 +66,9 @@ class OriginSettings:
     port: int = setting(80, minimum=1, maximum=65535)
     latency_ms: float = setting(0.0, "added to every answer", minimum=0, maximum=60000)
     capacity: int = setting(0, "requests served at once; 0 = unlimited", minimum=0)
+    workers: int = setting(0, "connections served at once, each holding a worker from its first byte to its close, as a "
+                              "process-per-connection server does (Apache prefork MaxRequestWorkers; an idle kept-alive one "
+                              "for 5 s, KeepAliveTimeout); the rest wait unread. 0 = no limit (an event loop)", minimum=0)
     weight: int = setting(1, "balancing weight (HAProxy: 0-256, default 1)", minimum=0, maximum=256)
     backup: bool = setting(False, "used only when every primary is down")
     log_requests: bool = setting(False, "one event per request the origin parses (what really reached it)")

@@ -53,6 +53,8 @@ class Faults:
         self.cut: set[str] = set()  # "a/b" pairs that cannot reach each other
         self.hijacking: dict[str, Any] = {}  # attacker host -> its forging process
         self.flooding: dict[str, Any] = {}  # "attacker/victim" -> the flooding process
+        self.http_flooding: dict[str, Any] = {}  # "attacker/victim" -> the HTTP flood's process
+        self.slowing: dict[str, Any] = {}  # "attacker/victim" -> the slowloris process
 
     # ---- helpers ---------------------------------------------------------------------
     def _link(self, target: str) -> tuple[str, str]:
@@ -289,35 +291,64 @@ class Faults:
             proc.wait(5)
         log.close()  # the ledger keeps the pid with its start time: cleanup will not touch a reused one
 
-    def syn_flood(self, target: str) -> FaultChange:
-        """A floods B's service port with forged SYNs (lab.packets.syn_flood)."""
+    def _victim(self, target: str, running: dict[str, Any], doing: str) -> tuple[str, str, int]:
+        """'a/b' of an attack: the attacker, the victim and the victim's service port; refused when it makes no sense now."""
         from lab.net.roles import serving_port
 
         a, b = self._pair(target, ordered=True)
-        name = f"{a}/{b}"
-        if name in self.flooding:
-            raise LabError(f"{a} is already flooding {b}")
+        if f"{a}/{b}" in running:
+            raise LabError(f"{a} is already {doing} {b}")
         try:
-            port = serving_port(self.lab.scenario, b)
+            return a, b, serving_port(self.lab.scenario, b)
         except StopIteration:
-            raise LabError(f"{b} serves nothing to flood; name a balancer or an origin") from None
-        proc, log = self._start_attack(a, "lab.packets.syn_flood", ["--iface", f"{a}-eth0", "--target", self.lab.addresses[b],
-                                                                   "--port", str(port)], f"SYN flood at {b}")
-        self.flooding[name] = (proc, log)
-        return FaultChange("syn_flood", name, self._affects((b,)), {"pid": proc.pid, "port": port})
+            raise LabError(f"{b} serves nothing to attack; name a balancer or an origin") from None
 
-    def stop_flood(self, target: str) -> FaultChange:
+    def _stop_pair(self, action: str, target: str, running: dict[str, Any], doing: str) -> FaultChange:
         a, b = self._pair(target, ordered=True)
         name = f"{a}/{b}"
-        if name not in self.flooding:
-            raise LabError(f"{a} is not flooding {b}")
-        self._stop_attack(*self.flooding.pop(name))
-        return FaultChange("stop_flood", name, self._affects((b,)))
+        if name not in running:
+            raise LabError(f"{a} is not {doing} {b}")
+        self._stop_attack(*running.pop(name))
+        return FaultChange(action, name, self._affects((b,)))
+
+    def syn_flood(self, target: str) -> FaultChange:
+        """A floods B's service port with forged SYNs (lab.packets.syn_flood)."""
+        a, b, port = self._victim(target, self.flooding, "flooding")
+        proc, log = self._start_attack(a, "lab.packets.syn_flood", ["--iface", f"{a}-eth0", "--target", self.lab.addresses[b],
+                                                                   "--port", str(port)], f"SYN flood at {b}")
+        self.flooding[f"{a}/{b}"] = (proc, log)
+        return FaultChange("syn_flood", f"{a}/{b}", self._affects((b,)), {"pid": proc.pid, "port": port})
+
+    def stop_flood(self, target: str) -> FaultChange:
+        return self._stop_pair("stop_flood", target, self.flooding, "flooding")
+
+    def http_flood(self, target: str) -> FaultChange:
+        """A sends B valid requests as fast as it may (lab.packets.http_flood)."""
+        a, b, port = self._victim(target, self.http_flooding, "flooding")
+        args = ["--target", self.lab.addresses[b], "--port", str(port), "--connections", "20", "--rate", "2000"]
+        proc, log = self._start_attack(a, "lab.packets.http_flood", args, f"HTTP flood at {b}")
+        self.http_flooding[f"{a}/{b}"] = (proc, log)
+        return FaultChange("http_flood", f"{a}/{b}", self._affects((b,)), {"pid": proc.pid, "port": port})
+
+    def stop_http_flood(self, target: str) -> FaultChange:
+        return self._stop_pair("stop_http_flood", target, self.http_flooding, "flooding")
+
+    def slowloris(self, target: str) -> FaultChange:
+        """A holds B's connections with request heads it never finishes (lab.packets.slowloris)."""
+        a, b, port = self._victim(target, self.slowing, "slowing")
+        args = ["--target", self.lab.addresses[b], "--port", str(port), "--connections", "200", "--interval", "2"]
+        proc, log = self._start_attack(a, "lab.packets.slowloris", args, f"slow clients at {b}")
+        self.slowing[f"{a}/{b}"] = (proc, log)
+        return FaultChange("slowloris", f"{a}/{b}", self._affects((b,)), {"pid": proc.pid, "port": port})
+
+    def stop_slowloris(self, target: str) -> FaultChange:
+        return self._stop_pair("stop_slowloris", target, self.slowing, "slowing")
 
     def _in_force(self) -> list[tuple[str, str]]:
         """(fault, target) for everything broken, in the order of the fault table."""
         sets = {"down": list(self.down), "crashed": sorted(self.crashed), "paused": sorted(self.paused),
-                "off": sorted(self.off), "cut": sorted(self.cut), "hijacking": sorted(self.hijacking), "flooding": sorted(self.flooding)}
+                "off": sorted(self.off), "cut": sorted(self.cut), "hijacking": sorted(self.hijacking), "flooding": sorted(self.flooding),
+                "http_flooding": sorted(self.http_flooding), "slowing": sorted(self.slowing)}
         assert set(sets) == set(BROKEN_SETS), "a broken set of lab.core.faults has no state here"
         faults = {a.broken: a for a in ACTIONS.values() if a.broken and not a.is_repair}
         return [(faults[kind].name, target) for kind in BROKEN_SETS for target in sets[kind]]

@@ -9,8 +9,10 @@ in step).
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
+from lab.core.client_limits import ClientLimits
 from lab.core.health import READY_PATH
 from lab.core.scenario import BalancerSettings
 
@@ -40,6 +42,21 @@ def _ms(seconds: float) -> str:
     return f"{round(seconds * 1000)}ms"
 
 
+def _haproxy_rate_limit(c: ClientLimits) -> list[str]:
+    """A stick table counting each address's requests over a period (HAProxy's way to say nginx's limit_req)."""
+    if not c.rate_limit:
+        return []
+    period = 1 if c.rate_limit >= 1 else math.ceil(1 / c.rate_limit)
+    most = round(c.rate_limit * period) + c.rate_burst
+    return [f"    stick-table type ip size 100k expire {max(10, 2 * period)}s store http_req_rate({period}s)", "    http-request track-sc0 src",
+            f"    http-request deny deny_status 429 if {{ sc_http_req_rate(0) gt {most} }}"]
+
+
+def _nginx_rate(rate: float) -> str:
+    """nginx takes whole requests per second or per minute."""
+    return f"{int(rate)}r/s" if rate == int(rate) else f"{max(1, round(rate * 60))}r/m"
+
+
 def haproxy_config(b: BalancerSettings, servers: Sequence[dict[str, Any]], name: str, pidfile: str,
                    bind: Sequence[str] = ()) -> str:
     """``bind``: the addresses to listen on (empty: all); each gets ``transparent`` so a VIP can be bound while absent."""
@@ -62,6 +79,7 @@ def haproxy_config(b: BalancerSettings, servers: Sequence[dict[str, Any]], name:
         f"    timeout http-keep-alive {_ms(c.timeout_keep_alive)}", f"    timeout check {_ms(h.check_timeout)}", "    option http-keep-alive", "",
         "frontend web", *([f"    bind {a}:{b.port} transparent" for a in bind] or [f"    bind *:{b.port}"]),
         *([f"    http-request deny deny_status 413 if {{ req.hdr(content-length) -m int gt {c.max_body} }}"] if c.max_body else []),
+        *_haproxy_rate_limit(c),
         # the readiness question VRRP tracking asks, answered by HAProxy itself (halab's balancer does the same)
         f"    monitor-uri {READY_PATH}", "    monitor fail if { nbsrv(origins) lt 1 }",
         f"    http-request set-header Via \"1.1 {name}\"", "    option forwardfor",
@@ -160,6 +178,8 @@ def nginx_config(b: BalancerSettings, servers: Sequence[dict[str, Any]], name: s
         f"    client_header_timeout {_ms(c.timeout_http_request)};", f"    client_body_timeout {_ms(c.timeout_client)};",
         f"    keepalive_timeout {_ms(c.timeout_keep_alive)};", f"    client_max_body_size {c.max_body};",
         f"    large_client_header_buffers 4 {c.max_line};",
+        *([f"    limit_req_zone $binary_remote_addr zone=halab_rate:10m rate={_nginx_rate(c.rate_limit)};",
+           f"    limit_req zone=halab_rate burst={c.rate_burst} nodelay;", "    limit_req_status 429;"] if c.rate_limit else []),
         # request start = end ($msec) - $request_time; halab turns these lines into request_routed events
         "    log_format routed 'ROUTED $msec $request_time $http_x_request_id $upstream_name $status"
         + (" $upstream_cache_status" if cache_dir else "") + "';",

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from lab.core.client_limits import ClientLimits
 from lab.core.http1 import Head, HttpError
+from lab.core.rate_limit import RateLimit
 
 if TYPE_CHECKING:
     from lab.services.proxy import ClientSide
@@ -74,6 +75,7 @@ class Gateway(Protocol):
     name: str  # the node, in request ids
     via: str  # this hop in Via: the node's name, with a comment for some ("fp1 (halab)")
     limits: ClientLimits
+    rate_limit: RateLimit | None  # requests a second per client address (limits.rate_limit), or None
     timeout_server: float
     idle: dict[str, list["UpstreamSide"]]  # kept-alive server connections by server name
     idle_closed: int

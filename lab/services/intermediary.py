@@ -23,6 +23,7 @@ from typing import Callable
 from lab.core.client_limits import ClientLimits
 from lab.core.dispatch import Admission, may_retry
 from lab.core.http1 import HttpError, error_response
+from lab.core.rate_limit import RateLimit
 from lab.events import EventLog
 from lab.services.exchange import CONNECTING, DONE, QUEUED, Exchange, Observer, Upstream, UpstreamError
 from lab.services.httpio import within
@@ -46,6 +47,8 @@ class Intermediary:
         self.observe: Callable[[Exchange], Observer | None] | None = None
         self.errors: dict[str, int] = defaultdict(int)  # failed attempts by server name
         self.admission: Admission[Exchange] = Admission(maxconn)  # HAProxy maxconn (0: no limit)
+        # nginx limit_req per client address, shared by every connection (0: no limit)
+        self.rate_limit = RateLimit(limits.rate_limit, limits.rate_burst) if limits.rate_limit else None
         self.requests = 0
         self.retried = 0
         self.bad_requests = 0

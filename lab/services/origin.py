@@ -4,7 +4,9 @@ Every answer names the server in its body and in ``X-Served-By``, so the
 client (and the report) can see which origin did the work. ``/health``
 answers 200 ``ok`` for the balancer's probes. ``latency_ms`` delays every
 other answer and ``capacity`` limits how many are served at once (the rest
-queue), which is how a slow or overloaded server is emulated.
+queue), which is how a slow or overloaded server is emulated. ``workers``
+limits the *connections* served at once instead, as a process-per-connection
+server does: what slow clients (slowloris) use up.
 
 With ``log_requests`` every request it parses is a ``request_parsed``
 event (method, target, Host, Via, X-Forwarded-For, X-Request-Id, body
@@ -12,7 +14,7 @@ bytes, the names of all headers):
 what really reached the origin, which is how a test proves that no request
 got here that a gateway never routed (request smuggling).
 
-Config keys: node, port, bind, latency_ms, capacity, log_requests, events, control.
+Config keys: node, port, bind, latency_ms, capacity, workers, log_requests, events, control.
 """
 from __future__ import annotations
 
@@ -53,6 +55,9 @@ async def proxy_header(head: bytes, reader: asyncio.StreamReader) -> tuple[str |
     return (f"{found[0]}:{found[1]}" if found else None), head
 
 
+KEEPALIVE_TIMEOUT = 5.0  # seconds an idle kept-alive connection keeps its worker (Apache KeepAliveTimeout default)
+
+
 class Origin:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -61,6 +66,10 @@ class Origin:
         self.latency = s.latency_ms / 1000
         capacity = s.capacity
         self.slots = asyncio.Semaphore(capacity) if capacity > 0 else None
+        # A process-per-connection server (Apache prefork): a connection holds a worker from its first
+        # byte to its close, and the rest wait unread in the kernel's backlog. What slowloris empties.
+        self.workers = asyncio.Semaphore(s.workers) if s.workers > 0 else None
+        self.busy_workers = 0
         self.served = 0
         self.health_checks = 0
         self.bad_requests = 0
@@ -72,7 +81,7 @@ class Origin:
 
     def statistics(self) -> dict[str, object]:
         return {"served": self.served, "health_checks": self.health_checks, "bad_requests": self.bad_requests,
-                "in_flight": self.in_flight, "latency_ms": self.latency * 1000}
+                "in_flight": self.in_flight, "busy_workers": self.busy_workers, "latency_ms": self.latency * 1000}
 
     def set_command(self, req: dict[str, object]) -> dict[str, object]:
         if "latency_ms" in req:
@@ -81,13 +90,32 @@ class Origin:
         return self.statistics()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.workers is None:
+            await self.serve(reader, writer)
+            return
+        async with self.workers:
+            self.busy_workers += 1
+            try:
+                await self.serve(reader, writer)
+            finally:
+                self.busy_workers -= 1
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = "{}:{}".format(*writer.get_extra_info("peername")[:2])  # who this connection comes from, as the origin sees it
         proxied_for = None
         first = self.settings.proxy_protocol
+        served = 0
         try:
             while True:
                 try:
-                    raw = await read_head(reader)
+                    if served and self.workers is not None:  # an idle kept-alive connection holds a worker: Apache's KeepAliveTimeout
+                        try:
+                            raw = await asyncio.wait_for(read_head(reader), KEEPALIVE_TIMEOUT)
+                        except asyncio.TimeoutError:
+                            return
+                    else:
+                        raw = await read_head(reader)
+                    served += 1
                     if first:
                         proxied_for, raw = await proxy_header(raw, reader)
                         first = False

@@ -173,6 +173,7 @@ class ClientSide(asyncio.Protocol):
             try:
                 head = parse_request_head(raw, lim.max_head, lim.max_headers, lim.max_line)
                 framing, length = request_framing(head)
+                self.within_rate()
                 expect = self.admit(head, framing, length)
             except HttpError as e:
                 self.reject(e)
@@ -191,6 +192,14 @@ class ClientSide(asyncio.Protocol):
                 return
             else:
                 self.stream(head, raw, framing, length, expect)
+
+    def within_rate(self) -> None:
+        """nginx limit_req: a client over its rate gets a 429 at the door, before it costs any server anything."""
+        limit = self.gateway.rate_limit
+        if limit is not None and not limit.allow(self.ip, self.loop.time()):  # type: ignore[union-attr]
+            wait = limit.retry_after(self.ip, self.loop.time())  # type: ignore[union-attr] - loop is set once connected
+            raise HttpError(429, f"{self.ip} sends more than {limit.rate:g} requests a second (burst {limit.burst})",
+                            headers=(("Retry-After", str(wait)),))
 
     def admit(self, head: Head, framing: str, length: int) -> bool:
         """Refuse what a gateway must not pass on; say whether the client waits for a 100 Continue."""
