@@ -60,7 +60,7 @@ _DECLARED = [
     ("run_started", "the load starts at start_at", "scenario:str start_at:float duration:float"),
     ("run_finished", "the run ended; what was still broken", "scenario:str broken_at_end:list"),
     ("fault_applied", "a fault was injected (lab.core.faults)", "action:str target:str affects:list note:str "
-     "killed?:list stopped?:list interfaces?:list rule?:str groups?:list pid?:int"),
+     "killed?:list stopped?:list interfaces?:list rule?:str groups?:list pid?:int port?:int"),
     ("fault_reverted", "a repair was made", "action:str target:str affects:list note:str "
      "started?:list continued?:list interfaces?:list routes?:list"),
     ("service_exited", "a service process ended by itself (not by a fault)", "target:str service:str key:str code:int|null log:str"),

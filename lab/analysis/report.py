@@ -75,6 +75,7 @@ REFUSAL_MEANING = {
     "target_too_long": "request target over 8 kB (414)", "version": "HTTP/0.9, /2 or an unknown version (400, 505)",
     "method": "CONNECT at a gateway (405)", "expectation": "an Expect other than 100-continue (417)",
     "not_implemented": "a transfer coding other than chunked (501)",
+    "rate_limited": "over one client's request rate: an HTTP flood answered at the door (429)",
 }
 
 

@@ -76,7 +76,7 @@ _DECLARED = (
            "second, from addresses nobody holds): B's SYN queue fills unless its kernel answers with SYN cookies", state="flooding",
            ordered=True),
     Action("stop_flood", PAIR, "flooding", "syn_flood", "unflood", "stop the SYN flood", mends="stop", ordered=True),
-    Action("http_flood", PAIR, "http_flooding", None, "httpflood", "A sends B's service valid GETs on 20 kept-alive connections, "
+    Action("http_flood", PAIR, "http_flooding", None, "httpflood", "A sends B's service valid GETs on 100 kept-alive connections, "
            "2000 a second: the servers' capacity goes to A, unless B limits each client's rate ([balancer] rate_limit)",
            state="flooding with requests", ordered=True),
     Action("stop_http_flood", PAIR, "http_flooding", "http_flood", "unhttpflood", "stop the HTTP flood", mends="stop", ordered=True),

@@ -325,7 +325,7 @@ class Faults:
     def http_flood(self, target: str) -> FaultChange:
         """A sends B valid requests as fast as it may (lab.packets.http_flood)."""
         a, b, port = self._victim(target, self.http_flooding, "flooding")
-        args = ["--target", self.lab.addresses[b], "--port", str(port), "--connections", "20", "--rate", "2000"]
+        args = ["--target", self.lab.addresses[b], "--port", str(port), "--connections", "100", "--rate", "2000"]
         proc, log = self._start_attack(a, "lab.packets.http_flood", args, f"HTTP flood at {b}")
         self.http_flooding[f"{a}/{b}"] = (proc, log)
         return FaultChange("http_flood", f"{a}/{b}", self._affects((b,)), {"pid": proc.pid, "port": port})

@@ -37,13 +37,13 @@ def test_weighted_round_robin_sequence_on_the_wire_equals_nginx_smooth_wrr(tmp_p
 
 
 def test_leastconn_and_least_time_spare_the_slow_origin(tmp_path):
+    # round robin's share is a third by construction (test_weighted_round_robin_sequence... checks its order on the wire)
     share = {}
-    for algorithm in ("roundrobin", "leastconn", "least_time"):
+    for algorithm in ("leastconn", "least_time"):
         _, metrics = run_scenario(tmp_path, "slow-origin", algorithm=algorithm)
         share[algorithm] = metrics.served_by.get("o3", 0) / metrics.ok
-    assert abs(share["roundrobin"] - 1 / 3) < 0.02, share
-    assert share["leastconn"] < share["roundrobin"] / 2, f"o3 (200 ms) share: {share}"
-    assert share["least_time"] < share["roundrobin"] / 3, f"o3 (200 ms) share: {share}"
+    assert share["leastconn"] < 1 / 3 / 2, f"o3 (200 ms) share: {share}"
+    assert share["least_time"] < 1 / 3 / 3, f"o3 (200 ms) share: {share}"
 
 
 def test_retries_save_every_idempotent_request_when_a_link_is_cut(tmp_path):

@@ -1,0 +1,82 @@
+"""Lesson 08's causes of downtime, judged on what the network did: an HTTP flood, slow clients, a crash loop, a rack without power.
+
+The lesson's graded scenarios run once per session (the ``shipped``
+fixture, shared with test_shipped_scenarios, which holds them to their own
+``[expect]``); these tests look at the same runs from the attacker's side
+and the gateway's, and one short lab shows the flood without its defence.
+"""
+import dataclasses
+import time
+from pathlib import Path
+
+from lab.analysis import report
+from lab.events import read_events
+from lab.net.faults import Faults
+from lab.net.lab import Lab
+from lab.net.roles import plan_services
+from lab.runner import load_scenario
+from lab.services.runtime import call
+
+LESSON = "exercises/08-why-services-go-down"
+
+
+def curl(host, url="http://10.0.0.2/"):
+    code, total = host.cmd(f"curl -s -m 1 -o /dev/null -w '%{{http_code}} %{{time_total}}' {url}").split()
+    return code, float(total)
+
+
+def test_without_a_rate_limit_an_http_flood_fills_the_origins_queues_and_real_clients_wait(tmp_path):
+    scenario = dataclasses.replace(load_scenario(f"{LESSON}/overload.toml"), faults=())
+    with Lab(scenario, tmp_path / "run", say=lambda *a: None) as lab:
+        lab.start_all(plan_services(scenario, lab.addresses, lab.run_dir))
+        before = [curl(lab.net["c1"]) for _ in range(3)]
+        faults = Faults(lab)
+        faults.apply("http_flood", "c3/lb1")
+        time.sleep(2)
+        queued = sum(call(lab.services[f"o{i}-origin"].spec.config["control"], "stats")["in_flight"] for i in (1, 2, 3))
+        during = [curl(lab.net["c1"]) for _ in range(3)]
+        faults.apply("stop_http_flood", "c3/lb1")
+        time.sleep(1.5)
+        after = [curl(lab.net["c1"]) for _ in range(3)]
+    assert all(code == "200" and t < 0.2 for code, t in before), before
+    # 100 connections against 3 origins x capacity 2: the rest wait in the origins' queues, c1's requests with them
+    assert queued > 3 * 2 * 5, f"requests at the origins, served or queued: {queued}"
+    assert all(code != "200" or t > 0.5 for code, t in during), f"c1 during the flood (status, seconds): {during}"
+    assert all(code == "200" and t < 0.2 for code, t in after), f"c1 after the flood stopped: {after}"
+
+
+def test_a_rate_limit_answers_the_flood_with_429s_at_the_door_and_the_real_client_loses_nothing(shipped):
+    run_dir = Path(shipped(f"{LESSON}/overload-limited.toml"))
+    metrics = report.build(run_dir)
+    assert metrics.total > 100 and metrics.failed == 0
+    refused = [e for e in read_events(run_dir) if e["kind"] == "request_rejected"]
+    assert refused and {e["client"] for e in refused} == {"10.0.0.103"} and {e["status"] for e in refused} == {429}
+    done = (run_dir / "logs" / "c3-http_flood.log").read_text().splitlines()[-1]  # "done: ... answers: 200 N, 429 M"
+    answers = dict(part.split() for part in done.split("answers: ")[1].split(", "))
+    assert int(answers["429"]) > 10 * int(answers["200"]), done
+    assert metrics.refused["lb1"]["rate_limited"] == len(refused)
+
+
+def test_slow_clients_empty_the_origins_workers_but_not_the_gateway(shipped):
+    run_dir = Path(shipped(f"{LESSON}/slowloris.toml"))
+    events = read_events(run_dir)
+    faults = [e for e in events if e["kind"] == "fault_applied"]
+    at_origins, at_gateway = faults[0]["t"], next(e["t"] for e in faults if e["target"] == "c2/lb1")
+    down = {e["server"] for e in events if e["kind"] == "health_changed" and e["after"] == "DOWN" and at_origins < e["t"] < at_gateway}
+    assert down == {"o1", "o2", "o3"}, "every origin's workers held: even its health checks stay unanswered"
+    head_timeouts = [e for e in events if e["kind"] == "request_rejected" and e["reason"] == "head_timeout"]
+    assert len(head_timeouts) >= 200 and {e["client"] for e in head_timeouts} == {"10.0.0.102"}
+    failed_later = [e for e in events if e["kind"] == "request_finished" and not e["ok"] and e["t"] > at_gateway]
+    assert failed_later == [], "slow clients at the gateway cost the real client nothing"
+
+
+def test_a_crash_loop_costs_nothing_with_retries_and_passive_checks(shipped):
+    metrics = report.build(Path(shipped(f"{LESSON}/crash-loop.toml")))
+    assert len(metrics.faults) == 3 and metrics.failed == 0 and metrics.saved_by_retry > 0
+
+
+def test_a_rack_without_power_is_survived_by_the_other_rack_and_rejoins(shipped):
+    metrics = report.build(Path(shipped(f"{LESSON}/site-down.toml")))
+    (failover,) = [f for f in metrics.failovers if f.fault == "poweroff gw1"]
+    assert failover.new_master == "gw2"
+    assert metrics.served_by.get("o3", 0) > 0 and metrics.request_availability > 0.9
