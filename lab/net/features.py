@@ -179,6 +179,7 @@ LESSON_NEEDS: dict[str, tuple[tuple[str, str | None], ...]] = {
     "05-forward-proxy": (),
     "06-caching": (),
     "07-l4-vs-l7": (("nft_nat", None),),  # the NAT balancer's table
+    "08-why-services-go-down": (),  # its floods and slow clients are plain sockets from a client's namespace
 }
 MIN_PYTHON = (3, 10)  # pyproject.toml's requires-python
 

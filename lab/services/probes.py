@@ -38,8 +38,13 @@ async def http_probe(address: str, port: int, path: str, expect_status: int = 0,
             return False, f"HTTP {head.status}, expected {expect_status}"
         if not expect_status and not 200 <= head.status < 400:
             return False, f"HTTP {head.status}"
+        # A checked server must frame its answer one way only: an answer a proxy could read two ways
+        # (both lengths, two lengths, a length that is not a number) is a server not to send clients to.
+        if "content-length" in head.index and "transfer-encoding" in head.index:
+            return False, f"HTTP {head.status} framed by both Content-Length and Transfer-Encoding"
+        framing = response_framing(head, "GET")
         if expect_body:
-            body = await read_body(reader, *response_framing(head, "GET"))
+            body = await read_body(reader, *framing)
             if expect_body.encode() not in body:
                 return False, f"HTTP {head.status} without {expect_body!r} in the body"
         return True, f"HTTP {head.status}"

@@ -59,10 +59,12 @@ def test_split_brain_is_detected_and_heals(shipped):
 def test_forged_adverts_take_the_vip_from_both_gateways_and_the_group_heals_when_they_stop(shipped):
     events, metrics = run_named(shipped, "hijack")
     attacker = "10.0.0.102"  # c2
-    yielded = {e["node"] for e in events if e["kind"] == "vrrp_state_changed" and e["after"] == "BACKUP"
-               and f"advert from {attacker} with priority 255" in e["reason"]}
-    assert yielded == {"gw1"}  # the master steps down; gw2, already BACKUP, just keeps waiting
-    # while the forgery lasts (4-8 s) nobody holds the VIP: every request fails, from the forgery's first advert on
+    yielded = [e for e in events if e["kind"] == "vrrp_state_changed" and e["after"] == "BACKUP"
+               and f"advert from {attacker} with priority 255" in e["reason"]]
+    assert {e["node"] for e in yielded} == {"gw1"}  # the master steps down; gw2, already BACKUP, just keeps waiting
+    # while the forgery lasts (until 8 s) nobody holds the VIP: every request fails, from the first forged advert on.
+    # The forger is a Scapy script whose start (importing Scapy) takes up to a second on a busy VM, so the outage
+    # is timed from the advert gw1 heard, not from the fault's scheduled 4 s.
     (outage,) = [o for o in metrics.outages if o.duration > 1]
-    assert outage.duration > 3.0 and 4.0 <= outage.start - metrics.load_start <= 5.0
+    assert abs(outage.start - yielded[0]["t"]) < 0.5 and outage.end - metrics.load_start > 7.9
     assert [r.took is not None and r.took < 2.0 for r in metrics.recoveries] == [True]
