@@ -114,9 +114,12 @@ def recoveries(events: Sequence[Mapping[str, Any]], periods: Sequence[tuple[Mapp
             else:
                 health_changes.append((e["t"], all(state.values())))
         health = settled(health_changes, last, nxt, good_before)
-        failed_after = [q["t"] for q in requests if not q["ok"] and last <= q["t"] < nxt]
-        success = max(failed_after) if failed_after else last
         next_fault = min((f["t"] for f, _ in periods if f["t"] > last), default=None)
+        # A request still unanswered when the next fault struck may have failed because of that fault:
+        # it is not held against this repair (a request sent a hair before a pause times out after it).
+        failed_after = [q["t"] for q in requests if not q["ok"] and last <= q["t"] < nxt
+                        and (next_fault is None or q["t"] + max(q.get("latency") or 0.0, 0.0) < next_fault)]
+        success = max(failed_after) if failed_after else last
         out.append(Recovery(last, label, None if vip is None else vip - last, None if health is None else health - last,
                             success - last, has_vrrp, math.inf if next_fault is None else next_fault - last))
     return out

@@ -251,3 +251,16 @@ def test_a_repair_followed_too_soon_by_the_next_fault_is_not_judged():
     first = m.recoveries[0]
     assert first.cut_short and first.window == pytest.approx(0.3) and first.took is None
     assert check_expectations(m, {"reconverge_within": 2.0})[0].detail.count("never") == 0
+
+
+def test_a_request_in_flight_when_the_next_fault_strikes_is_not_held_against_the_repair_before():
+    ev = synthetic()
+    # o2 freezes at 15 s; a request sent 5 ms before it times out a second later, because of the freeze
+    ev.append({"t": T0 + 15, "kind": "fault_applied", "node": "lab", "action": "pause", "target": "o2", "affects": ["o2"]})
+    ev.append({"t": T0 + 20, "kind": "fault_reverted", "node": "lab", "action": "resume", "target": "o2", "affects": ["o2"]})
+    ev.append({"t": T0 + 14.995, "kind": "request_finished", "node": "c2", "id": "c2-1", "latency": 1.0, "ok": False,
+               "status": 504, "error": "http_504", "served_by": None, "upstream": "o2"})
+    ev.append({"t": T0 + 13.0, "kind": "request_finished", "node": "c2", "id": "c2-0", "latency": 1.0, "ok": False,
+               "status": 504, "error": "http_504", "served_by": None, "upstream": "o2"})
+    first = compute(ev).recoveries[0]
+    assert first.repair == "link_up o1-s1" and first.success == pytest.approx(3.0)  # c2-0 failed within the window; c2-1 is the freeze's
