@@ -127,6 +127,8 @@ _DECLARED = [
     ("vip_released", "the VIP was removed", "vip:str reason:str"),
     ("vip_error", "adding or removing the VIP failed", "verb:str error:str"),
     ("garp_sent", "gratuitous ARPs announced an address", "count:int mac:str vip?:str address?:str member?:str"),
+    ("vrrp_filtered", "at the end of a run: the adverts a gateway's nftables rule dropped ([vrrp] accept_from = \"peers\")",
+     "gateway:str allowed:list dropped:int"),
     ("garp_failed", "a gratuitous ARP could not be sent", "vip:str error:str errno:int"),
     # ---- bonding ----
     ("bond_failover", "the bond's active member changed", "before:str|null after:str|null reason:str"),

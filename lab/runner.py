@@ -73,7 +73,7 @@ def write_meta(scenario: Scenario, run_dir: Path) -> None:
 def run(scenario: Scenario, run_dir: Path, live: bool = True, say: Any = print) -> Path:
     """Run ``scenario`` end to end; return the run directory (the report is built by the caller)."""
     from lab.live import LiveView
-    from lab.net import features
+    from lab.net import features, guards
     from lab.net.faults import Faults
     from lab.net.lab import Lab
 
@@ -82,6 +82,7 @@ def run(scenario: Scenario, run_dir: Path, live: bool = True, say: Any = print) 
     write_meta(scenario, run_dir)
     with Lab(scenario, run_dir, say=say) as lab:
         lab.capture(scenario.capture)
+        guards.guard_vrrp(lab)
         lab.start_all(plan_services(scenario, lab.addresses, run_dir))
         faults = Faults(lab)
         start_at = time.time() + LEAD_TIME
@@ -106,6 +107,7 @@ def run(scenario: Scenario, run_dir: Path, live: bool = True, say: Any = print) 
             still = lab.wait_exit(clients, timeout=max(0.0, end - time.time()))
             if still:
                 say(f"load generators still running past their deadline: {', '.join(s.spec.key for s in still)}")
+        guards.report_vrrp(lab)
         lab.event("run_finished", scenario=scenario.name, broken_at_end=faults.broken())
     if lab.leftover_report:
         say(f"cleanup removed: {', '.join(lab.leftover_report)}")

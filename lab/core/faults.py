@@ -72,6 +72,12 @@ _DECLARED = (
            "(Scapy; VRRPv3 has no authentication): the gateways yield the VIP, and nobody holds it", state="hijacking", needs="vrrp"),
     Action("stop_hijack", HOST, "hijacking", "hijack", "unhijack", "stop the forged adverts: the gateways elect a master again",
            mends="stop"),
+    Action("arp_spoof", HOST, "arp_spoofing", None, "arpspoof", "the host sends forged gratuitous ARPs (Scapy, two a second) "
+           "saying every VIP is at its own MAC: the clients' requests go to it, and it drops them", state="spoofing ARP",
+           needs="vrrp"),
+    Action("stop_arp_spoof", HOST, "arp_spoofing", "arp_spoof", "unarpspoof", "stop the forged ARPs: the clients' entries "
+           "stay wrong until their kernel probes them again or the MASTER repeats its own GARP ([vrrp] garp_refresh)",
+           mends="stop"),
     Action("syn_flood", PAIR, "flooding", None, "flood", "A floods B's service port with forged SYNs (Scapy, at most 3000 a "
            "second, from addresses nobody holds): B's SYN queue fills unless its kernel answers with SYN cookies", state="flooding",
            ordered=True),

@@ -144,6 +144,13 @@ class VrrpSettingsSpec:
     impls: Mapping[str, str] = setting({}, "per-node speaker, e.g. gw2 = \"keepalived\" for a mixed pair")
     backup_timer: str = setting("rfc5798", "when a BACKUP takes over after an advert, in halab's speakers: 'rfc5798', or a "
                                 "class of your own, 'my_timer.py:MyTimer' (exercise 3)")
+    garp_refresh: float = setting(0.0, "seconds between a MASTER's repeated gratuitous ARPs, which put right a client's "
+                                  "forged or lost ARP entry (keepalived garp_master_refresh, whole seconds there; default "
+                                  "0: only when it takes the VIP)", minimum=0, maximum=3600)
+    accept_from: str = setting("anyone", "whose adverts the gateways take in: 'anyone' (RFC 5798: VRRPv3 has no "
+                               "authentication) or 'peers', the group's own gateways only (an nftables rule on each "
+                               "gateway drops the adverts of every other source, like keepalived's unicast_peer with "
+                               "check_unicast_src)", choices=("anyone", "peers"))
 
 
 @dataclass(frozen=True)

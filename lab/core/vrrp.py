@@ -47,6 +47,9 @@ class VrrpSettings:
     # keepalived preempt_delay (default 0): seconds added to the wait before taking over at
     # startup or from a lower-priority master, so a returning router settles before it preempts
     preempt_delay: float = 0.0
+    # keepalived garp_master_refresh (default 0: off): a MASTER repeats its gratuitous ARP this
+    # often, so a client whose ARP entry went wrong (a forged GARP, a lost one) is put right
+    garp_refresh: float = 0.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.vrid <= 255:
@@ -57,9 +60,12 @@ class VrrpSettings:
             raise ValueError(f"preempt_delay must be 0..1000 s (keepalived's range), got {self.preempt_delay}")
         if not 0.01 <= self.advert_interval <= 40.95:
             raise ValueError(f"advert_interval must be 0.01..40.95 s (12 bits of centiseconds), got {self.advert_interval}")
+        if self.garp_refresh < 0:
+            raise ValueError(f"garp_refresh must be 0 (off) or more seconds, got {self.garp_refresh}")
 
 
 LOWER_PRIO_GARP_GAP = 1.0  # seconds between two GARP bursts answering a lower-priority master
+GARP_REFRESH = "garp_master_refresh"  # the reason of a MASTER's periodic GARP (keepalived's name for it)
 
 
 def skew_time(priority: int, interval: float) -> float:
@@ -125,6 +131,7 @@ class Vrrp:
     priority: int = field(init=False)
     master_adver_interval: float = field(init=False)
     advert_at: float | None = None  # next advertisement due (MASTER)
+    garp_at: float | None = None  # next periodic gratuitous ARP due (MASTER with garp_refresh)
     master_down_at: float | None = None  # takeover due (BACKUP)
     master: str = ""  # who we believe is master (its address)
     last_advert: float | None = None
@@ -147,7 +154,7 @@ class Vrrp:
         return master_down_interval(self.priority, self.master_adver_interval)
 
     def next_deadline(self) -> float | None:
-        times = [t for t in (self.advert_at, self.master_down_at) if t is not None]
+        times = [t for t in (self.advert_at, self.master_down_at, self.garp_at) if t is not None]
         return min(times) if times else None
 
     # ---- transitions -----------------------------------------------------------------
@@ -161,12 +168,13 @@ class Vrrp:
         self.master = self.settings.address
         self.master_down_at = None
         self.advert_at = now + self.settings.advert_interval
+        self.garp_at = now + self.settings.garp_refresh if self.settings.garp_refresh else None
         return [Action(SEND_ADVERT, self.priority), Action(TAKE_VIP, reason=reason), Action(SEND_GARP, reason=reason)]
 
     def _to_backup(self, now: float, reason: str) -> list[Action]:
         was_master = self.state == MASTER
         self._become(BACKUP, now, reason)
-        self.advert_at = None
+        self.advert_at = self.garp_at = None
         self.master_down_at = now + self.down_interval
         return [Action(DROP_VIP, reason=reason)] if was_master else []
 
@@ -225,7 +233,11 @@ class Vrrp:
         return [Action(SEND_ADVERT, self.priority), Action(SEND_GARP, reason=f"a lower-priority MASTER ({source}) was heard")]
 
     def _tick_master(self, now: float) -> list[Action]:
-        """advertise every advert_interval"""
+        """advertise every advert_interval (and GARP every garp_refresh)"""
+        actions = []
+        if self.garp_at is not None and now >= self.garp_at:
+            self.garp_at = now + self.settings.garp_refresh
+            actions.append(Action(SEND_GARP, reason=GARP_REFRESH))
         if self.advert_at is not None and now >= self.advert_at:
             # On the grid, not from now: a timer that wakes a little late (a loop with
             # millisecond timers) must not push every later advert back too. Counting from
@@ -234,8 +246,8 @@ class Vrrp:
             # process was frozen): start a new grid from now rather than send a burst.
             following = self.advert_at + self.settings.advert_interval
             self.advert_at = following if following > now else now + self.settings.advert_interval
-            return [Action(SEND_ADVERT, self.priority)]
-        return []
+            actions.append(Action(SEND_ADVERT, self.priority))
+        return actions
 
     def _tick_backup(self, now: float) -> list[Action]:
         """down timer run out: MASTER, take the VIP, gratuitous ARP"""
@@ -249,7 +261,7 @@ class Vrrp:
     def _shutdown_master(self, now: float) -> list[Action]:
         """advertise priority 0, drop the VIP, INIT"""
         self._become(INIT, now, "shutdown")
-        self.advert_at = None
+        self.advert_at = self.garp_at = None
         return [Action(SEND_ADVERT, 0, "stopping: priority 0 lets a backup take over after Skew_Time"), Action(DROP_VIP, reason="shutdown")]
 
     def _shutdown_backup(self, now: float) -> list[Action]:

@@ -19,7 +19,8 @@ COMMANDS = {
     "ifconfig": ("net-tools", "Mininet: interface up/down"),
     "brctl": ("bridge-utils", "Mininet's Linux bridge switches"),
     "mnexec": ("mininet", "Mininet: starting hosts in their namespaces"),
-    "nft": ("nftables", "the L4 balancer's NAT table, partition faults, advert loss in the failover bench"),
+    "nft": ("nftables", "the L4 balancer's NAT table, partition faults, advert loss in the failover bench, "
+                        "[vrrp] accept_from = \"peers\""),
     "conntrack": ("conntrack", "the L4 balancer: flows per backend, flush_on_down"),
     "ipvsadm": ("ipvsadm", "[l4] impl = \"ipvs\", where the kernel has IPVS"),
     "ipvsadm-restore": ("ipvsadm", "[l4] impl = \"ipvs\": a batch of changes"),

@@ -52,6 +52,7 @@ class Faults:
         self.off: set[str] = set()
         self.cut: set[str] = set()  # "a/b" pairs that cannot reach each other
         self.hijacking: dict[str, Any] = {}  # attacker host -> its forging process
+        self.arp_spoofing: dict[str, Any] = {}  # attacker host -> its forged-ARP process
         self.flooding: dict[str, Any] = {}  # "attacker/victim" -> the flooding process
         self.http_flooding: dict[str, Any] = {}  # "attacker/victim" -> the HTTP flood's process
         self.slowing: dict[str, Any] = {}  # "attacker/victim" -> the slowloris process
@@ -272,6 +273,29 @@ class Faults:
         gateways = tuple(n for n, gs in self.lab.scenario.layout.vrrp.items() if gs)
         return FaultChange("stop_hijack", target, self._affects(gateways))
 
+    def arp_spoof(self, target: str) -> FaultChange:
+        """The host claims every VIP of the lab with forged gratuitous ARPs (lab.packets.arp_spoof)."""
+        layout = self.lab.scenario.layout
+        if target not in layout.nodes or layout.nodes[target] == "switch":
+            raise LabError(f"no host named {target!r} to send forged ARPs from")
+        if target in self.arp_spoofing:
+            raise LabError(f"{target} is already sending forged ARPs")
+        vips = sorted({g["vip"] for gs in layout.vrrp.values() for g in gs})
+        if not vips:
+            raise LabError("this lab has no VIP to claim")
+        args = ["--iface", f"{target}-eth0", "--interval", "0.5"] + [a for vip in vips for a in ("--vip", vip)]
+        proc, log = self._start_attack(target, "lab.packets.arp_spoof", args, "forged ARPs")
+        self.arp_spoofing[target] = (proc, log)
+        gateways = tuple(n for n, gs in layout.vrrp.items() if gs)
+        return FaultChange("arp_spoof", target, self._affects(gateways), {"groups": vips, "pid": proc.pid})
+
+    def stop_arp_spoof(self, target: str) -> FaultChange:
+        if target not in self.arp_spoofing:
+            raise LabError(f"{target} is not sending forged ARPs")
+        self._stop_attack(*self.arp_spoofing.pop(target))
+        gateways = tuple(n for n, gs in self.lab.scenario.layout.vrrp.items() if gs)
+        return FaultChange("stop_arp_spoof", target, self._affects(gateways))
+
     def _start_attack(self, host: str, module: str, args: list[str], what: str) -> tuple[Any, Any]:
         """A Scapy script of lab/packets on ``host``, its output in the run's logs, recorded for cleanup."""
         import sys
@@ -347,7 +371,8 @@ class Faults:
     def _in_force(self) -> list[tuple[str, str]]:
         """(fault, target) for everything broken, in the order of the fault table."""
         sets = {"down": list(self.down), "crashed": sorted(self.crashed), "paused": sorted(self.paused),
-                "off": sorted(self.off), "cut": sorted(self.cut), "hijacking": sorted(self.hijacking), "flooding": sorted(self.flooding),
+                "off": sorted(self.off), "cut": sorted(self.cut), "hijacking": sorted(self.hijacking),
+                "arp_spoofing": sorted(self.arp_spoofing), "flooding": sorted(self.flooding),
                 "http_flooding": sorted(self.http_flooding), "slowing": sorted(self.slowing)}
         assert set(sets) == set(BROKEN_SETS), "a broken set of lab.core.faults has no state here"
         faults = {a.broken: a for a in ACTIONS.values() if a.broken and not a.is_repair}

@@ -125,8 +125,8 @@ def haproxy_tcp_config(l4: Any, servers: Sequence[dict[str, Any]], pidfile: str,
 
 def keepalived_config(node: str, iface: str, vip: str, vrid: int, priority: int, interval: float, preempt: bool,
                       track_port: int, track_weight: int, track_interval: float = 1.0, track_fall: int = 2, track_rise: int = 1,
-                      preempt_delay: float = 0.0) -> str:
-    """keepalived speaking VRRPv3 with the same group, priority, interval, tracking and preempt_delay as halab's speaker.
+                      preempt_delay: float = 0.0, garp_refresh: float = 0.0) -> str:
+    """keepalived speaking VRRPv3 with the same group, priority, interval, tracking, preempt_delay and GARP refresh as halab's speaker.
 
     Tracking asks the balancer the same question halab's speaker asks
     (``GET /halab-ready``: can you serve?), starting failed (``init_fail``).
@@ -146,6 +146,8 @@ def keepalived_config(node: str, iface: str, vip: str, vrid: int, priority: int,
         lines.append("    nopreempt")
     elif preempt_delay:
         lines.append(f"    preempt_delay {preempt_delay:g}")
+    if garp_refresh:  # whole seconds in keepalived
+        lines.append(f"    garp_master_refresh {max(1, round(garp_refresh))}")
     lines += ["    virtual_ipaddress {", f"        {vip}/24 dev {iface}", "    }"]
     if track_port:
         lines += ["    track_script {", "        local_balancer", "    }"]

@@ -158,7 +158,8 @@ def plan_vrrp(scenario: Scenario, addresses: Mapping[str, str], run_dir: Path) -
                 spec.config.update(conf_path=str(run_dir / "conf" / f"{spec.key}-keepalived.conf"),
                                    conf_text=keepalived_config(node, c["interface"], c["vip"], c["vrid"], c["priority"],
                                                                c["advert_interval"], c["preempt"], c["track_port"], c["track_weight"],
-                                                               v.track_interval, v.track_fall, v.track_rise, v.preempt_delay))
+                                                               v.track_interval, v.track_fall, v.track_rise, v.preempt_delay,
+                                                               v.garp_refresh))
             specs.append(spec)
     return specs
 

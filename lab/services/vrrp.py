@@ -45,7 +45,19 @@ from lab.core import vrrp_packet as wire
 from lab.core.health import READY_PATH, HealthSettings
 from lab.core.scenario import VrrpSettingsSpec
 from lab.core.schema import from_config
-from lab.core.vrrp import DROP_VIP, MASTER, SEND_ADVERT, SEND_GARP, TAKE_VIP, Action, BackupTimer, RfcTimer, Vrrp, VrrpSettings
+from lab.core.vrrp import (
+    DROP_VIP,
+    GARP_REFRESH,
+    MASTER,
+    SEND_ADVERT,
+    SEND_GARP,
+    TAKE_VIP,
+    Action,
+    BackupTimer,
+    RfcTimer,
+    Vrrp,
+    VrrpSettings,
+)
 from lab.services.healthcheck import HealthChecker, Probe, Target
 from lab.services.netlink import Addresses
 from lab.services.runtime import Context, serve, transient
@@ -73,7 +85,8 @@ class Speaker:
         self.prefix = cfg["prefix"]
         self.base_priority = cfg["priority"]
         v = from_config(VrrpSettingsSpec, cfg)  # the scenario's [vrrp], rebuilt; the rest is this node's part in it
-        self.machine = Vrrp(VrrpSettings(cfg["vrid"], self.base_priority, v.advert_interval, v.preempt, self.address, v.preempt_delay),
+        self.machine = Vrrp(VrrpSettings(cfg["vrid"], self.base_priority, v.advert_interval, v.preempt, self.address, v.preempt_delay,
+                                                 v.garp_refresh),
                             timer=timer_of(v.backup_timer))
         self.track_port = cfg["track_port"]  # 0: no tracking
         self.track_interval = v.track_interval
@@ -121,7 +134,7 @@ class Speaker:
                 await self.ip("add")
                 self.ctx.log.emit("vip_taken", vip=self.vip, reason=action.reason)
             elif action.kind == SEND_GARP:
-                self.send_garp()
+                self.send_garp(1 if action.reason == GARP_REFRESH else GARP_REPEAT)  # keepalived's refresh repeat: 1
             elif action.kind == DROP_VIP:
                 await self.ip("del")
                 self.ctx.log.emit("vip_released", vip=self.vip, reason=action.reason)
@@ -143,19 +156,19 @@ class Speaker:
             self.send_failures = 0
         self.adverts_sent += 1
 
-    def send_garp(self) -> None:
+    def send_garp(self, count: int) -> None:
         frame = wire.garp(self.mac, self.vip)
         try:
             with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as raw:
                 raw.bind((self.iface, 0))
-                for _ in range(GARP_REPEAT):
+                for _ in range(count):
                     raw.send(frame)
         except OSError as e:
             if not transient(e):
                 raise
             self.ctx.log.emit("garp_failed", vip=self.vip, error=e.strerror or str(e), errno=e.errno)
             return
-        self.ctx.log.emit("garp_sent", vip=self.vip, mac=self.mac, count=GARP_REPEAT)
+        self.ctx.log.emit("garp_sent", vip=self.vip, mac=self.mac, count=count)
 
     async def ip(self, verb: str) -> None:
         """Add or remove the VIP by rtnetlink (``lab.services.netlink``): no process on the takeover path."""

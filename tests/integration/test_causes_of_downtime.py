@@ -80,3 +80,38 @@ def test_a_rack_without_power_is_survived_by_the_other_rack_and_rejoins(shipped)
     (failover,) = [f for f in metrics.failovers if f.fault == "poweroff gw1"]
     assert failover.new_master == "gw2"
     assert metrics.served_by.get("o3", 0) > 0 and metrics.request_availability > 0.9
+
+
+def test_forged_adverts_never_reach_gateways_that_accept_their_peers_only(shipped):
+    run_dir = Path(shipped(f"{LESSON}/hijack-filtered.toml"))
+    events = read_events(run_dir)
+    sent = int((run_dir / "logs" / "c2-vrrp_forge.log").read_text().split("sent ")[1].split()[0])
+    filtered = {e["gateway"]: e["dropped"] for e in events if e["kind"] == "vrrp_filtered"}
+    assert sent >= 20 and filtered == {"gw1": sent, "gw2": sent}, (sent, filtered)  # every forged advert, dropped by each kernel
+    changes = [(e["node"], e["after"]) for e in events if e["kind"] == "vrrp_state_changed" and e["reason"] not in ("startup", "shutdown")]
+    assert changes == [("gw1", "MASTER")], "gw1 took the VIP once, at the start, and kept it through the forgery"
+    assert report.build(run_dir).failed == 0
+
+
+def test_forged_arps_send_the_clients_to_the_attacker_and_the_masters_refreshed_garp_brings_them_back(tmp_path):
+    from lab.runner import run
+
+    scenario = load_scenario(f"{LESSON}/arp-spoof.toml")
+    scenario = dataclasses.replace(scenario, duration=9, vrrp=dataclasses.replace(scenario.vrrp, garp_refresh=1.0))
+    run_dir = run(scenario, tmp_path / "run", live=False, say=lambda *a: None)
+    events = read_events(run_dir)
+    metrics = report.build(run_dir)
+    attack = next(e["t"] for e in events if e["kind"] == "fault_applied")
+    stop = next(e["t"] for e in events if e["kind"] == "fault_reverted")
+    sent = int((run_dir / "logs" / "c2-arp_spoof.log").read_text().split("sent ")[1].split()[0])
+    assert sent >= 3
+    # the clients' requests went to c2: timeouts, and no gateway saw them
+    lost = [e for e in events if e["kind"] == "request_finished" and not e["ok"]]
+    assert lost and all(e["error"] == "timeout" and attack < e["t"] < stop + 1.5 for e in lost), lost[:3]
+    seen = {e["id"] for e in events if e["kind"] == "request_routed"}
+    assert not seen & {e["id"] for e in lost}, "a lost request reached a gateway"
+    # gw1, MASTER all along, repeats its GARP every second (one frame each: keepalived's refresh repeat)
+    refreshes = [e["t"] for e in events if e["kind"] == "garp_sent" and e["node"] == "gw1" and e["count"] == 1]
+    assert len(refreshes) >= 6 and all(0.9 < b - a < 1.1 for a, b in zip(refreshes, refreshes[1:]))
+    (recovery,) = metrics.recoveries
+    assert recovery.took is not None and recovery.took <= 1.1, recovery  # back at gw1's next GARP, not after ARP's own probes

@@ -8,6 +8,7 @@ from lab.core import vrrp_packet as wire
 from lab.core.vrrp import (
     BACKUP,
     DROP_VIP,
+    GARP_REFRESH,
     INIT,
     MASTER,
     SEND_ADVERT,
@@ -56,6 +57,22 @@ def test_adverts_keep_a_backup_down_and_the_master_advertises_on_time():
     m = router(priority=255, interval=0.1)
     assert kinds(m.start(0.0)) == [SEND_ADVERT, TAKE_VIP, SEND_GARP]
     assert m.tick(0.05) == [] and kinds(m.tick(0.1)) == [SEND_ADVERT] and m.next_deadline() == pytest.approx(0.2)
+
+
+def test_a_master_with_garp_refresh_repeats_its_gratuitous_arp_and_stops_when_it_yields():
+    m = Vrrp(VrrpSettings(vrid=51, priority=255, advert_interval=1.0, address="10.0.0.2", garp_refresh=2.5))
+    assert kinds(m.start(0.0)) == [SEND_ADVERT, TAKE_VIP, SEND_GARP]
+    assert m.next_deadline() == pytest.approx(1.0)
+    assert kinds(m.tick(1.0)) == [SEND_ADVERT] and kinds(m.tick(2.0)) == [SEND_ADVERT]
+    assert m.next_deadline() == pytest.approx(2.5)
+    refresh = m.tick(2.5)
+    assert kinds(refresh) == [SEND_GARP] and refresh[0].reason == GARP_REFRESH
+    assert [kinds(m.tick(t)) for t in (3.0, 4.0, 5.0)] == [[SEND_ADVERT], [SEND_ADVERT], [SEND_GARP, SEND_ADVERT]]
+    m.advert(5.5, 255, "10.0.0.9", 1.0)  # an equal priority from a higher address: it yields
+    assert m.state == BACKUP and m.garp_at is None
+    plain = router(priority=255)
+    plain.start(0.0)
+    assert all(SEND_GARP not in kinds(plain.tick(float(t))) for t in range(1, 30))  # default 0: only when taking the VIP
 
 
 def test_priority_zero_means_take_over_after_skew_time():
