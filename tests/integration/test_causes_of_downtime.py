@@ -97,7 +97,7 @@ def test_forged_arps_send_the_clients_to_the_attacker_and_the_masters_refreshed_
     from lab.runner import run
 
     scenario = load_scenario(f"{LESSON}/arp-spoof.toml")
-    scenario = dataclasses.replace(scenario, duration=9, vrrp=dataclasses.replace(scenario.vrrp, garp_refresh=1.0))
+    scenario = dataclasses.replace(scenario, duration=8, vrrp=dataclasses.replace(scenario.vrrp, garp_refresh=1.0))
     run_dir = run(scenario, tmp_path / "run", live=False, say=lambda *a: None)
     events = read_events(run_dir)
     metrics = report.build(run_dir)

@@ -1,10 +1,11 @@
 """The chaos matrix: seeded random faults on every topology, each run held to the invariants of a lab that heals.
 
-One seed per topology and two for the mixed pair (gw2 on keepalived), where
-the issue's defects lived: a master whose cable came back and that never
-advertised again, a gateway that took its VIP back before it could serve.
-Short runs, about a minute and a half in all; ``halab chaos`` runs the same
-thing with more seeds and faults.
+One seed per topology, short runs (about a minute in all). The mixed pair
+(gw2 on keepalived) is where the issue's defects lived: a master whose
+cable came back and that never advertised again, a gateway that took its
+VIP back before it could serve. ``halab chaos`` runs the same thing with
+more seeds and faults (``--seed 21 --runs 2`` on a scenario like the mixed
+pair's below replays the two seeds this test used to run).
 """
 import pytest
 
@@ -38,7 +39,7 @@ MATRIX = {
     "active_active": "[vrrp]\nadvert_interval = 0.1",
     "bonding": "",
 }
-SEEDS = {"single_lb": (11,), "active_standby": (21, 22), "active_active": (31,), "bonding": (41,)}
+SEEDS = {"single_lb": (11,), "active_standby": (21,), "active_active": (31,), "bonding": (41,)}
 
 
 @pytest.mark.parametrize("topology", sorted(MATRIX))
