@@ -301,7 +301,7 @@ def _grade_pack(args: argparse.Namespace) -> int:
     out = Path(args.runs).resolve() / f"{time.strftime('%Y%m%d-%H%M%S')}-grade-{Path(args.pack).name}"
     rows = grade_pack.grade_class(pack, students, out)
     (out / "grades.csv").write_text(grade_pack.sheet_csv(rows))
-    markdown = grade_pack.sheet_markdown(pack, rows)
+    markdown = grade_pack.sheet_markdown(pack, rows, grade_pack.written_answers(pack, students))
     (out / "grades.md").write_text(markdown)
     print(markdown)
     print(f"written: {out / 'grades.csv'}, {out / 'grades.md'} (and every run directory under {out})")
