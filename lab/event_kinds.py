@@ -60,7 +60,7 @@ _DECLARED = [
     ("run_started", "the load starts at start_at", "scenario:str start_at:float duration:float"),
     ("run_finished", "the run ended; what was still broken", "scenario:str broken_at_end:list"),
     ("fault_applied", "a fault was injected (lab.core.faults)", "action:str target:str affects:list note:str "
-     "killed?:list stopped?:list interfaces?:list rule?:str groups?:list pid?:int port?:int"),
+     "killed?:list stopped?:list interfaces?:list rule?:str groups?:list pid?:int port?:int status?:int"),
     ("fault_reverted", "a repair was made", "action:str target:str affects:list note:str "
      "started?:list continued?:list interfaces?:list routes?:list"),
     ("service_exited", "a service process ended by itself (not by a fault)", "target:str service:str key:str code:int|null log:str"),
@@ -114,7 +114,7 @@ _DECLARED = [
     ("request_parsed", "what really reached an origin (log_requests)", "method:str target:str id:str|null via:str|null "
      "forwarded_for:str|null body:int host?:str|null headers?:list peer?:str proxied_for?:str|null"),
     ("request_unparsed", "an origin refused a request it could not parse", "status:int error:str"),
-    ("origin_changed", "an origin's added latency was changed", "latency_ms:float"),
+    ("origin_changed", "an origin's added latency or its forced error status was changed", "latency_ms:float fail_status?:int"),
     # ---- VRRP (halab's speaker, keepalived) ----
     ("vrrp_state_changed", "INIT/BACKUP/MASTER transitions", "vrid:int before:str after:str reason:str vip:str priority?:int"),
     ("priority_changed", "tracking raised or lowered the priority", "priority:int reason:str startup?:bool vrid?:int"),

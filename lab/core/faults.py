@@ -61,6 +61,9 @@ _DECLARED = (
     Action("resume", NODE, "paused", "pause", "resume", "SIGCONT a paused node's services", mends="resume"),
     Action("crash", NODE, "crashed", None, "crash", "SIGKILL every halab service on the node", stops_services=True, state="crashed"),
     Action("restart", NODE, "crashed", "crash", "restart", "start a crashed node's services again", mends="restart"),
+    Action("bad_deploy", NODE, "erroring", None, "baddeploy", "the origin answers 500 to every request, but its /health still "
+           "says 200 (a bad release): active checks see nothing, passive checks do", state="answering 500s"),
+    Action("rollback", NODE, "erroring", "bad_deploy", "rollback", "the origin answers as before", mends="roll back"),
     Action("poweroff", NODE, "off", None, "poweroff", "the whole machine dies: every interface down, services killed",
            stops_services=True, state="powered off"),
     Action("poweron", NODE, "off", "poweroff", "poweron", "boot a powered-off node again (interfaces up, no VIP held, services started)",

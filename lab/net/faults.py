@@ -29,6 +29,7 @@ from lab.core.faults import ACTIONS, BROKEN_SETS, LINK, NONE, REPAIR_OF, REPAIRS
 from lab.core.roles import SERVICE_ROLES
 from lab.core.scenario import resolve_link, resolve_pair
 from lab.net.lab import CRASHED, PAUSED, RUNNING, Lab, LabError
+from lab.services.runtime import call
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class Faults:
         self.down: dict[str, tuple[str, str]] = {}  # "a-b" -> link
         self.crashed: set[str] = set()
         self.paused: set[str] = set()
+        self.erroring: set[str] = set()  # origins answering 500s (a bad deploy)
         self.off: set[str] = set()
         self.cut: set[str] = set()  # "a/b" pairs that cannot reach each other
         self.hijacking: dict[str, Any] = {}  # attacker host -> its forging process
@@ -249,6 +251,33 @@ class Faults:
         self.paused.discard(node)
         return FaultChange("resume", node, (node,), {"continued": pids})
 
+    def bad_deploy(self, target: str) -> FaultChange:
+        """The node's origin answers 500 to every request but its health check (its control socket's ``set``)."""
+        control = self._origin_control(target)
+        if target in self.erroring:
+            raise LabError(f"{target} already answers 500s")
+        if target in self.crashed | self.paused | self.off:
+            raise LabError(f"{target} is down: a release needs a running origin")
+        call(control, "set", fail_status=500)
+        self.erroring.add(target)
+        return FaultChange("bad_deploy", target, (target,), {"status": 500})
+
+    def rollback(self, target: str) -> FaultChange:
+        if target not in self.erroring:
+            raise LabError(f"{target} has no bad deploy to roll back")
+        if target in self.paused:
+            raise LabError(f"{target} is paused: resume it first")
+        if target not in self.crashed | self.off:  # a crashed or powered-off origin comes back with the good release
+            call(self._origin_control(target), "set", fail_status=0)
+        self.erroring.discard(target)
+        return FaultChange("rollback", target, (target,))
+
+    def _origin_control(self, target: str) -> str:
+        origins = [s for s in self.lab.services_on(self._node(target)) if s.spec.service == "origin"]
+        if not origins:
+            raise LabError(f"{target} runs no halab origin to deploy a bad release to; name an origin")
+        return str(origins[0].spec.config["control"])
+
     def hijack(self, target: str) -> FaultChange:
         """The host forges VRRP adverts (priority 255) for every group of the lab, at the groups' own interval (Scapy)."""
         layout = self.lab.scenario.layout
@@ -371,6 +400,7 @@ class Faults:
     def _in_force(self) -> list[tuple[str, str]]:
         """(fault, target) for everything broken, in the order of the fault table."""
         sets = {"down": list(self.down), "crashed": sorted(self.crashed), "paused": sorted(self.paused),
+                "erroring": sorted(self.erroring),
                 "off": sorted(self.off), "cut": sorted(self.cut), "hijacking": sorted(self.hijacking),
                 "arp_spoofing": sorted(self.arp_spoofing), "flooding": sorted(self.flooding),
                 "http_flooding": sorted(self.http_flooding), "slowing": sorted(self.slowing)}

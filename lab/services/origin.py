@@ -73,6 +73,8 @@ class Origin:
         self.served = 0
         self.health_checks = 0
         self.bad_requests = 0
+        self.fail_status = 0  # a bad deploy (fault bad_deploy): every request but /health answered with this status
+        self.failed = 0
         self.in_flight = 0
         self.started = time.time()
         self.log_requests = s.log_requests
@@ -81,12 +83,19 @@ class Origin:
 
     def statistics(self) -> dict[str, object]:
         return {"served": self.served, "health_checks": self.health_checks, "bad_requests": self.bad_requests,
-                "in_flight": self.in_flight, "busy_workers": self.busy_workers, "latency_ms": self.latency * 1000}
+                "in_flight": self.in_flight, "busy_workers": self.busy_workers, "latency_ms": self.latency * 1000,
+                "fail_status": self.fail_status, "failed": self.failed}
 
     def set_command(self, req: dict[str, object]) -> dict[str, object]:
         if "latency_ms" in req:
             self.latency = float(req["latency_ms"]) / 1000  # type: ignore[arg-type]
             self.ctx.log.emit("origin_changed", latency_ms=self.latency * 1000)
+        if "fail_status" in req:
+            status = int(req["fail_status"])  # type: ignore[call-overload]
+            if status != 0 and not 500 <= status <= 599:
+                raise ValueError(f"fail_status must be 0 (off) or a 5xx status, got {status}")
+            self.fail_status = status
+            self.ctx.log.emit("origin_changed", latency_ms=self.latency * 1000, fail_status=status)
         return self.statistics()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -152,6 +161,9 @@ class Origin:
         if target == "/health":
             self.health_checks += 1
             return render_response(200, b"ok\n", headers, keep)
+        if self.fail_status:  # the application is broken; the process and its health endpoint are fine
+            self.failed += 1
+            return render_response(self.fail_status, b"internal error\n", headers, keep)
         self.in_flight += 1
         try:
             if self.slots is not None:

@@ -118,3 +118,17 @@ def test_forged_arps_send_the_clients_to_the_attacker_and_the_masters_refreshed_
     assert len(refreshes) >= 6 and all(0.9 < b - a < 1.1 for a, b in zip(refreshes, refreshes[1:]))
     (recovery,) = metrics.recoveries
     assert recovery.took is not None and recovery.took <= 1.1, recovery  # back at gw1's next GARP, not after ARP's own probes
+
+
+def test_a_bad_deploy_is_invisible_to_active_checks_and_ejected_by_passive_ones(shipped):
+    run_dir = Path(shipped(f"{LESSON}/bad-deploy.toml"))
+    events = read_events(run_dir)
+    deployed = next(e["t"] for e in events if e["kind"] == "fault_applied")
+    rolled_back = next(e["t"] for e in events if e["kind"] == "fault_reverted")
+    assert not [e for e in events if e["kind"] == "health_changed" and e["server"] == "o2"], "o2's /health kept answering 200"
+    failed = [e for e in events if e["kind"] == "request_finished" and not e["ok"]]
+    assert failed and all(e["status"] == 500 and e["upstream"] == "o2" and deployed <= e["t"] <= rolled_back for e in failed)
+    ejections = [e["t"] for e in events if e["kind"] == "server_ejected" and e["server"] == "o2"]
+    assert ejections and deployed < ejections[0] < deployed + 1.0, "3 errors in a row at about 8 requests a second to o2"
+    # each time o2 came back before the rollback, it cost another 3 errors at most, then out again
+    assert len(failed) <= 3 * len(ejections) + 3
