@@ -280,11 +280,7 @@ class Faults:
 
     def hijack(self, target: str) -> FaultChange:
         """The host forges VRRP adverts (priority 255) for every group of the lab, at the groups' own interval (Scapy)."""
-        layout = self.lab.scenario.layout
-        if target not in layout.nodes or layout.nodes[target] == "switch":
-            raise LabError(f"no host named {target!r} to send forged adverts from")
-        if target in self.hijacking:
-            raise LabError(f"{target} is already hijacking")
+        layout = self._attacker(target, self.hijacking, "forged adverts")
         groups = sorted({(g["vrid"], g["vip"]) for gs in layout.vrrp.values() for g in gs})
         if not groups:
             raise LabError("this lab has no VRRP group to hijack")
@@ -292,38 +288,43 @@ class Faults:
         proc, log = self._start_attack(target, "lab.packets.vrrp_forge", args + [a for vrid, vip in groups for a in ("--group", f"{vrid}:{vip}")],
                                        "forged VRRP adverts")
         self.hijacking[target] = (proc, log)
-        gateways = tuple(n for n, gs in layout.vrrp.items() if gs)
-        return FaultChange("hijack", target, self._affects(gateways), {"groups": [f"{vrid}:{vip}" for vrid, vip in groups], "pid": proc.pid})
+        return FaultChange("hijack", target, self._gateways(), {"groups": [f"{vrid}:{vip}" for vrid, vip in groups], "pid": proc.pid})
 
     def stop_hijack(self, target: str) -> FaultChange:
         if target not in self.hijacking:
-            raise LabError(f"{target} is not hijacking")
+            raise LabError(f"{target} is not sending forged adverts")
         self._stop_attack(*self.hijacking.pop(target))
-        gateways = tuple(n for n, gs in self.lab.scenario.layout.vrrp.items() if gs)
-        return FaultChange("stop_hijack", target, self._affects(gateways))
+        return FaultChange("stop_hijack", target, self._gateways())
 
     def arp_spoof(self, target: str) -> FaultChange:
         """The host claims every VIP of the lab with forged gratuitous ARPs (lab.packets.arp_spoof)."""
-        layout = self.lab.scenario.layout
-        if target not in layout.nodes or layout.nodes[target] == "switch":
-            raise LabError(f"no host named {target!r} to send forged ARPs from")
-        if target in self.arp_spoofing:
-            raise LabError(f"{target} is already sending forged ARPs")
+        layout = self._attacker(target, self.arp_spoofing, "forged ARPs")
         vips = sorted({g["vip"] for gs in layout.vrrp.values() for g in gs})
         if not vips:
             raise LabError("this lab has no VIP to claim")
         args = ["--iface", f"{target}-eth0", "--interval", "0.5"] + [a for vip in vips for a in ("--vip", vip)]
         proc, log = self._start_attack(target, "lab.packets.arp_spoof", args, "forged ARPs")
         self.arp_spoofing[target] = (proc, log)
-        gateways = tuple(n for n, gs in layout.vrrp.items() if gs)
-        return FaultChange("arp_spoof", target, self._affects(gateways), {"groups": vips, "pid": proc.pid})
+        return FaultChange("arp_spoof", target, self._gateways(), {"groups": vips, "pid": proc.pid})
 
     def stop_arp_spoof(self, target: str) -> FaultChange:
         if target not in self.arp_spoofing:
             raise LabError(f"{target} is not sending forged ARPs")
         self._stop_attack(*self.arp_spoofing.pop(target))
-        gateways = tuple(n for n, gs in self.lab.scenario.layout.vrrp.items() if gs)
-        return FaultChange("stop_arp_spoof", target, self._affects(gateways))
+        return FaultChange("stop_arp_spoof", target, self._gateways())
+
+    def _attacker(self, host: str, running: dict[str, Any], what: str) -> Any:
+        """The lab's layout, once ``host`` may start forging ``what`` (a host of the lab, not doing it already)."""
+        layout = self.lab.scenario.layout
+        if host not in layout.nodes or layout.nodes[host] == "switch":
+            raise LabError(f"no host named {host!r} to send {what} from")
+        if host in running:
+            raise LabError(f"{host} is already sending {what}")
+        return layout
+
+    def _gateways(self) -> tuple[str, ...]:
+        """What a forgery against VRRP or the VIP's ARP entry affects: every gateway of a VRRP group."""
+        return self._affects(tuple(n for n, gs in self.lab.scenario.layout.vrrp.items() if gs))
 
     def _start_attack(self, host: str, module: str, args: list[str], what: str) -> tuple[Any, Any]:
         """A Scapy script of lab/packets on ``host``, its output in the run's logs, recorded for cleanup."""

@@ -23,14 +23,16 @@ def vrrp_peers(layout: Any, node: str) -> list[str]:
     return sorted({layout.addresses[n] for n, groups in layout.vrrp.items() if mine & {g["vrid"] for g in groups}})
 
 
-def guard_vrrp(lab: Any) -> None:
+def guarded(lab: Any) -> list[str]:
+    """The gateways whose kernel filters VRRP by source: every speaker's node, when accept_from = "peers"."""
     if lab.scenario.vrrp.accept_from != "peers":
-        return
-    layout = lab.scenario.layout
-    for node, groups in layout.vrrp.items():
-        if not groups:
-            continue
-        allowed = ", ".join(vrrp_peers(layout, node))
+        return []
+    return [node for node, groups in lab.scenario.layout.vrrp.items() if groups]
+
+
+def guard_vrrp(lab: Any) -> None:
+    for node in guarded(lab):
+        allowed = ", ".join(vrrp_peers(lab.scenario.layout, node))
         t = VRRP_TABLE
         out = lab.net[node].cmd(f"nft add table inet {t} && "
                                 f"nft add chain inet {t} input '{{ type filter hook input priority -5; }}' && "
@@ -41,15 +43,9 @@ def guard_vrrp(lab: Any) -> None:
 
 def report_vrrp(lab: Any) -> None:
     """One ``vrrp_filtered`` event per guarded gateway: what its rule let in and how many adverts it dropped."""
-    if lab.scenario.vrrp.accept_from != "peers":
-        return
-    layout = lab.scenario.layout
-    for node, groups in layout.vrrp.items():
-        if not groups:
-            continue
-        text = lab.net[node].cmd(f"nft list chain inet {VRRP_TABLE} input")
-        dropped = packets_dropped(text)
-        lab.event("vrrp_filtered", gateway=node, allowed=vrrp_peers(layout, node), dropped=dropped)
+    for node in guarded(lab):
+        dropped = packets_dropped(lab.net[node].cmd(f"nft list chain inet {VRRP_TABLE} input"))
+        lab.event("vrrp_filtered", gateway=node, allowed=vrrp_peers(lab.scenario.layout, node), dropped=dropped)
 
 
 def packets_dropped(listing: str) -> int:

@@ -26,11 +26,9 @@ seconds, on the lab's own interface.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import time
 
-MAX_DURATION = 600.0
+from lab.packets.forging import MAX_DURATION, repeat
 
 
 def forged(mac: str, vips: list[str]) -> list[object]:
@@ -47,20 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between forged frames (at least 0.05)")
     parser.add_argument("--duration", type=float, default=MAX_DURATION)
     args = parser.parse_args(argv)
-    from scapy.all import conf, get_if_hwaddr
+    from scapy.all import get_if_hwaddr
 
-    frames = forged(get_if_hwaddr(args.iface), args.vip)
-    socket = conf.L2socket(iface=args.iface)
-    stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *a: stop.update(now=True))
-    end = time.monotonic() + min(args.duration, MAX_DURATION)
-    sent = 0
-    while not stop["now"] and time.monotonic() < end:
-        for frame in frames:
-            socket.send(frame)
-            sent += 1
-        time.sleep(max(0.05, args.interval))
-    socket.close()
+    sent = repeat(args.iface, forged(get_if_hwaddr(args.iface), args.vip), max(0.05, args.interval), args.duration)
     print(f"sent {sent} forged gratuitous ARPs", flush=True)
     return 0
 

@@ -16,11 +16,9 @@ at most, and sends only on the lab's own interface.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import time
 
-MAX_DURATION = 600.0  # seconds: a forgotten attack ends by itself
+from lab.packets.forging import MAX_DURATION, repeat
 
 
 def adverts(source: str, mac: str, groups: list[tuple[int, str]], interval: float) -> list[object]:
@@ -39,21 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--group", action="append", required=True, help="VRID:VIP, e.g. 51:10.0.0.1")
     parser.add_argument("--duration", type=float, default=MAX_DURATION)
     args = parser.parse_args(argv)
-    from scapy.all import conf, get_if_addr, get_if_hwaddr
+    from scapy.all import get_if_addr, get_if_hwaddr
 
     groups = [(int(g.split(":")[0]), g.split(":")[1]) for g in args.group]
     packets = adverts(get_if_addr(args.iface), get_if_hwaddr(args.iface), groups, args.interval)
-    socket = conf.L2socket(iface=args.iface)
-    stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *a: stop.update(now=True))
-    end = time.monotonic() + min(args.duration, MAX_DURATION)
-    sent = 0
-    while not stop["now"] and time.monotonic() < end:
-        for packet in packets:
-            socket.send(packet)
-            sent += 1
-        time.sleep(args.interval)
-    socket.close()
+    sent = repeat(args.iface, packets, args.interval, args.duration)
     print(f"sent {sent} forged adverts", flush=True)
     return 0
 
