@@ -179,7 +179,8 @@ LESSON_NEEDS: dict[str, tuple[tuple[str, str | None], ...]] = {
     "05-forward-proxy": (),
     "06-caching": (),
     "07-l4-vs-l7": (("nft_nat", None),),  # the NAT balancer's table
-    "08-why-services-go-down": (),  # its floods and slow clients are plain sockets from a client's namespace
+    "08-why-services-go-down": (("nftables", "step 5's VRRP source filter (accept_from = \"peers\") cannot run; "
+                                              "the floods, slow clients and faults of the other steps can"),),
 }
 MIN_PYTHON = (3, 10)  # pyproject.toml's requires-python
 

@@ -242,3 +242,12 @@ def test_a_master_woken_late_keeps_its_adverts_on_the_grid():
     # frozen for a second (SIGSTOP): one advert on waking, then a new grid from there, not a burst of 33
     late = m.next_deadline() + 1.0
     assert kinds(m.tick(late)) == [SEND_ADVERT] and m.tick(late + 0.001) == [] and m.next_deadline() == pytest.approx(late + 0.03)
+
+
+def test_keepalived_gets_the_same_garp_refresh_in_whole_seconds():
+    from lab.net.render import keepalived_config
+
+    base = ("gw2", "gw2-eth0", "10.0.0.1", 51, 100, 0.1, True, 0, 0)
+    assert "garp_master_refresh" not in keepalived_config(*base)
+    assert "    garp_master_refresh 1\n" in keepalived_config(*base, garp_refresh=0.4)  # keepalived counts whole seconds
+    assert "    garp_master_refresh 3\n" in keepalived_config(*base, garp_refresh=3.0)
