@@ -39,6 +39,10 @@ class ClientLimits:
                                      "Requests before any server sees them (nginx limit_req rate, HAProxy sc_http_req_rate); "
                                      "0 = no limit", minimum=0)
     rate_burst: int = setting(0, "requests above rate_limit a client may send at once (nginx limit_req burst, with nodelay)", minimum=0)
+    trust_forwarded_host: bool = setting(
+        False, "pass on an X-Forwarded-Host header the client sent (HAProxy and nginx do unless told otherwise); off: the "
+               "gateway drops it, because an origin that builds links from it would put a client's chosen host into "
+               "answers a cache keeps for everyone (cache poisoning through an unkeyed header)")
     buffer_body: int = setting(
         65536, "a body up to this size is read whole before it is forwarded, so a failed attempt can be retried; "
                "larger and chunked bodies are streamed (nginx proxy_request_buffering, HAProxy http-buffer-request)", minimum=0)

@@ -27,7 +27,10 @@ def rewrite(head: Head, raw: bytes, added: list[tuple[str, str]], start: tuple[s
 
 
 # Replaced by our own: X-Forwarded-For is extended, and Expect was answered here (100 Continue).
-REPLACED = frozenset({"x-forwarded-for", "expect"})
+# X-Forwarded-Host is a gateway's to write, not a client's: dropped unless trusted (ClientLimits.trust_forwarded_host),
+# because an origin that builds links from it and a cache that does not key on it serve one client's host to all.
+REPLACED = frozenset({"x-forwarded-for", "expect", "x-forwarded-host"})
+REPLACED_TRUSTING_HOST = REPLACED - {"x-forwarded-host"}
 
 
 def forward_tail(client_ip: str, via: str) -> bytes:
@@ -35,23 +38,24 @@ def forward_tail(client_ip: str, via: str) -> bytes:
     return f"X-Forwarded-For: {client_ip}\r\nVia: 1.1 {via}\r\nConnection: keep-alive\r\n\r\n".encode("latin-1")
 
 
-def forwarded(head: Head, raw: bytes, client_ip: str, via: str, tail: bytes = b"", chunked: bool = False) -> bytes:
+def forwarded(head: Head, raw: bytes, client_ip: str, via: str, tail: bytes = b"", chunked: bool = False,
+              replaced: frozenset[str] = REPLACED) -> bytes:
     """The request as it goes to the server: X-Forwarded-For extended, Via added, kept alive.
 
     ``raw`` is the head as received, blank line included. ``tail`` is
     ``forward_tail(client_ip, via)``, computed once per client connection: a
     plain HTTP/1.1 request (no hop-by-hop header, no X-Forwarded-For or
-    Expect) is then forwarded as its own bytes plus that tail. ``chunked``:
+    Expect or X-Forwarded-Host) is then forwarded as its own bytes plus that tail. ``chunked``:
     the body follows chunked, as it came (Transfer-Encoding is hop-by-hop,
     so it is dropped with the others and said again here).
     """
     index = head.index
-    if tail and head.start[2] == "HTTP/1.1" and HOP_BY_HOP.isdisjoint(index) and REPLACED.isdisjoint(index):
+    if tail and head.start[2] == "HTTP/1.1" and HOP_BY_HOP.isdisjoint(index) and replaced.isdisjoint(index):
         return raw[:-2] + tail
     xff = head.get("X-Forwarded-For")
     added = [("X-Forwarded-For", f"{xff}, {client_ip}" if xff else client_ip), ("Via", f"1.1 {via}"), ("Connection", "keep-alive")]
     if chunked:
         added.append(("Transfer-Encoding", "chunked"))
     start = None if head.version == "HTTP/1.1" else (head.method, head.target, "HTTP/1.1")
-    return rewrite(head, raw[:-2], added, start, REPLACED)
+    return rewrite(head, raw[:-2], added, start, replaced)
 

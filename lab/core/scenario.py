@@ -77,6 +77,10 @@ class OriginSettings:
                                              "(the default keeps every cache out of the way)")
     cache_paths: Mapping[str, str] = setting({}, "Cache-Control by path prefix, the longest matching prefix first, "
                                                  "e.g. \"/static/\" = \"max-age=60\"")
+    links_from: str = setting("none", "a line in every page linking to its script at an absolute URL, built from the "
+                                      "request's Host ('host') or from the X-Forwarded-Host its gateway may pass on "
+                                      "('x-forwarded-host', as frameworks told to trust their proxy do); 'none': no link",
+                              choices=("none", "host", "x-forwarded-host"))
     proxy_protocol: bool = setting(False, "read a PROXY protocol header (v1 or v2) when a connection starts with one: the "
                                           "client an L4 proxy names there is logged (proxied_for)")
 

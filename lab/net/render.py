@@ -80,6 +80,7 @@ def haproxy_config(b: BalancerSettings, servers: Sequence[dict[str, Any]], name:
         "frontend web", *([f"    bind {a}:{b.port} transparent" for a in bind] or [f"    bind *:{b.port}"]),
         *([f"    http-request deny deny_status 413 if {{ req.hdr(content-length) -m int gt {c.max_body} }}"] if c.max_body else []),
         *_haproxy_rate_limit(c),
+        *([] if c.trust_forwarded_host else ["    http-request del-header X-Forwarded-Host"]),
         # the readiness question VRRP tracking asks, answered by HAProxy itself (halab's balancer does the same)
         f"    monitor-uri {READY_PATH}", "    monitor fail if { nbsrv(origins) lt 1 }",
         f"    http-request set-header Via \"1.1 {name}\"", "    option forwardfor",
@@ -194,6 +195,7 @@ def nginx_config(b: BalancerSettings, servers: Sequence[dict[str, Any]], name: s
         f"        location = {READY_PATH} {{", "            proxy_pass http://origins/health;", "        }",
         "        location / {", "            proxy_pass http://origins;", "            proxy_http_version 1.1;",
         "            proxy_set_header Connection \"\";", "            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        *([] if c.trust_forwarded_host else ["            proxy_set_header X-Forwarded-Host \"\";  # an empty value: not sent"]),
         f"            proxy_set_header Via \"1.1 {name}\";", f"            proxy_connect_timeout {_ms(b.timeout_connect)};",
         f"            proxy_read_timeout {_ms(b.timeout_server)};",
         "            proxy_next_upstream " + ("error timeout;" if b.retries else "off;"),

@@ -22,6 +22,7 @@ from typing import Callable
 
 from lab.core.client_limits import ClientLimits
 from lab.core.dispatch import Admission, may_retry
+from lab.core.forwarding import REPLACED, REPLACED_TRUSTING_HOST
 from lab.core.http1 import HttpError, error_response
 from lab.core.rate_limit import RateLimit
 from lab.events import EventLog
@@ -49,6 +50,8 @@ class Intermediary:
         self.admission: Admission[Exchange] = Admission(maxconn)  # HAProxy maxconn (0: no limit)
         # nginx limit_req per client address, shared by every connection (0: no limit)
         self.rate_limit = RateLimit(limits.rate_limit, limits.rate_burst) if limits.rate_limit else None
+        # the client's headers a request loses on its way on (X-Forwarded-Host only when it is not trusted)
+        self.replaced = REPLACED_TRUSTING_HOST if limits.trust_forwarded_host else REPLACED
         self.requests = 0
         self.retried = 0
         self.bad_requests = 0

@@ -23,7 +23,7 @@ import hashlib
 import time
 from email.utils import formatdate
 
-from lab.core.http1 import HttpError, error_response, parse_request_head, render_head, render_response, request_framing
+from lab.core.http1 import Head, HttpError, error_response, parse_request_head, render_head, render_response, request_framing
 from lab.core.proxy_protocol import ProxyHeaderError, decode
 from lab.core.scenario import OriginSettings
 from lab.core.schema import from_config
@@ -147,7 +147,7 @@ class Origin:
                                       host=head.get("Host"), headers=[k.lower() for k, _ in head.headers], peer=peer,
                                       proxied_for=proxied_for)
                 keep = head.keep_alive()
-                writer.write(await self.answer(head.method, head.target, keep, head.get("If-None-Match")))
+                writer.write(await self.answer(head.method, head.target, keep, head.get("If-None-Match"), self.link_host(head)))
                 await writer.drain()
                 if not keep:
                     return
@@ -156,7 +156,15 @@ class Origin:
         finally:
             writer.close()
 
-    async def answer(self, method: str, target: str, keep: bool, if_none_match: str | None = None) -> bytes:
+    def link_host(self, head: Head) -> str | None:
+        """The host of the page's absolute link ([origins] links_from), or None when pages carry no link."""
+        where = self.settings.links_from
+        if where == "none":
+            return None
+        return (head.get("X-Forwarded-Host") if where == "x-forwarded-host" else None) or head.get("Host") or self.name
+
+    async def answer(self, method: str, target: str, keep: bool, if_none_match: str | None = None,
+                     link_host: str | None = None) -> bytes:
         headers = [("X-Served-By", self.name), ("Content-Type", "text/plain")]
         if target == "/health":
             self.health_checks += 1
@@ -175,6 +183,8 @@ class Origin:
             self.in_flight -= 1
         self.served += 1
         body = f"served by {self.name}\n".encode()
+        if link_host is not None:  # what a template with an absolute URL renders: a script every visitor's browser runs
+            body += f'<script src="http://{link_host}/static/app.js"></script>\n'.encode()
         # An entity tag for the path's content: redundant origins serve the same content, so they agree on it
         # (the body's "served by" line is the lab's telltale, not content). A cache's conditional request
         # (If-None-Match) is answered 304 when the copy it holds is still this one.

@@ -209,7 +209,7 @@ class ClientSide(asyncio.Protocol):
 
     def forward(self, head: Head, raw: bytes, streamed: bool = False, chunked: bool = False) -> bytes:
         """The request as it goes to the server (``raw``: its head as received); a forward proxy rewrites it otherwise."""
-        return forwarded(head, raw, self.ip, self.gateway.via, b"" if streamed else self.tail, chunked)
+        return forwarded(head, raw, self.ip, self.gateway.via, b"" if streamed else self.tail, chunked, self.gateway.replaced)
 
     def admit_body(self, head: Head, framing: str, length: int) -> bool:
         """The body limit and ``Expect``: whether the client waits for a 100 Continue."""

@@ -32,3 +32,27 @@ def test_a_stampede_on_an_expiring_page_costs_the_origins_one_request_per_expiry
     assert len(finished) > 2000 and all(e["ok"] for e in finished)
     # 12 s of a page fresh for 2 s: about one origin request per expiry, not one per waiting client
     assert len(asked) <= 12, [round(e["t"] - asked[0]["t"], 2) for e in asked]
+
+
+def test_a_header_the_cache_does_not_key_on_poisons_everyones_copy_only_when_the_gateway_passes_it(tmp_path):
+    import dataclasses
+
+    from lab.net.lab import Lab
+    from lab.net.roles import plan_services
+    from lab.runner import load_scenario
+
+    base = load_scenario("exercises/06-caching/poisoning.toml")
+    seen = {}
+    for trust in (False, True):
+        b = base.balancer
+        scenario = dataclasses.replace(base, balancer=dataclasses.replace(b, client=dataclasses.replace(b.client, trust_forwarded_host=trust)))
+        with Lab(scenario, tmp_path / f"trust-{trust}", say=lambda *a: None) as lab:
+            lab.start_all(plan_services(scenario, lab.addresses, lab.run_dir))
+            attack = lab.net["c2"].cmd("curl -s -m 2 -H 'X-Forwarded-Host: evil.example' http://10.0.0.2/page")
+            victim = lab.net["c1"].cmd("curl -s -m 2 -D - http://10.0.0.2/page")
+        seen[trust] = (attack, victim)
+    attack, victim = seen[False]  # halab's default: the header never reaches an origin, the copy links to the site itself
+    assert 'src="http://10.0.0.2/static/app.js"' in attack and "X-Cache: HIT" in victim and "evil.example" not in victim
+    attack, victim = seen[True]  # a careless gateway: the attacker's miss is stored, and the next visitor runs evil.example's script
+    assert 'src="http://evil.example/static/app.js"' in attack
+    assert "X-Cache: HIT" in victim and 'src="http://evil.example/static/app.js"' in victim

@@ -266,3 +266,13 @@ def test_a_client_that_leaves_mid_body_frees_the_server(tmp_path):
     balancer = asyncio.run(go())
     assert balancer.in_flight == 0 and balancer.pool["o1"].active == 0 and balancer.client_aborts == 1
     assert events(tmp_path, "request_aborted")[0]["reason"] == "client_closed" and events(tmp_path, "request_failed") == []
+
+
+@pytest.mark.parametrize("trust, reaches", [(False, None), (True, ["evil.example"])])
+def test_a_clients_x_forwarded_host_reaches_the_origin_only_when_trusted(tmp_path, trust, reaches):
+    request = (b"GET /page HTTP/1.1\r\nHost: shop.example\r\nX-Forwarded-Host: evil.example\r\n\r\n"
+               b"GET /plain HTTP/1.1\r\nHost: shop.example\r\nConnection: close\r\n\r\n")
+    answer, _, seen, _ = scenario(tmp_path, request, limits={"trust_forwarded_host": trust})
+    assert answer.count(b"HTTP/1.1 200 ") == 2
+    assert [s[2].get("x-forwarded-host") for s in seen] == [reaches, None]
+    assert [s[2]["host"] for s in seen] == [["shop.example"]] * 2 and all(s[2]["x-forwarded-for"] == ["127.0.0.1"] for s in seen)

@@ -179,3 +179,14 @@ def test_the_l4_bench_judges_nat_and_the_relay_against_haproxy_tcp_round_by_roun
     assert "nft NAT req/s 1.50 x (met: >= 1.5)" in verdict and "halab relay req/s 0.75 x (met: >= 0.7)" in verdict
     rounds = [{**rounds[0], "halab relay": cell(20000, 4000, 100e-6)}] * 3
     assert "halab relay req/s 0.50 x (NOT met: >= 0.7)" in l4_summary(rounds)[-1]
+
+
+def test_haproxy_and_nginx_drop_a_clients_x_forwarded_host_unless_it_is_trusted():
+    import dataclasses
+
+    b = load_scenario("exercises/02-balancing-algorithms/weighted.toml").balancer
+    trusting = dataclasses.replace(b, client=dataclasses.replace(b.client, trust_forwarded_host=True))
+    assert "http-request del-header X-Forwarded-Host" in haproxy_config(b, SERVERS, "lb1", "/tmp/p")
+    assert "X-Forwarded-Host" not in haproxy_config(trusting, SERVERS, "lb1", "/tmp/p")
+    assert 'proxy_set_header X-Forwarded-Host "";' in nginx_config(b, SERVERS, "lb1", "/tmp/p", "/tmp")
+    assert "X-Forwarded-Host" not in nginx_config(trusting, SERVERS, "lb1", "/tmp/p", "/tmp")
