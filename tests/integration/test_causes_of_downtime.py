@@ -127,7 +127,8 @@ def test_a_bad_deploy_is_invisible_to_active_checks_and_ejected_by_passive_ones(
     rolled_back = next(e["t"] for e in events if e["kind"] == "fault_reverted")
     assert not [e for e in events if e["kind"] == "health_changed" and e["server"] == "o2"], "o2's /health kept answering 200"
     failed = [e for e in events if e["kind"] == "request_finished" and not e["ok"]]
-    assert failed and all(e["status"] == 500 and e["upstream"] == "o2" and deployed <= e["t"] <= rolled_back for e in failed)
+    # (a request sent a hair before the deploy's stamp may reach o2 just after it: 50 ms of slack)
+    assert failed and all(e["status"] == 500 and e["upstream"] == "o2" and deployed - 0.05 <= e["t"] <= rolled_back for e in failed)
     ejections = [e["t"] for e in events if e["kind"] == "server_ejected" and e["server"] == "o2"]
     assert ejections and deployed < ejections[0] < deployed + 1.0, "3 errors in a row at about 8 requests a second to o2"
     # each time o2 came back before the rollback, it cost another 3 errors at most, then out again
