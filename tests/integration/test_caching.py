@@ -17,7 +17,8 @@ def test_every_origin_down_and_every_cached_request_still_answered_then_validate
     assert len(during) > 150 and all(e["ok"] for e in during)
     results = [e for e in events if e["kind"] == "cache_result"]
     stale = [e for e in results if e["squid"] == "TCP_REFRESH_FAIL_OLD"]
-    assert stale and all(down <= e["t"] <= up + 1.0 for e in stale)  # stale only while the origins were down
+    first_down = min(e["t"] for e in faults if e["action"] == "crash")  # the three crashes are a few ms apart
+    assert stale and all(first_down <= e["t"] <= up + 1.0 for e in stale)  # stale only while origins were down
     # healed: once the origins are back and UP again, stale copies are validated with them (304s), not served blind
     after = [e["squid"] for e in results if e["t"] > up + 3.0]
     assert "TCP_REFRESH_UNMODIFIED" in after and "TCP_REFRESH_FAIL_OLD" not in after
