@@ -104,6 +104,11 @@ class Speaker:
         self.sock = self._multicast_socket()
         self.addresses = Addresses()
         self.mac = Path(f"/sys/class/net/{self.iface}/address").read_text().strip()
+        # Opened once, bound to the interface (its index outlives a cable pulled and plugged back):
+        # a takeover sends its GARPs without making a socket first.
+        self.garp_frame = wire.garp(self.mac, self.vip)
+        self.raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        self.raw.bind((self.iface, 0))
         ctx.commands["stats"] = lambda req: self.statistics()
 
     def statistics(self) -> dict[str, Any]:
@@ -127,17 +132,20 @@ class Speaker:
 
     # ---- doing what the state machine says -------------------------------------------------
     async def perform(self, actions: list[Action]) -> None:
+        taken: tuple[float, str] | None = None
         for action in actions:
             if action.kind == SEND_ADVERT:
                 self.send_advert(action.priority)
             elif action.kind == TAKE_VIP:
                 await self.ip("add")
-                self.ctx.log.emit("vip_taken", vip=self.vip, reason=action.reason)
+                taken = (time.time(), action.reason)  # said after the GARPs: nothing between the VIP and its announcement
             elif action.kind == SEND_GARP:
                 self.send_garp(1 if action.reason == GARP_REFRESH else GARP_REPEAT)  # keepalived's refresh repeat: 1
             elif action.kind == DROP_VIP:
                 await self.ip("del")
                 self.ctx.log.emit("vip_released", vip=self.vip, reason=action.reason)
+        if taken is not None:
+            self.ctx.log.emit("vip_taken", t=taken[0], vip=self.vip, reason=taken[1])
         self.report_changes()
 
     def send_advert(self, priority: int) -> None:
@@ -157,12 +165,9 @@ class Speaker:
         self.adverts_sent += 1
 
     def send_garp(self, count: int) -> None:
-        frame = wire.garp(self.mac, self.vip)
         try:
-            with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as raw:
-                raw.bind((self.iface, 0))
-                for _ in range(count):
-                    raw.send(frame)
+            for _ in range(count):
+                self.raw.send(self.garp_frame)
         except OSError as e:
             if not transient(e):
                 raise
