@@ -28,7 +28,8 @@ from typing import Any
 from lab.analysis import report
 from lab.analysis.metrics import Metrics
 from lab.core.chaos import ChaosSettings, as_toml, draw
-from lab.core.scenario import Scenario, parse_faults
+from lab.core.scenario import Scenario
+from lab.core.timeline import parse_faults
 from lab.core.vrrp import master_down_interval
 from lab.events import read_events
 

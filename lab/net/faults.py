@@ -27,7 +27,7 @@ from typing import Any
 
 from lab.core.faults import ACTIONS, BROKEN_SETS, LINK, NONE, REPAIR_OF, REPAIRS
 from lab.core.roles import SERVICE_ROLES
-from lab.core.scenario import resolve_link, resolve_pair
+from lab.core.timeline import resolve_link, resolve_pair
 from lab.net.lab import CRASHED, PAUSED, RUNNING, Lab, LabError
 from lab.services.runtime import call
 
