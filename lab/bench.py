@@ -268,14 +268,15 @@ def median_ms(steps: list[dict[str, float]], key: str) -> str:
 
 def takeover_steps(wire: WireTimes, cut: float, served_again: float | None, hold: float) -> dict[str, float] | None:
     """Where the time of one takeover went, from the wire: the backup's timer (the master's last advert to the backup's
-    first advert), its first gratuitous ARP after that, and the first request served again after the GARP."""
+    first advert), its first gratuitous ARP relative to that advert (negative: before it; halab announces the VIP
+    first, keepalived advertises first), and the first request served again after the GARP."""
     last = max((t for t in wire.master_adverts if t <= cut), default=None)
     first = next((t for t in wire.backup_adverts if cut < t <= cut + hold), None)
     if last is None or first is None:
         return None
     garp = next((t for t in wire.backup_garps if t >= first - 0.05), None)  # a speaker may announce just before its advert
     steps = {"timer": first - last, "garp": (garp - first) if garp is not None else math.nan}
-    steps["clients"] = (served_again - max(first, garp or first)) if served_again is not None else math.nan
+    steps["clients"] = (served_again - (garp if garp is not None else first)) if served_again is not None else math.nan
     return steps
 
 
@@ -360,8 +361,13 @@ def run_failover_bench(run_dir: Path, trials: int = 5, interval: float = 0.1, ra
 
 def failover_summary(sweep: dict[float, dict[str, list[dict[str, Any]]]]) -> list[str]:
     """One row per interval and speaker, and a verdict per interval: a failover in every trial, halab at most as slow
-    as keepalived (median time from the master's last advert to service again, where the adverts were captured; else
-    the median outage), every worst outage below Master_Down_Interval + one interval."""
+    as keepalived, every worst outage below Master_Down_Interval + one interval.
+
+    "As slow" is judged on what the speaker controls, read from gw2's capture: from the master's last advert to the
+    backup's first gratuitous ARP, the moment the clients can reach the new master. The clients' own outage adds
+    when, within their request cadence (10 ms per client here), their next request fell: the same luck for both
+    speakers and far coarser than the difference between them, so it is printed, not judged. Without a capture:
+    the last advert to the first request served again, else the clients' median outage."""
     lines = [f"{'interval':>9}{'MDI':>9}  {'speaker':<11}{'median outage':>14}{'worst outage':>13}{'median takeover':>16}"
              f"{'from last advert':>17}{'failed/trial':>13}{'failovers':>11}"]
     verdicts = []
@@ -370,6 +376,7 @@ def failover_summary(sweep: dict[float, dict[str, list[dict[str, Any]]]]) -> lis
         med: dict[str, float] = {}
         worst: dict[str, float] = {}
         silence: dict[str, float] = {}
+        announced: dict[str, float] = {}  # the master's last advert to the backup's first GARP, on gw2's capture
         complete = True
         for impl, all_rows in results.items():
             rows = [r for r in all_rows if "failover" in r]
@@ -388,20 +395,26 @@ def failover_summary(sweep: dict[float, dict[str, list[dict[str, Any]]]]) -> lis
                          + (f"{silence[impl]:>15.3f} s" if impl in silence else f"{'-':>17}") +
                          f"{statistics.mean(r['failed'] for r in rows):>13.1f}{len(shown):>8}/{len(rows)}")
             steps = [r["steps"] for r in shown if r.get("steps")]
+            if len(steps) == len(shown) and all(not math.isnan(st["garp"]) for st in steps):
+                announced[impl] = statistics.median(st["timer"] + st["garp"] for st in steps)
             if steps:
                 lines.append(f"{'':>19}  {impl:<11}takeover, step by step (medians, from gw2's capture): timer (gw1's last advert to "
-                             f"gw2's first) {median_ms(steps, 'timer')}, then its first GARP {median_ms(steps, 'garp')}, then the "
-                             f"first request served {median_ms(steps, 'clients')}")
+                             f"gw2's first) {median_ms(steps, 'timer')}, its first GARP {median_ms(steps, 'garp')} after that advert"
+                             + (f" (last advert to GARP {announced[impl] * 1000:.2f} ms)" if impl in announced else "")
+                             + f", then the first request served {median_ms(steps, 'clients')} after the GARP")
             for r in all_rows:
                 if "false_failovers" in r:
                     lines.append(f"{'':>19}  {impl:<11}with {r['loss']} % of adverts lost at gw2: {r['false_failovers']} false "
                                  f"failovers in {r['seconds']:g} s (the master sends {1 / interval:g} adverts/s)")
         if "halab" in med and "keepalived" in med:
-            judged, what = (silence, "time from the last advert") if {"halab", "keepalived"} <= set(silence) else (med, "outage")
+            judged, what = ((announced, "time from the master's last advert to the backup's GARP, on the wire")
+                            if {"halab", "keepalived"} <= set(announced) else
+                            (silence, "time from the last advert") if {"halab", "keepalived"} <= set(silence) else (med, "outage"))
             ratio = judged["halab"] / judged["keepalived"] if judged["keepalived"] else (1.0 if judged["halab"] == 0 else math.inf)
             bound = timing.mdi + interval
             ok = complete and ratio <= 1.0 and all(w < bound for w in worst.values())
-            verdicts.append(f"{interval:g} s: halab/keepalived median {what} {ratio:.2f}; worst {max(worst.values()):.3f} s, bound "
+            verdicts.append(f"{interval:g} s: median {what}: halab {judged['halab'] * 1000:.2f} ms, keepalived "
+                            f"{judged['keepalived'] * 1000:.2f} ms, ratio {ratio:.4f}; worst {max(worst.values()):.3f} s, bound "
                             f"{bound:.3f} s (MDI + one interval); {'a failover in every trial' if complete else 'a trial without failover'}"
                             f": {'met' if ok else 'NOT met'}")
     return lines + verdicts

@@ -58,12 +58,18 @@ from lab.core.vrrp import (
     Vrrp,
     VrrpSettings,
 )
+from lab.services import rx_stamps
 from lab.services.healthcheck import HealthChecker, Probe, Target
 from lab.services.netlink import Addresses
 from lab.services.runtime import Context, serve, transient
 
 GARP_REPEAT = 5  # keepalived vrrp_garp_master_repeat default
 SPIN = 0.002  # seconds before the Master_Down deadline the timer stops sleeping and watches the clock (see timers)
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def timer_of(name: str) -> BackupTimer:
@@ -127,8 +133,26 @@ class Speaker:
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 255)  # RFC 5798: receivers drop TTL != 255
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.iface.encode())
+        rx_stamps.enable(sock)  # the Master_Down timer restarts when an advert arrived, not when it was read
         sock.setblocking(False)
         return sock
+
+    async def recv_stamped(self) -> tuple[bytes, float]:
+        """The next packet and when it counts as heard: the kernel's time of its arrival unless the speaker was
+        behind by more than an advert interval (``rx_stamps.heard_at``); ``loop.sock_recv`` has no ancillary data."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                packet, ancillary, _, _ = self.sock.recvmsg(2048, rx_stamps.ANCILLARY_SPACE)
+            except BlockingIOError:
+                readable = loop.create_future()
+                loop.add_reader(self.sock, _wake, readable)
+                try:
+                    await readable
+                finally:
+                    loop.remove_reader(self.sock)
+                continue
+            return packet, rx_stamps.heard_at(rx_stamps.arrival(ancillary), time.time(), self.machine.settings.advert_interval)
 
     # ---- doing what the state machine says -------------------------------------------------
     async def perform(self, actions: list[Action]) -> None:
@@ -190,17 +214,15 @@ class Speaker:
 
     # ---- the three loops ---------------------------------------------------------------
     async def receive(self) -> None:
-        loop = asyncio.get_running_loop()
         master = None
         while True:
             try:
-                packet = await loop.sock_recv(self.sock, 2048)
+                packet, now = await self.recv_stamped()
             except OSError as e:
                 if not transient(e):
                     raise
                 await asyncio.sleep(self.machine.settings.advert_interval)  # the link is down; the timers run on
                 continue
-            now = time.time()
             try:
                 src, ttl, advert = wire.decode_ip(packet)
             except wire.BadAdvert as e:

@@ -34,8 +34,10 @@ def test_one_row_per_interval_and_speaker_and_a_verdict_per_interval():
     lines = failover_summary({0.1: {"halab": rows(0.30), "keepalived": rows(0.31)}, 1.0: {"halab": rows(3.7), "keepalived": rows(3.5)}})
     assert [line.split()[0] for line in lines[1:5]] == ["1s", "1s", "0.1s", "0.1s"]  # longest interval first
     verdicts = lines[5:]
-    assert verdicts[0].startswith("1 s: halab/keepalived median outage 1.06") and verdicts[0].endswith("NOT met")
-    assert verdicts[1].startswith("0.1 s: halab/keepalived median outage 0.97") and verdicts[1].endswith(": met")
+    assert verdicts[0].startswith("1 s: median outage: halab 3700.00 ms, keepalived 3500.00 ms, ratio 1.0571")
+    assert verdicts[0].endswith("NOT met")
+    assert verdicts[1].startswith("0.1 s: median outage: halab 300.00 ms, keepalived 310.00 ms, ratio 0.9677")
+    assert verdicts[1].endswith(": met")
 
 
 def test_false_failovers_under_advert_loss_get_their_own_line():
@@ -54,7 +56,23 @@ def test_counted_from_the_last_advert_the_luck_of_the_cut_is_gone():
     assert round(early["silence"], 2) == round(late["silence"], 2) == 3.7
     rows = {"halab": [early], "keepalived": [dict(late, silence=3.8)]}
     verdict = failover_summary({1.0: rows})[-1]
-    assert "median time from the last advert 0.97" in verdict and verdict.endswith(": met")
+    assert "median time from the last advert: halab 3700.00 ms, keepalived 3800.00 ms, ratio 0.9737" in verdict
+    assert verdict.endswith(": met")
+
+
+def test_with_a_capture_the_speakers_are_judged_on_the_wire_not_on_the_clients_cadence():
+    def rows(timer, garp, outage):
+        return [{"failover": True, "takeover": 0.36, "outage": outage, "failed": 30, "silence": outage + 0.05,
+                 "steps": {"timer": timer, "garp": garp, "clients": 0.004}} for _ in range(5)]
+    # halab announces 0.1 ms sooner; the clients' next request happened to fall 10 ms later for it
+    sweep = {0.1: {"halab": rows(0.3611, 0.0001, 0.31), "keepalived": rows(0.3612, 0.0001, 0.30)}}
+    lines = failover_summary(sweep)
+    assert "(last advert to GARP 361.20 ms)" in lines[2] and "(last advert to GARP 361.30 ms)" in lines[4]
+    verdict = lines[-1]
+    assert "median time from the master's last advert to the backup's GARP, on the wire: halab 361.20 ms, keepalived 361.30 ms" in verdict
+    assert "ratio 0.9997" in verdict and verdict.endswith(": met")
+    slower = failover_summary({0.1: {"halab": rows(0.3613, 0.0001, 0.29), "keepalived": rows(0.3612, 0.0001, 0.30)}})[-1]
+    assert "ratio 1.0003" in slower and slower.endswith("NOT met")  # even with the luckier clients
 
 
 def test_the_capture_splits_a_takeover_into_its_steps(tmp_path):

@@ -24,3 +24,23 @@ def reply(seq, code):
 def test_the_kernels_answer_is_read_for_our_request():
     assert ack_errno(reply(42, 0), 42) == 0
     assert ack_errno(reply(41, errno.EPERM) + reply(42, errno.EEXIST), 42) == errno.EEXIST
+
+
+# ---- receive timestamps (lab.services.rx_stamps) -----------------------------------------
+def test_arrival_reads_the_kernels_timespec():
+    from lab.services import rx_stamps
+
+    data = rx_stamps.TIMESPEC.pack(1_700_000_000, 250_000_000)
+    assert rx_stamps.arrival([(socket.SOL_SOCKET, rx_stamps.SCM_TIMESTAMPNS, data)]) == 1_700_000_000.25
+    assert rx_stamps.arrival([(socket.IPPROTO_IP, 8, b"\0" * 4)]) is None  # other ancillary data: no stamp
+    assert rx_stamps.arrival([(socket.SOL_SOCKET, rx_stamps.SCM_TIMESTAMPNS, data[:8])]) is None  # truncated
+    assert rx_stamps.arrival([]) is None
+
+
+def test_a_stamp_counts_unless_the_reader_was_behind():
+    from lab.services.rx_stamps import heard_at
+
+    assert heard_at(10.0, 10.0004, stale_after=0.03) == 10.0  # read 0.4 ms after it arrived: the arrival counts
+    assert heard_at(10.0, 10.03, stale_after=0.03) == 10.0  # exactly one interval behind still counts
+    assert heard_at(10.0, 15.0, stale_after=0.03) == 15.0  # frozen for 5 s: the buffer may have lost newer adverts
+    assert heard_at(None, 12.0, stale_after=0.03) == 12.0  # no stamp: the read

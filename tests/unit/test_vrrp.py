@@ -43,7 +43,7 @@ def test_backup_takes_over_exactly_at_master_down_interval():
     assert r.start(0.0) == [] and r.state == BACKUP
     assert r.tick(3.6) == [] and r.state == BACKUP
     actions = r.tick(3.61)
-    assert r.state == MASTER and kinds(actions) == [SEND_ADVERT, TAKE_VIP, SEND_GARP]
+    assert r.state == MASTER and kinds(actions) == [TAKE_VIP, SEND_GARP, SEND_ADVERT]
     assert r.changes[-1].before == BACKUP and "Master_Down_Interval 3.609" in r.changes[-1].reason
 
 
@@ -55,13 +55,13 @@ def test_adverts_keep_a_backup_down_and_the_master_advertises_on_time():
         assert b.tick(t + 0.35) == []
     assert b.master == "10.0.0.3"
     m = router(priority=255, interval=0.1)
-    assert kinds(m.start(0.0)) == [SEND_ADVERT, TAKE_VIP, SEND_GARP]
+    assert kinds(m.start(0.0)) == [TAKE_VIP, SEND_GARP, SEND_ADVERT]
     assert m.tick(0.05) == [] and kinds(m.tick(0.1)) == [SEND_ADVERT] and m.next_deadline() == pytest.approx(0.2)
 
 
 def test_a_master_with_garp_refresh_repeats_its_gratuitous_arp_and_stops_when_it_yields():
     m = Vrrp(VrrpSettings(vrid=51, priority=255, advert_interval=1.0, address="10.0.0.2", garp_refresh=2.5))
-    assert kinds(m.start(0.0)) == [SEND_ADVERT, TAKE_VIP, SEND_GARP]
+    assert kinds(m.start(0.0)) == [TAKE_VIP, SEND_GARP, SEND_ADVERT]
     assert m.next_deadline() == pytest.approx(1.0)
     assert kinds(m.tick(1.0)) == [SEND_ADVERT] and kinds(m.tick(2.0)) == [SEND_ADVERT]
     assert m.next_deadline() == pytest.approx(2.5)
@@ -80,7 +80,7 @@ def test_priority_zero_means_take_over_after_skew_time():
     b.start(0.0)
     b.advert(1.0, 0, "10.0.0.3", 1.0)
     assert b.tick(1.0 + 156 / 256 - 0.001) == []
-    assert kinds(b.tick(1.0 + 156 / 256)) == [SEND_ADVERT, TAKE_VIP, SEND_GARP]
+    assert kinds(b.tick(1.0 + 156 / 256)) == [TAKE_VIP, SEND_GARP, SEND_ADVERT]
 
 
 def test_graceful_shutdown_sends_priority_zero_and_drops_the_vip():
@@ -94,7 +94,7 @@ def test_preempt_lower_master_is_ignored_and_then_replaced():
     b = router(priority=200, preempt=True)
     b.start(0.0)
     b.advert(1.0, 100, "10.0.0.3", 1.0)  # lower priority: not reset
-    assert b.state == BACKUP and kinds(b.tick(master_down_interval(200, 1.0))) == [SEND_ADVERT, TAKE_VIP, SEND_GARP]
+    assert b.state == BACKUP and kinds(b.tick(master_down_interval(200, 1.0))) == [TAKE_VIP, SEND_GARP, SEND_ADVERT]
 
 
 def test_nopreempt_backup_accepts_a_lower_master():
