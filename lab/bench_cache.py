@@ -1,9 +1,9 @@
-"""``halab bench cache``: cache hits, halab's against nginx's (gateway) and Squid's (forward proxy), same network, same run.
+"""``halab bench cache``: cache hits, halab's against nginx's and Varnish's (gateway) and Squid's (forward proxy), same network, same run.
 
 One proxy_chain network with one client. The origins answer ``max-age=3600``,
 so after a warm-up every request is a hit. On gw1: halab's gateway cache
-(port 80) and nginx with proxy_cache (port 8082), both from the same
-``[balancer]`` settings. On the client LAN: halab's forward-proxy cache on
+(port 80), nginx with proxy_cache (port 8082) and Varnish 7.1 (port 8083),
+all from the same ``[balancer]`` settings. On the client LAN: halab's forward-proxy cache on
 fp1 and Squid 5.7's memory cache on fp2, from the same ``[proxy]``
 settings. In rotated order each round, wrk on c1 measures each cache's hit
 throughput (``connections`` connections: req/s) and a hit's p50 with one
@@ -11,11 +11,13 @@ connection, one request at a time.
 
 The targets (the median over the rounds): halab's gateway cache at least
 0.5x nginx's hit req/s and at most 1.5x its hit p50; halab's proxy cache at
-least 1.0x Squid's hit req/s.
+least 1.0x Squid's hit req/s. Varnish, the cache built for hits, is
+measured beside them and its ratios printed.
 """
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -29,6 +31,7 @@ from lab.net.render import nginx_config
 from lab.net.roles import CONTROL_DIR, plan_services
 
 NGINX_PORT = 8082
+VARNISH_PORT = 8083
 Rounds = list[dict[str, dict[str, float]]]
 
 
@@ -42,11 +45,32 @@ def _start_nginx(lab: Lab, scenario: Any, servers: list[dict[str, Any]], run_dir
     with open(run_dir / "nginx.log", "wb") as log:
         proc = lab.net["gw1"].popen(["nginx", "-c", str(conf / "nginx.conf"), "-g", "daemon off;"], stdout=log, stderr=log)
     lab.ledger.add_process(proc.pid, "gw1 nginx (cache bench)")
-    deadline = time.time() + 5
-    while "200" not in lab.net["c1"].cmd(f"curl -s -o /dev/null -w '%{{http_code}}' -m 1 http://{GATEWAY}:{NGINX_PORT}/"):
+    _wait_answering(lab, NGINX_PORT, proc, "nginx", run_dir / "nginx.log")
+
+
+def _wait_answering(lab: Lab, port: int, proc: Any, what: str, log: Path, timeout: float = 5.0) -> None:
+    deadline = time.time() + timeout
+    while "200" not in lab.net["c1"].cmd(f"curl -s -o /dev/null -w '%{{http_code}}' -m 1 http://{GATEWAY}:{port}/"):
         if time.time() > deadline or proc.poll() is not None:
-            raise LabError(f"nginx did not answer: see {run_dir / 'nginx.log'}")
+            raise LabError(f"{what} did not answer: see {log}")
         time.sleep(0.1)
+
+
+def _start_varnish(lab: Lab, scenario: Any, servers: list[dict[str, Any]], run_dir: Path) -> None:
+    from lab.net import render_varnish
+    from lab.services.varnish import command
+
+    settings = dataclasses.replace(scenario.balancer, port=VARNISH_PORT)
+    vcl = run_dir / "conf" / "varnish.vcl"
+    vcl.write_text(render_varnish.vcl(settings, servers, "gw1"))
+    workdir = f"{CONTROL_DIR}/gw1-varnish-bench"  # its shared memory log: the lab removes the control directory
+    shutil.rmtree(workdir, ignore_errors=True)
+    cmd = command({"port": VARNISH_PORT, "bind": [GATEWAY], "workdir": workdir, "conf_path": str(vcl),
+                   "storage": render_varnish.storage(settings), "params": render_varnish.parameters(settings)})
+    with open(run_dir / "varnish.log", "wb") as log:
+        proc = lab.net["gw1"].popen(cmd, stdout=log, stderr=log)
+    lab.ledger.add_process(proc.pid, "gw1 varnishd (cache bench)")
+    _wait_answering(lab, VARNISH_PORT, proc, "varnishd", run_dir / "varnish.log", timeout=20)  # it compiles its VCL first
 
 
 def run_cache_bench(run_dir: Path, seconds: float = 3.0, connections: int = 32, rounds: int = 3, say: Any = print) -> Rounds:
@@ -65,13 +89,19 @@ def run_cache_bench(run_dir: Path, seconds: float = 3.0, connections: int = 32, 
         lab.start_all(specs)
         servers = next(s for s in specs if s.service == "balancer").config["servers"]
         _start_nginx(lab, scenario, servers, run_dir)
+        with_varnish = shutil.which("varnishd") is not None
+        if with_varnish:
+            _start_varnish(lab, scenario, servers, run_dir)
+        else:
+            say("varnishd is not installed (apt install varnish): the gateway caches are compared with nginx only")
         c1 = lab.net["c1"]
         script = absolute_form_script(run_dir)
         proxy_url = f"http://{GATEWAY}/"
         targets = {"halab gateway": f"http://{GATEWAY}/", "nginx": f"http://{GATEWAY}:{NGINX_PORT}/",
+                   **({"varnish": f"http://{GATEWAY}:{VARNISH_PORT}/"} if with_varnish else {}),
                    "halab proxy": f"-s {script} http://10.1.0.2:3128/", "squid": f"-s {script} http://10.1.0.3:3128/"}
-        probes = {"halab gateway": targets["halab gateway"], "nginx": targets["nginx"],
-                  "halab proxy": f"-x 10.1.0.2:3128 {proxy_url}", "squid": f"-x 10.1.0.3:3128 {proxy_url}"}
+        probes = {name: url for name, url in targets.items() if "proxy" not in name and name != "squid"}
+        probes.update({"halab proxy": f"-x 10.1.0.2:3128 {proxy_url}", "squid": f"-x 10.1.0.3:3128 {proxy_url}"})
         for name, url in targets.items():  # fill each cache; then every request below is a hit, as X-Cache says
             c1.cmd(f"wrk -t1 -c4 -d1s {url} > /dev/null")
             said = c1.cmd(f"curl -s -D - -o /dev/null {probes[name]}")
@@ -100,6 +130,10 @@ def cache_summary(rounds: Rounds) -> list[str]:
     gw_rps = statistics.median(r["halab gateway"]["rps"] / r["nginx"]["rps"] for r in rounds)
     gw_p50 = statistics.median(r["halab gateway"]["p50_1conn"] / r["nginx"]["p50_1conn"] for r in rounds)
     px_rps = statistics.median(r["halab proxy"]["rps"] / r["squid"]["rps"] for r in rounds)
+    if "varnish" in rounds[0]:
+        vs_rps = statistics.median(r["halab gateway"]["rps"] / r["varnish"]["rps"] for r in rounds)
+        vs_p50 = statistics.median(r["halab gateway"]["p50_1conn"] / r["varnish"]["p50_1conn"] for r in rounds)
+        lines.append(f"beside Varnish: gateway hits {vs_rps:.2f} x Varnish's req/s, p50 {vs_p50:.2f} x Varnish's")
     # judged at the two decimals printed
     lines.append(f"verdict: gateway hits {gw_rps:.2f} x nginx's req/s ({'met' if round(gw_rps, 2) >= 0.5 else 'NOT met'}: >= 0.5), "
                  f"p50 {gw_p50:.2f} x nginx's ({'met' if round(gw_p50, 2) <= 1.5 else 'NOT met'}: <= 1.5); proxy hits "

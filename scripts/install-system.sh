@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the distribution packages halab needs (Debian 12, Ubuntu 22.04/24.04).
 # Only missing packages are installed, so a second run is quick and quiet.
-# Daemons that a package starts by itself (nginx, haproxy, keepalived) are
+# Daemons that a package starts by itself (nginx, haproxy, keepalived, varnish) are
 # stopped and disabled again when this script installed them: halab starts
 # its own copies inside the lab's hosts and needs nothing listening outside.
 set -euo pipefail
@@ -10,9 +10,9 @@ set -euo pipefail
 PACKAGES=(
   mininet bridge-utils net-tools iproute2 iputils-ping curl tcpdump nftables conntrack ipvsadm psmisc ethtool procps iperf util-linux coreutils
   python3 python3-venv python3-pip bash
-  haproxy nginx-light keepalived wrk squid openssl
+  haproxy nginx-light keepalived wrk squid openssl varnish gcc libc6-dev
 )
-DAEMONS=(nginx haproxy keepalived squid)
+DAEMONS=(nginx haproxy keepalived squid varnish)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-system.sh: needs root (run 'sudo make demo' or 'sudo make test')" >&2

@@ -52,7 +52,7 @@ _DECLARED = (
          section="origins", events=("request_parsed", "request_unparsed", "origin_changed"), port="lab.net.roles:origin_port"),
     Role("balancer", "lab.services.balancer", 2, "lab.net.roles:plan_balancers", "the L7 load balancer (gateway)",
          node_role="balancer", section="balancer",
-         real={"haproxy": "lab.services.realbalancer", "nginx": "lab.services.realbalancer"},
+         real={"haproxy": "lab.services.realbalancer", "nginx": "lab.services.realbalancer", "varnish": "lab.services.varnish"},
          events=_HTTP + ("cache_result", "daemon_said", "daemon_exited"), port="lab.net.roles:balancer_port"),
     Role("vrrp", "lab.services.vrrp", 3, "lab.net.roles:plan_vrrp", "VRRP speaker holding a virtual IP", section="vrrp",
          real={"keepalived": "lab.services.keepalived"},

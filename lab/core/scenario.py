@@ -58,6 +58,7 @@ TopologyLookup = Callable[[str, Mapping[str, Any], str], tuple[Layout, Mapping[s
 REAL_BALANCERS = {
     "haproxy": frozenset({"roundrobin", "weighted_roundrobin", "leastconn", "source", "hash", "consistent", "random", "p2c"}),
     "nginx": frozenset({"roundrobin", "weighted_roundrobin", "weighted_leastconn", "source", "hash", "consistent", "p2c", "random"}),
+    "varnish": frozenset({"roundrobin", "random", "hash", "source", "consistent"}),
 }
 NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,63}")  # a plain file name: no '/', no '..', no leading '.'
 
@@ -89,7 +90,7 @@ class OriginSettings:
 
 @dataclass(frozen=True)
 class BalancerSettings:
-    impl: str = setting("halab", "whose balancer runs on the balancer nodes", choices=("halab", "haproxy", "nginx"))
+    impl: str = setting("halab", "whose balancer runs on the balancer nodes", choices=("halab", "haproxy", "nginx", "varnish"))
     algorithm: str = setting("roundrobin", "one of " + ", ".join(sorted(ALGORITHMS)) + ", or a file of your own: "
                              "\"my_p2c.py:PowerOfTwo\" (relative to the scenario file)")
     port: int = setting(80, minimum=1, maximum=65535)
@@ -294,9 +295,11 @@ def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup,
                               f"{bal['impl']!r} use one of: {', '.join(sorted(known))}")
         if bal["algorithm"] in ("hash", "consistent") and bal["hash_key"] != "uri":
             raise ConfigError(source, "balancer.hash_key", f"only 'uri' is rendered for {bal['impl']} so far")
-        if cache.enabled and bal["impl"] != "nginx":
-            raise ConfigError(source, "balancer.cache", f"{bal['impl']} has no cache rendered from these settings (halab and "
-                              "nginx do); leave [balancer.cache] enabled = false")
+        if cache.enabled and bal["impl"] not in ("nginx", "varnish"):
+            raise ConfigError(source, "balancer.cache", f"{bal['impl']} has no cache rendered from these settings (halab, "
+                              "nginx and varnish do); leave [balancer.cache] enabled = false")
+        if bal["impl"] == "varnish":
+            _varnish_can(bal, passive, source)
         if bal["tls_port"]:
             raise ConfigError(source, "balancer.tls_port", f"TLS termination is halab's only so far; with impl = {bal['impl']!r} "
                               "leave tls_port at 0")
@@ -357,6 +360,16 @@ def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup,
         chaos=build(ChaosSpec, chaos),
         roles=_role_sections(top, layout, source),
     )
+
+
+def _varnish_can(bal: dict[str, Any], passive: PassiveSettings, source: str) -> None:
+    """What Varnish (without extra vmods) has no way to say: refused, not approximated."""
+    if bal.get("rate_limit"):
+        raise ConfigError(source, "balancer.rate_limit", "Varnish has no rate limit without the vsthrottle vmod; use impl = "
+                          "\"nginx\", \"haproxy\" or \"halab\" for the rate-limit lessons")
+    if passive.max_fails or passive.consecutive_errors:
+        raise ConfigError(source, "balancer.passive", "Varnish takes servers out only by its probes (no passive ejection); "
+                          "leave [balancer.passive] max_fails and consecutive_errors at 0")
 
 
 def _algorithm(name: str, impl: str, source: str) -> str:

@@ -176,6 +176,8 @@ def _real_balancer(scenario: Scenario, servers: list[dict[str, Any]], node: str,
 
     b = scenario.balancer
     conf_dir = run_dir / "conf"
+    if b.impl == "varnish":
+        return varnish_config(scenario, servers, node, run_dir)
     if b.impl == "haproxy":
         text = haproxy_config(b, servers, node, str(conf_dir / f"{node}-haproxy.pid"), bind)
         path = conf_dir / f"{node}-haproxy.cfg"
@@ -186,6 +188,17 @@ def _real_balancer(scenario: Scenario, servers: list[dict[str, Any]], node: str,
         text = nginx_config(b, servers, node, str(conf_dir / f"{node}-nginx.pid"), str(conf_dir), bind, vips, cache_dir)
         path = conf_dir / f"{node}-nginx.conf"
     return {"impl": b.impl, "conf_text": text, "conf_path": str(path)}
+
+
+def varnish_config(scenario: Scenario, servers: list[dict[str, Any]], node: str, run_dir: Path) -> dict[str, Any]:
+    """varnishd's VCL, parameters and storage from [balancer] (``lab.net.render_varnish``); its shared memory log
+    lives beside the control sockets, which the lab removes (also after a crash)."""
+    from lab.net import render_varnish
+
+    b = scenario.balancer
+    return {"impl": "varnish", "conf_text": render_varnish.vcl(b, servers, node), "conf_path": str(run_dir / "conf" / f"{node}-varnish.vcl"),
+            "params": render_varnish.parameters(b), "storage": render_varnish.storage(b), "workdir": f"{CONTROL_DIR}/{node}-varnish",
+            "listen_all": bool(scenario.layout.vrrp.get(node)), "rise": b.health.rise}
 
 
 def plan_load(scenario: Scenario, addresses: Mapping[str, str], run_dir: Path, start_at: float) -> list[ServiceSpec]:

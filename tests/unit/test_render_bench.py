@@ -142,6 +142,8 @@ def test_the_cache_bench_judges_hits_against_nginx_and_squid():
                "squid": target(40000, 100e-6)}]
     assert cache_summary(rounds)[-1] == ("verdict: gateway hits 0.90 x nginx's req/s (met: >= 0.5), p50 1.12 x nginx's (met: <= 1.5); "
                                          "proxy hits 0.50 x Squid's req/s (NOT met: >= 1.0)")
+    rounds[0]["varnish"] = target(60000, 60e-6)
+    assert "beside Varnish: gateway hits 0.75 x Varnish's req/s, p50 1.50 x Varnish's" in cache_summary(rounds)
 
 
 def test_nginx_renders_its_cache_only_when_asked():
