@@ -405,9 +405,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_conformance(args: argparse.Namespace) -> int:
     from lab.conformance import run_cache_conformance, table
 
-    run_dir = Path(args.runs).resolve() / f"{time.strftime('%Y%m%d-%H%M%S')}-conformance-cache"
+    run_dir = Path(args.runs).resolve() / f"{time.strftime('%Y%m%d-%H%M%S')}-conformance-cache-{args.impl}"
     run_dir.mkdir(parents=True)
-    lines = table(run_cache_conformance(run_dir))
+    lines = table(run_cache_conformance(run_dir, impl=args.impl), args.impl)
     print("\n".join(lines))
     (run_dir / "conformance.txt").write_text("\n".join(lines) + "\n")
     print(f"results: {run_dir / 'cache-tests.json'}; the suite's own output: {run_dir / 'cache-tests.txt'}")
@@ -529,6 +529,8 @@ def parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_bench)
     co = sub.add_parser("conformance", help="a public conformance suite against halab (cache: cache-tests, RFC 9111)")
     co.add_argument("what", choices=["cache"])
+    co.add_argument("--impl", choices=["halab", "varnish", "nginx"], default="halab",
+                    help="whose gateway cache: halab's, or Varnish's or nginx's as halab renders them from the same settings")
     co.add_argument("--runs", default="runs")
     co.set_defaults(func=cmd_conformance)
     ch = sub.add_parser("chaos", help="seeded random faults, every one repaired; checks that the lab heals each time")

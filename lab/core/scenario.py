@@ -367,6 +367,8 @@ def _varnish_can(bal: dict[str, Any], passive: PassiveSettings, source: str) -> 
     if bal.get("rate_limit"):
         raise ConfigError(source, "balancer.rate_limit", "Varnish has no rate limit without the vsthrottle vmod; use impl = "
                           "\"nginx\", \"haproxy\" or \"halab\" for the rate-limit lessons")
+    if bal["health"].get("kind", "http") != "http":
+        raise ConfigError(source, "balancer.health.kind", "Varnish's probes speak HTTP only; leave kind = \"http\"")
     if passive.max_fails or passive.consecutive_errors:
         raise ConfigError(source, "balancer.passive", "Varnish takes servers out only by its probes (no passive ejection); "
                           "leave [balancer.passive] max_fails and consecutive_errors at 0")

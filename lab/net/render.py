@@ -201,7 +201,9 @@ def nginx_config(b: BalancerSettings, servers: Sequence[dict[str, Any]], name: s
         "            proxy_next_upstream " + ("error timeout;" if b.retries else "off;"),
         f"            proxy_next_upstream_tries {b.retries + 1};",
         "            add_header X-Upstream $upstream_name always;",
-        *(["            proxy_cache halab;", "            add_header X-Cache \"$upstream_cache_status from " + name + "\" always;"]
+        *(["            proxy_cache halab;",
+           "            proxy_cache_revalidate on;  # an expired copy is revalidated with a conditional request, as halab's is",
+           "            add_header X-Cache \"$upstream_cache_status from " + name + "\" always;"]
           if cache_dir else []),
         "        }", "    }", "}", ""])
 

@@ -22,7 +22,8 @@ cache --impl varnish``). What maps, and how:
   no lifetime is made up for an answer that gives none (``default_ttl`` 0,
   Varnish's default is 120 s) and nothing stale is served beyond what the
   answer allows (``default_grace`` 0; ``stale-while-revalidate`` still
-  gives grace). Varnish always collapses concurrent misses (its waiting
+  gives grace), but a stale copy is kept an hour (``default_keep``) so it
+  can be revalidated with a conditional request, as halab's cache does. Varnish always collapses concurrent misses (its waiting
   list); ``collapse = false`` sets ``req.hash_ignore_busy``. With the cache
   off every request is passed.
 - **What it did** goes in ``X-Cache`` (``HIT|MISS|STALE|BYPASS from NODE``)
@@ -50,6 +51,9 @@ NCSA_FORMAT = ("ROUTED %{VSL:Timestamp:Start[1]}x %{Varnish:time_firstbyte}x %{X
                "%{VCL_Log:halab_cache}x")
 
 
+KEEP = 3600  # seconds a stale copy is kept to revalidate with a conditional request (halab keeps it until evicted)
+
+
 def _s(seconds: float) -> str:
     return f"{seconds:g}s"
 
@@ -64,11 +68,14 @@ def vcl(b: BalancerSettings, servers: Sequence[dict[str, Any]], name: str) -> st
              f"    .initial = {h.rise};"]  # start healthy, as HAProxy and halab do
     if p.expect_status:
         probe.append(f"    .expected_response = {p.expect_status};")
-    out = ["vcl 4.1;", "", "import directors;", "import std;", "", "probe health {", *probe, "}", ""]
+    # Varnish's probes speak HTTP only; a scenario asking Varnish for TCP or ICMP checks is refused when read, and
+    # ``halab conformance`` (whose origin has no health page) renders none: every server counts as healthy
+    probed = p.kind == "http"
+    out = ["vcl 4.1;", "", "import directors;", "import std;", ""] + (["probe health {", *probe, "}", ""] if probed else [])
     for s in servers:
         out += [f"backend {s['name']} {{", f'    .host = "{s["address"]}";', f'    .port = "{s["port"]}";',
                 f"    .connect_timeout = {_s(b.timeout_connect)};", f"    .first_byte_timeout = {_s(b.timeout_server)};",
-                f"    .between_bytes_timeout = {_s(b.timeout_server)};", "    .probe = health;", "}", ""]
+                f"    .between_bytes_timeout = {_s(b.timeout_server)};", *(["    .probe = health;"] if probed else []), "}", ""]
     primaries = [s for s in servers if not s.get("backup")]
     backups = [s for s in servers if s.get("backup")]
     weighted = director in ("random", "hash")
@@ -118,7 +125,7 @@ def vcl(b: BalancerSettings, servers: Sequence[dict[str, Any]], name: str) -> st
 def parameters(b: BalancerSettings) -> list[str]:
     """varnishd ``-p`` settings from the same client limits and cache settings as halab's balancer."""
     c = b.client
-    params = {"default_ttl": "0", "default_grace": "0", "timeout_idle": f"{c.timeout_keep_alive:g}",
+    params = {"default_ttl": "0", "default_grace": "0", "default_keep": str(KEEP), "timeout_idle": f"{c.timeout_keep_alive:g}",
               "http_req_hdr_len": str(c.max_line), "http_req_size": str(max(c.max_head, 256)),
               "http_max_hdr": str(min(65535, max(32, c.max_headers))), "max_retries": str(max(b.retries, 0))}
     return [f"{k}={v}" for k, v in params.items()]

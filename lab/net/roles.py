@@ -198,7 +198,7 @@ def varnish_config(scenario: Scenario, servers: list[dict[str, Any]], node: str,
     b = scenario.balancer
     return {"impl": "varnish", "conf_text": render_varnish.vcl(b, servers, node), "conf_path": str(run_dir / "conf" / f"{node}-varnish.vcl"),
             "params": render_varnish.parameters(b), "storage": render_varnish.storage(b), "workdir": f"{CONTROL_DIR}/{node}-varnish",
-            "listen_all": bool(scenario.layout.vrrp.get(node)), "rise": b.health.rise}
+            "listen_all": bool(scenario.layout.vrrp.get(node))}
 
 
 def plan_load(scenario: Scenario, addresses: Mapping[str, str], run_dir: Path, start_at: float) -> list[ServiceSpec]:

@@ -11,7 +11,7 @@ line they print becomes a halab event:
   cache's verdict in Squid's words (a hit routes nothing);
 - ``varnishlog -g raw -i Backend_health`` (one line per probe) ->
   ``health_checked``, and ``health_changed`` when a backend "Went sick" or
-  is "Back healthy".
+  "Went healthy".
 
 The service is ready once varnishncsa has logged a request of the wrapper's
 own: from then on no client request goes unrecorded.
@@ -35,7 +35,7 @@ from lab.services.runtime import Context, serve
 
 ROUTED = re.compile(r"ROUTED (\S+) (\S+) (\S+) (\S+) (\d{3}) (\S+)$")
 # varnishlog -g raw: "0 Backend_health - boot.o1 Went sick 4---X-R- 2 3 5 0.001 0.002 HTTP/1.1 503 ..."
-HEALTH = re.compile(r"Backend_health\s+-\s+(?:[\w-]+\.)?([\w-]+)\s+(Went sick|Back healthy|Still healthy|Still sick)\s+(\S+)\s+(\d+)\s+(\d+)\s+(\d+)"
+HEALTH = re.compile(r"Backend_health\s+-\s+(?:[\w-]+\.)?([\w-]+)\s+(Went sick|Went healthy|Back healthy|Still healthy|Still sick)\s+(\S+)\s+(\d+)\s+(\d+)\s+(\d+)"
                     r"(?:\s+\S+\s+\S+\s*(.*))?")
 # X-Cache's word -> Squid's result code (the access log's vocabulary)
 SQUID = {"HIT": "TCP_HIT", "STALE": "TCP_STALE_HIT", "MISS": "TCP_MISS", "BYPASS": "TCP_MISS"}
@@ -67,7 +67,7 @@ def parse_ncsa(line: str) -> list[tuple[str, dict[str, Any]]]:
     return events
 
 
-def parse_health(line: str, rise: int) -> list[tuple[str, dict[str, Any]]]:
+def parse_health(line: str) -> list[tuple[str, dict[str, Any]]]:
     """One Backend_health record -> health_checked, and health_changed when the backend changed state.
 
     The probe's bits say what happened: 'H' (happy) is a pass; the counts are
@@ -77,12 +77,12 @@ def parse_health(line: str, rise: int) -> list[tuple[str, dict[str, Any]]]:
     if m is None:
         return []
     server, verdict, bits, good, threshold, window, said = m.groups()
-    up = verdict in ("Back healthy", "Still healthy")
+    up = verdict.endswith("healthy")
     label = f"{'UP' if up else 'DOWN'} {good}/{window} (healthy at {threshold})"
     detail = (said or "").strip().strip('"') or bits
     events: list[tuple[str, dict[str, Any]]] = [("health_checked", {"server": server, "result": "pass" if "H" in bits else "fail",
                                                                      "detail": detail, "label": label})]
-    if verdict in ("Went sick", "Back healthy"):
+    if not verdict.startswith("Still"):
         events.append(("health_changed", {"server": server, "before": "UP" if not up else "DOWN", "after": "UP" if up else "DOWN",
                                           "reason": detail, "label": label}))
     return events
@@ -110,7 +110,6 @@ async def main(ctx: Context) -> None:
     port = int(cfg["port"])
     bind = cfg.get("bind") or ["127.0.0.1"]
     probe_at = "127.0.0.1" if cfg.get("listen_all") or "127.0.0.1" in bind else bind[0]
-    rise = int(cfg.get("rise", 2))
     attached = asyncio.Event()
     readers: list[daemon.Process] = []
     pumps: list[asyncio.Task[None]] = []
@@ -149,7 +148,7 @@ async def main(ctx: Context) -> None:
                     raise RuntimeError(f"varnishd did not answer on {probe_at}:{port}")
                 await asyncio.sleep(0.1)
         await follow(["varnishncsa", "-n", cfg["workdir"], "-c", "-F", NCSA_FORMAT], on_ncsa)
-        await follow(["varnishlog", "-n", cfg["workdir"], "-g", "raw", "-i", "Backend_health"], lambda t: emit(parse_health(t, rise)))
+        await follow(["varnishlog", "-n", cfg["workdir"], "-g", "raw", "-i", "Backend_health"], lambda t: emit(parse_health(t)))
         while not attached.is_set():  # a request of our own, until varnishncsa shows it: the log is being read
             _ask(probe_at, port)
             try:

@@ -57,3 +57,25 @@ def test_a_header_the_cache_does_not_key_on_poisons_everyones_copy_only_when_the
     attack, victim = seen[True]  # a careless gateway: the attacker's miss is stored, and the next visitor runs evil.example's script
     assert 'src="http://evil.example/static/app.js"' in attack
     assert "X-Cache: HIT" in victim and 'src="http://evil.example/static/app.js"' in victim
+
+
+def test_varnish_from_the_same_settings_caches_but_has_no_stale_if_error_and_heals_after_the_repair(shipped):
+    events = read_events(Path(shipped("exercises/06-caching/varnish.toml")))
+    faults = [e for e in events if e["kind"] in ("fault_applied", "fault_reverted")]
+    down = max(e["t"] for e in faults if e["action"] == "crash")
+    up = max(e["t"] for e in faults if e["action"] == "restart")
+    results = [e for e in events if e["kind"] == "cache_result"]
+    # Varnish's own log, read back: misses first, then hits on the copies it stored, before any fault
+    assert {e["squid"] for e in results if e["t"] < down} >= {"TCP_MISS", "TCP_HIT"}
+    routed = [e for e in events if e["kind"] == "request_routed"]
+    assert {e["server"] for e in routed if e["t"] < down} == {"o1", "o2", "o3"}
+    # its probes, read back: every origin DOWN after the crash and UP again after the repair
+    changes = [e for e in events if e["kind"] == "health_changed"]
+    assert {e["server"] for e in changes if e["after"] == "DOWN" and down < e["t"] < up} == {"o1", "o2", "o3"}
+    assert {e["server"] for e in changes if e["after"] == "UP" and up < e["t"] < up + 2.0} == {"o1", "o2", "o3"}
+    # no stale-if-error in Varnish: once the copies expire (max-age=1) the cached site is down with its origins
+    finished = [e for e in events if e["kind"] == "request_finished"]
+    outage = [e for e in finished if down + 1.5 < e["t"] < up]
+    assert len(outage) > 40 and not any(e["ok"] for e in outage)
+    healed = [e for e in finished if e["t"] > up + 1.5]
+    assert len(healed) > 30 and all(e["ok"] for e in healed)

@@ -12,7 +12,8 @@ LAB = Path(__file__).resolve().parents[2] / "lab"
 DYNAMIC = {"lab/net/lab.py": "Lab.event passes its caller's kind on",
            "lab/services/realbalancer.py": "translated HAProxy/nginx lines: checked below",
            "lab/services/keepalived.py": "translated keepalived lines: checked below",
-           "lab/services/squid.py": "translated Squid access-log lines: checked below"}
+           "lab/services/squid.py": "translated Squid access-log lines: checked below",
+           "lab/services/varnish.py": "translated varnishncsa and varnishlog lines: checked below"}
 READERS = ("analysis", "live.py", "labcli.py", "chaos.py", "bench.py", "hostile.py", "runner.py")
 
 
@@ -61,7 +62,7 @@ def test_every_emit_names_a_declared_kind_with_declared_fields():
 
 
 def _translated():
-    from lab.services import keepalived, realbalancer, squid
+    from lab.services import keepalived, realbalancer, squid, varnish
 
     names = {"10.0.0.11:80": "o1"}
     syslog = "<129>1 2026-11-26T13:07:27.644791+00:00 - haproxy 1756 - - "
@@ -80,6 +81,8 @@ def _translated():
             squid.parse_line("HALAB 10.1.0.101 TCP_TUNNEL 200 CONNECT gw1:443 alice 1520 517 4096 -")]
     hit = squid.parse_line("HALAB 10.1.0.101 TCP_MEM_HIT 200 GET http://gw1/ - 0 180 3904 c1-9")
     out += [("cache_result", squid.cache_result(hit[1]))]
+    out += varnish.parse_ncsa("ROUTED 1700000000.5 0.003 c1-8 o1 200 MISS") + varnish.parse_ncsa("ROUTED 1700000002 0.5 c1-9 - 503 -")
+    out += varnish.parse_health("0 Backend_health - boot.o1 Went sick ------- 1 2 4 0.0 0.0 \"Open error 111 (Connection refused)\"")
     return [x for x in out if x is not None and x[0]]
 
 

@@ -62,6 +62,13 @@ def test_the_cache_and_its_absence():
     assert storage(settings(cache=CacheSettings(enabled=True, max_bytes=32 * 1024 * 1024))) == "malloc,32m"
 
 
+def test_without_http_checks_no_probe_is_rendered():
+    from lab.core.health import ProbeSettings
+
+    text = vcl(settings(probe=build(ProbeSettings, {"kind": "tcp"})), SERVERS, "gw1")
+    assert "probe health" not in text and ".probe" not in text
+
+
 def test_forwarded_host_retries_and_readiness():
     text = vcl(settings(retries=2), SERVERS, "gw1")
     assert "unset req.http.X-Forwarded-Host;" in text
@@ -113,21 +120,22 @@ def test_ncsa_lines_become_routing_and_cache_events():
 
 
 def test_backend_health_records_become_checks_and_changes():
-    sick = parse_health('         0 Backend_health - boot.o3 Went sick ------- 1 2 4 0.000000 0.000000 "Open error 111 (Connection refused)"', 2)
+    sick = parse_health('         0 Backend_health - boot.o3 Went sick ------- 1 2 4 0.000000 0.000000 "Open error 111 (Connection refused)"')
     assert sick[0] == ("health_checked", {"server": "o3", "result": "fail", "detail": "Open error 111 (Connection refused)",
                                           "label": "DOWN 1/4 (healthy at 2)"})
     assert sick[1][1]["before"] == "UP" and sick[1][1]["after"] == "DOWN" and sick[1][1]["reason"] == "Open error 111 (Connection refused)"
-    back = parse_health("0 Backend_health - boot.o1 Back healthy 4---X-RH 2 2 4 0.000502 0.000620 HTTP/1.1 200 OK", 2)
+    back = parse_health('0 Backend_health - o1 Went healthy 4---X-RH 2 2 4 0.001397 0.001437 "HTTP/1.0 200 OK"')
     assert back[0][1]["result"] == "pass" and back[1][1]["after"] == "UP" and back[1][1]["before"] == "DOWN"
-    still = parse_health("0 Backend_health - boot.o1 Still healthy 4---X-RH 4 2 4 0.0005 0.0006 HTTP/1.1 200 OK", 2)
+    still = parse_health("0 Backend_health - boot.o1 Still healthy 4---X-RH 4 2 4 0.0005 0.0006 HTTP/1.1 200 OK")
     assert [k for k, _ in still] == ["health_checked"] and still[0][1]["label"] == "UP 4/4 (healthy at 2)"
-    assert parse_health("0 CLI - Rd ping", 2) == []
+    assert parse_health("0 CLI - Rd ping") == []
 
 
 @pytest.mark.parametrize("extra,match", [
     ('algorithm = "leastconn"', "'leastconn' has no varnish equivalent"),
     ("rate_limit = 10", "vsthrottle"),
     ("[balancer.passive]\nmax_fails = 1", "only by its probes"),
+    ('[balancer.health]\nkind = "tcp"', "HTTP only"),
 ])
 def test_a_scenario_asking_varnish_for_what_it_cannot_do_is_refused(extra, match):
     text = textwrap.dedent("""
