@@ -104,7 +104,7 @@ def destination(head: Head) -> Destination:
 
 def loops_through(head: Head, name: str) -> bool:
     """True when this proxy's own name is already in Via: the request came around (a forwarding loop)."""
-    via = head.get("Via") or ""
+    via = ",".join(head.get_all("Via"))  # every Via line: a second one could hide the hop that came around
     return any(len(parts := hop.split()) >= 2 and parts[1].lower() == name.lower() for hop in via.split(","))
 
 

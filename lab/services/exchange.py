@@ -19,13 +19,14 @@ and the gateway move it along, and the statistics and tests read it.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from lab.core.client_limits import ClientLimits
 from lab.core.http1 import Head, HttpError
 from lab.core.rate_limit import RateLimit
 
 if TYPE_CHECKING:
+    from lab.services.cache_layer import CacheLayer
     from lab.services.proxy import ClientSide
     from lab.services.upstream_side import UpstreamSide
 
@@ -79,6 +80,7 @@ class Gateway(Protocol):
     timeout_server: float
     idle: dict[str, list["UpstreamSide"]]  # kept-alive server connections by server name
     idle_closed: int
+    cache: "CacheLayer | None"  # answers what it can before any server is asked
 
     def dispatch(self, x: "Exchange") -> None: ...
 
@@ -107,13 +109,16 @@ class UpstreamError(Exception):
 class Exchange:
     """One client request on its way through the gateway (slots: one is made per request)."""
 
-    __slots__ = ("client", "head", "request", "number", "keep", "tried", "server", "started", "fresh_retry", "body", "conn",
-                 "replayable", "add_host", "state", "observer")
+    __slots__ = ("client", "head", "_request", "render", "number", "keep", "tried", "server", "started", "fresh_retry", "body",
+                 "conn", "replayable", "add_host", "state", "observer")
 
-    def __init__(self, client: "ClientSide", head: Head, request: bytes, keep: bool) -> None:
+    def __init__(self, client: "ClientSide", head: Head, request: bytes | None, keep: bool,
+                 render: Callable[[], bytes] | None = None) -> None:
         self.client = client
         self.head = head
-        self.request = request  # the forwarded head (and the body, when it came whole), ready to write
+        self._request = request
+        # ``request`` made when first asked for: a forward proxy's rewrite is wasted on an answer its cache gives
+        self.render = render
         self.number = 0  # the gateway's request counter, for the request id
         self.keep = keep
         self.tried: list[str] = []
@@ -126,6 +131,19 @@ class Exchange:
         self.add_host = False  # an HTTP/1.0 request without Host: the chosen server's address is added
         self.state = RECEIVED
         self.observer: Observer | None = None
+
+    @property
+    def request(self) -> bytes:
+        """The forwarded head (and the body, when it came whole), ready to write."""
+        request = self._request
+        if request is None:
+            assert self.render is not None
+            request = self._request = self.render()
+        return request
+
+    @request.setter
+    def request(self, value: bytes) -> None:
+        self._request = value
 
     @property
     def rid(self) -> str:

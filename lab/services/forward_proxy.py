@@ -34,8 +34,9 @@ import asyncio
 import ipaddress
 import time
 from datetime import datetime
+from functools import partial
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from lab.core.cache import CacheSettings, cache_key
 from lab.core.client_limits import ClientLimits
@@ -77,6 +78,14 @@ def plan(scenario: Any, addresses: Mapping[str, str], run_dir: Path) -> list[Any
     return specs
 
 
+ADMITTED = 4096  # admission decisions remembered (ForwardProxy.check)
+
+
+def _values(index: dict[str, list[str]], name: str) -> tuple[str, ...] | None:
+    values = index.get(name)
+    return tuple(values) if values else None
+
+
 class Origin:
     """Where a proxied request goes (the ``Upstream`` seam): named host:port as the client wrote it."""
 
@@ -111,12 +120,20 @@ class ProxyClient(ClientSide):
             return b""  # answered here (READY_PATH)
         return origin_request(head, raw, self.dest, self.ip, self.proxy.via, self.proxy.settings.forwarded_for, chunked)
 
+    def deferred(self, head: Head, raw: bytes) -> Callable[[], bytes] | None:
+        """With a cache, a GET or HEAD is rewritten for the origin only if the cache asks the origin (a hit never does)."""
+        if self.dest is None or not self.cache_may_answer(head):
+            return None
+        # its destination bound now: the next request on this connection has its own
+        return partial(origin_request, head, raw, self.dest, self.ip, self.proxy.via, self.proxy.settings.forwarded_for)
+
 
 class ForwardProxy(Intermediary):
     def __init__(self, ctx: Context) -> None:
         self.settings = s = from_config(ProxySettings, ctx.config)
         super().__init__(ctx.node, ctx.log, ClientLimits(), s.timeout_connect, s.timeout_server, via=f"{ctx.node} (halab)")
         self.policy = s.policy()
+        self.admitted: dict[tuple[Any, ...], tuple[Destination, str | None]] = {}  # check's memory
         self.hosts: dict[str, str] = {k.lower(): v for k, v in ctx.config["hosts"].items()}
         self.tunnels: set[Tunnel] = set()
         self.tunnelled = 0
@@ -139,8 +156,21 @@ class ForwardProxy(Intermediary):
             return self.hosts.get(host)
 
     def check(self, client_ip: str, head: Head) -> tuple[Destination, str | None]:
-        s = self.settings
-        return admit(head, client_ip, self.name, self.policy, s.users, s.realm, datetime.now(), self.resolve)
+        """``admit``'s answer, remembered for what it reads: the same client, method and target with the same Host,
+        Via and Proxy-Authorization lines always get the same destination and user (the hosts, users and rules are
+        fixed for the proxy's life; with a ``time`` acl, the minute is part of the key). Half the work a cache hit
+        costs a forward proxy is this decision; a refusal is decided afresh every time (its answer is logged)."""
+        index = head.index
+        key = (client_ip, head.start[0], head.start[1], _values(index, "host"), _values(index, "via"),
+               _values(index, "proxy-authorization"), int(time.time() // 60) if self.policy.timed else 0)
+        admitted = self.admitted.get(key)
+        if admitted is None:
+            s = self.settings
+            admitted = admit(head, client_ip, self.name, self.policy, s.users, s.realm, datetime.now(), self.resolve)
+            if len(self.admitted) >= ADMITTED:
+                self.admitted.clear()  # a cheap bound: forgotten all at once when full
+            self.admitted[key] = admitted
+        return admitted
 
     def refused(self, client_ip: str, e: HttpError) -> None:
         super().refused(client_ip, e)

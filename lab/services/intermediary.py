@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from lab.core.client_limits import ClientLimits
 from lab.core.dispatch import Admission, may_retry
@@ -29,6 +29,9 @@ from lab.events import EventLog
 from lab.services.exchange import CONNECTING, DONE, QUEUED, Exchange, Observer, Upstream, UpstreamError
 from lab.services.httpio import within
 from lab.services.upstream_side import UpstreamSide, idle_connection
+
+if TYPE_CHECKING:
+    from lab.services.cache_layer import CacheLayer
 
 
 class Intermediary:
@@ -46,6 +49,7 @@ class Intermediary:
         self.idle: dict[str, list[UpstreamSide]] = defaultdict(list)  # kept-alive server connections, by server name
         # Opt-in: a function giving each exchange an observer of its answer (a cache); None costs nothing.
         self.observe: Callable[[Exchange], Observer | None] | None = None
+        self.cache: CacheLayer | None = None  # a cache answers before any server is asked (the subclass makes it)
         self.errors: dict[str, int] = defaultdict(int)  # failed attempts by server name
         self.admission: Admission[Exchange] = Admission(maxconn)  # HAProxy maxconn (0: no limit)
         # nginx limit_req per client address, shared by every connection (0: no limit)

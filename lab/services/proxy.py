@@ -33,6 +33,8 @@ request, and no per-request objects beyond the ``Exchange``.
 from __future__ import annotations
 
 import asyncio
+from functools import partial
+from typing import Callable
 
 from lab.core.client_limits import ClientLimits
 from lab.core.forwarding import forward_tail, forwarded
@@ -179,7 +181,8 @@ class ClientSide(asyncio.Protocol):
                 self.reject(e)
                 return
             if framing == NONE:
-                self.start(head, self.forward(head, raw), end + 4)
+                render = self.deferred(head, raw)
+                self.start(head, self.forward(head, raw) if render is None else None, end + 4, render)
             elif framing == LENGTH and length <= lim.buffer_body:
                 need = end + 4 + length
                 if len(buf) >= need:  # the usual small POST: whole, so a failed attempt can be replayed
@@ -211,6 +214,16 @@ class ClientSide(asyncio.Protocol):
         """The request as it goes to the server (``raw``: its head as received); a forward proxy rewrites it otherwise."""
         return forwarded(head, raw, self.ip, self.gateway.via, b"" if streamed else self.tail, chunked, self.gateway.replaced)
 
+    def deferred(self, head: Head, raw: bytes) -> Callable[[], bytes] | None:
+        """A maker of the forwarded request, for a request that may never be forwarded (a GET or HEAD the gateway's
+        cache may answer); None: forward it now."""
+        if not self.cache_may_answer(head):
+            return None
+        return partial(self.forward, head, raw)  # the connection's address and Via lines do not change
+
+    def cache_may_answer(self, head: Head) -> bool:
+        return self.gateway.cache is not None and head.method in ("GET", "HEAD")
+
     def admit_body(self, head: Head, framing: str, length: int) -> bool:
         """The body limit and ``Expect``: whether the client waits for a 100 Continue."""
         if self.limits.max_body and framing == LENGTH and length > self.limits.max_body:
@@ -222,7 +235,7 @@ class ClientSide(asyncio.Protocol):
             raise HttpError(417, f"Expect: {expect[:40]!r} is not an expectation this server meets (only 100-continue)")
         return head.version == "HTTP/1.1" and framing != NONE
 
-    def start(self, head: Head, request: bytes, used: int) -> None:
+    def start(self, head: Head, request: bytes | None, used: int, render: Callable[[], bytes] | None = None) -> None:
         """A request whose head and (small) body are all here: off to the gateway."""
         buf = self.buffer
         if len(buf) == used:
@@ -232,7 +245,7 @@ class ClientSide(asyncio.Protocol):
         self.busy = True
         self.deadline = None  # the server's timeout runs now (no timer work: the lazy timer finds nothing to do)
         self.phase = "wait"
-        x = self.x = Exchange(self, head, request, head.keep_alive())
+        x = self.x = Exchange(self, head, request, head.keep_alive(), render)
         if "host" not in head.index:
             x.add_host = True
         self.gateway.dispatch(x)

@@ -250,13 +250,69 @@ def test_the_proxys_cache_serves_the_whole_client_lan_from_one_origin_request(tm
             writer.write(f"GET http://origin:{port}/page HTTP/1.1\r\nHost: origin:{port}\r\n\r\n".encode())
             answers.append(await read_answer(reader))
             writer.close()
+        # two misses pipelined on one connection: each rewritten for the origin when (and as) the cache asks for it
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy_port)
+        writer.write("".join(f"GET http://origin:{port}/{p} HTTP/1.1\r\nHost: origin:{port}\r\n\r\n" for p in ("one", "two")).encode())
+        answers += [await read_answer(reader), await read_answer(reader)]
+        writer.close()
         front.close()
         origin.close()
         return answers
 
     answers = asyncio.run(go())
-    assert [body for _, body in answers] == [b"hi"] * 3 and len(seen) == 1
-    assert "X-Cache: MISS from fp1" in answers[0][0] and all("X-Cache: HIT from fp1" in head for head, _ in answers[1:])
+    assert [body for _, body in answers] == [b"hi"] * 5 and len(seen) == 3
+    assert "X-Cache: MISS from fp1" in answers[0][0] and all("X-Cache: HIT from fp1" in head for head, _ in answers[1:3])
     assert seen[0].startswith("GET /page HTTP/1.1")  # the cache's own request went out in origin form, as the proxy's do
+    assert "Via: 1.1 fp1 (halab)" in seen[0] and "X-Forwarded-For: 127.0.0.1" in seen[0]
+    assert seen[1].startswith("GET /one HTTP/1.1") and seen[2].startswith("GET /two HTTP/1.1")
     results = [e["squid"] for e in events(tmp_path, "cache_result")]
-    assert results == ["TCP_MISS", "TCP_HIT", "TCP_HIT"]
+    assert results == ["TCP_MISS", "TCP_HIT", "TCP_HIT", "TCP_MISS", "TCP_MISS"]
+
+
+def test_an_admission_is_remembered_only_for_exactly_what_it_read(tmp_path, monkeypatch):
+    from lab.core.http1 import HttpError, parse_request_head
+    from lab.services import forward_proxy
+
+    rules = "acl login proxy_auth REQUIRED\nhttp_access allow login"
+    proxy = ForwardProxy(Context(proxy_config(acl=rules, stock=False, users={"alice": "pw"}), EventLog(tmp_path / "fp1.jsonl", "fp1", "proxy")))
+
+    def head(*lines, target="http://origin/a"):
+        return parse_request_head(f"GET {target} HTTP/1.1\r\n".encode() + "".join(f"{x}\r\n" for x in lines).encode() + b"\r\n")
+
+    good = "Proxy-Authorization: Basic " + base64.b64encode(b"alice:pw").decode()
+    bad = "Proxy-Authorization: Basic " + base64.b64encode(b"alice:wrong").decode()
+    first = proxy.check("10.1.0.101", head("Host: origin", good))
+    assert proxy.check("10.1.0.101", head("Host: origin", good)) is first and len(proxy.admitted) == 1  # the same: remembered
+    assert first[0].host == "origin" and first[1] == "alice"
+    for refused, status in ((head("Host: origin", bad), 407), (head("Host: origin"), 407),  # other credentials: decided again
+                            (head("Host: elsewhere", good), 400),  # Host and URL disagree: smuggling
+                            (head("Host: origin", "Via: 1.1 c", "Via: 1.1 fp1 (halab)", good), 403)):  # its own name in the 2nd Via
+        for _ in range(2):  # a refusal is never remembered: every one is decided (and logged) afresh
+            with pytest.raises(HttpError) as e:
+                proxy.check("10.1.0.101", refused)
+            assert e.value.status == status
+    assert len(proxy.admitted) == 1
+    proxy.check("10.1.0.102", head("Host: origin", good))  # another client: its own entry (src acls read it)
+    proxy.check("10.1.0.101", head("Host: origin", good, target="http://origin/b"))
+    assert len(proxy.admitted) == 3
+    monkeypatch.setattr(forward_proxy, "ADMITTED", 3)
+    proxy.check("10.1.0.101", head("Host: origin", good, target="http://origin/c"))
+    assert len(proxy.admitted) == 1  # full: forgotten at once, then this one remembered
+
+
+def test_with_a_time_acl_an_admission_is_remembered_for_its_minute_only(tmp_path, monkeypatch):
+    from lab.core.http1 import parse_request_head
+    from lab.services import forward_proxy
+
+    proxy = ForwardProxy(Context(proxy_config(acl="acl day time 00:00-23:59\nhttp_access allow day", stock=False),
+                                 EventLog(tmp_path / "fp1.jsonl", "fp1", "proxy")))
+    request = parse_request_head(b"GET http://origin/ HTTP/1.1\r\nHost: origin\r\n\r\n")
+    clock = [6000.0]
+    monkeypatch.setattr(forward_proxy.time, "time", lambda: clock[0])
+    proxy.check("10.1.0.101", request)
+    clock[0] = 6059.0
+    proxy.check("10.1.0.101", request)
+    assert len(proxy.admitted) == 1
+    clock[0] = 6060.0  # the next minute: the rules may say otherwise now
+    proxy.check("10.1.0.101", request)
+    assert len(proxy.admitted) == 2
