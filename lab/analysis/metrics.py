@@ -280,8 +280,7 @@ def compute(events: Sequence[Mapping[str, Any]], settings: Settings = Settings()
         caches=_by_node(events, "cache_result", "squid"),
         stale_saved=sum(1 for e in events if e["kind"] == "cache_result" and e.get("squid") == "TCP_REFRESH_FAIL_OLD"),
         cache_latency=cache_latency(events, requests),
-        origin_asks={node: sum(1 for e in events if e["kind"] == "request_routed" and e["node"] == node)
-                     for node in {e["node"] for e in events if e["kind"] == "cache_result"}},
+        origin_asks=origin_asks(events),
         l4_changes=l4_changes(events),
     )
 
@@ -345,6 +344,25 @@ def per_client(events: Sequence[Mapping[str, Any]], requests: Sequence[Mapping[s
                        "failed": sum(1 for r in mine if not r["ok"]), "longest_gap": round(longest, 3),
                        "worst_latency": max((r["latency"] for r in mine if r["ok"]), default=None)}
     return out
+
+
+# Squid's result codes for a request it sent on (its access log names no server)
+SQUID_ASKED = frozenset({"TCP_MISS", "TCP_REFRESH_MODIFIED", "TCP_REFRESH_UNMODIFIED", "TCP_REFRESH_FAIL_OLD",
+                         "TCP_REFRESH_FAIL_ERR", "TCP_CLIENT_REFRESH_MISS"})
+
+
+def origin_asks(events: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """cache node -> requests it sent on towards an origin: a gateway's routed requests, a forward proxy's
+    forwarded ones (halab's name the server; Squid's say it with the result code). Tunnels and refusals ask nobody."""
+    def asked(e: Mapping[str, Any]) -> bool:
+        if e["kind"] == "request_routed":
+            return True
+        if e["kind"] != "proxy_request" or e.get("result") == "TCP_TUNNEL":
+            return False
+        return bool(e["server"]) if "server" in e else e.get("result") in SQUID_ASKED
+
+    caches = {e["node"] for e in events if e["kind"] == "cache_result"}
+    return {node: sum(1 for e in events if e["node"] == node and asked(e)) for node in caches}
 
 
 def _by_node(events: Sequence[Mapping[str, Any]], kind: str, field_name: str) -> dict[str, dict[str, int]]:

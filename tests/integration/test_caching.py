@@ -79,3 +79,18 @@ def test_varnish_from_the_same_settings_caches_but_has_no_stale_if_error_and_hea
     assert len(outage) > 40 and not any(e["ok"] for e in outage)
     healed = [e for e in finished if e["t"] > up + 1.5]
     assert len(healed) > 30 and all(e["ok"] for e in healed)
+
+
+def test_a_forward_proxys_cache_is_shared_by_the_whole_client_lan(shipped):
+    events = read_events(Path(shipped("exercises/06-caching/proxy-cache.toml")))
+    finished = [e for e in events if e["kind"] == "request_finished"]
+    assert len(finished) > 300 and all(e["ok"] for e in finished)
+    results = [e for e in events if e["kind"] == "cache_result" and e["node"] == "fp1"]
+    misses = {e["key"]: e for e in results if e["squid"] == "TCP_MISS"}
+    hits = [e for e in results if e["squid"] == "TCP_HIT"]
+    assert len(hits) > 0.9 * len(finished)
+    # shared: a client's hit on a page another client's miss stored, for every client
+    shared = {e["id"].split("-")[0] for e in hits if e["key"] in misses and misses[e["key"]]["id"].split("-")[0] != e["id"].split("-")[0]}
+    assert shared == {"c1", "c2", "c3"}
+    asked = [e for e in events if e["kind"] == "request_parsed" and e["target"].startswith("/static/")]
+    assert len(asked) <= 10  # one origin request per page (10 keys), whoever asked first

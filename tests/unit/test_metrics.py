@@ -264,3 +264,20 @@ def test_a_request_in_flight_when_the_next_fault_strikes_is_not_held_against_the
                "status": 504, "error": "http_504", "served_by": None, "upstream": "o2"})
     first = compute(ev).recoveries[0]
     assert first.repair == "link_up o1-s1" and first.success == pytest.approx(3.0)  # c2-0 failed within the window; c2-1 is the freeze's
+
+
+def test_origin_asks_counts_what_each_cache_sent_on_gateway_or_proxy_halab_or_squid():
+    from lab.analysis.metrics import origin_asks
+
+    def ev(node, kind, **fields):
+        return {"node": node, "kind": kind, "t": 1.0, **fields}
+
+    events = [ev("lb1", "cache_result", squid="TCP_MISS"), ev("lb1", "request_routed", server="o1"),
+              ev("fp1", "cache_result", squid="TCP_MISS"), ev("fp1", "cache_result", squid="TCP_HIT"),
+              ev("fp1", "proxy_request", result="TCP_MISS", server="10.2.0.2:80"),  # halab's proxy forwarded it
+              ev("fp1", "proxy_request", result="TCP_MISS", server=None),  # a name it could not resolve: nobody asked
+              ev("fp1", "proxy_request", result="TCP_TUNNEL", server="gw1:443"),  # a tunnel is not a cache's question
+              ev("fp2", "cache_result", squid="TCP_MEM_HIT"), ev("fp2", "proxy_request", result="TCP_MEM_HIT"),
+              ev("fp2", "proxy_request", result="TCP_MISS"), ev("fp2", "proxy_request", result="TCP_REFRESH_UNMODIFIED"),
+              ev("fp2", "proxy_request", result="TCP_DENIED"), ev("c1", "request_finished", ok=True)]
+    assert origin_asks(events) == {"lb1": 1, "fp1": 1, "fp2": 2}
