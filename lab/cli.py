@@ -390,6 +390,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from lab.bench_proxy import proxy_summary, run_proxy_bench
 
         lines = proxy_summary(run_proxy_bench(run_dir, args.seconds, args.connections, args.rounds))
+    elif args.what == "scale":
+        from lab.bench_scale import run_scale_bench, scale_summary
+
+        lines = scale_summary(run_scale_bench(run_dir, tuple(int(x) for x in args.sizes.split(",") if x.strip())))
     elif args.what == "l4":
         from lab.bench_l4 import l4_summary, run_l4_bench
 
@@ -515,8 +519,10 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--link", type=float, default=0.9999, help="availability of each link (default 0.9999)")
     sp.add_argument("--set", action="append", default=[], metavar="PART=A", help="one part's availability, e.g. --set lb1=0.99")
     sp.set_defaults(func=cmd_spof)
-    b = sub.add_parser("bench", help="benchmarks against the real systems (HAProxy, nginx, keepalived, Squid)")
-    b.add_argument("what", choices=["balancer", "failover", "proxy", "cache", "l4"])
+    b = sub.add_parser("bench", help="benchmarks against the real systems (HAProxy, nginx, keepalived, Squid, Varnish), "
+                                     "and how big a lab this machine holds (scale)")
+    b.add_argument("what", choices=["balancer", "failover", "proxy", "cache", "l4", "scale"])
+    b.add_argument("--sizes", default="10,25,50", help="scale: numbers of origins, one lab each (single_lb holds at most 50)")
     b.add_argument("--trials", type=int, default=5, help="failover: master power cuts per speaker")
     b.add_argument("--loss", type=int, default=0, choices=range(0, 100), metavar="PERCENT",
                    help="failover: then drop this share of the adverts reaching the backup for 20 s and count false failovers")

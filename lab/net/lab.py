@@ -191,7 +191,8 @@ class Lab:
         started: list[Service] = []
         for tier in TIERS:
             batch = [self.start(spec) for spec in specs if spec.service == tier]
-            self.wait_ready(batch)
+            # every process imports Python before it can say ready: 50 origins on 2 cores take seconds, not one
+            self.wait_ready(batch, timeout=15.0 + 0.3 * len(batch))
             started += batch
         return started
 

@@ -192,3 +192,15 @@ def test_haproxy_and_nginx_drop_a_clients_x_forwarded_host_unless_it_is_trusted(
     assert "X-Forwarded-Host" not in haproxy_config(trusting, SERVERS, "lb1", "/tmp/p")
     assert 'proxy_set_header X-Forwarded-Host "";' in nginx_config(b, SERVERS, "lb1", "/tmp/p", "/tmp")
     assert "X-Forwarded-Host" not in nginx_config(trusting, SERVERS, "lb1", "/tmp/p", "/tmp")
+
+
+def test_the_scale_bench_derives_the_machines_limits_from_the_per_origin_costs():
+    from lab.bench_scale import scale_summary
+
+    rows = [{"origins": 10, "build": 1.0, "ready": 2.0, "served": 0.1, "memory_mib": 300.0, "pss_mib": 250.0, "teardown": 1.0},
+            {"origins": 50, "build": 3.0, "ready": 8.0, "served": 0.5, "memory_mib": 1100.0, "pss_mib": 1000.0, "teardown": 3.0}]
+    lines = scale_summary(rows, total_kib=4 * 1024 * 1024, cores=8)
+    assert lines[2].split() == ["50", "3.0s", "8.0s", "11.0s", "1100", "MiB", "1000", "MiB", "3.0s"]
+    # 20 MiB and 200 ms per origin; 80 % of 4 GiB is 3277 MiB: (3277 - 1100) / 20 + 50 = 159 origins, booting in 3 + 0.2 * 149 s
+    assert lines[3] == ("each origin costs about 20.0 MiB and 200 ms of boot on this machine (8 cores, 4.0 GiB): 80 % of its "
+                        "memory would hold about 159 origins, booting in about 33 s")
