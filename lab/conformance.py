@@ -115,7 +115,7 @@ def run_cache_conformance(run_dir: Path, say: Any = print, impl: str = "halab") 
     (run_dir / "events").mkdir(parents=True, exist_ok=True)
     cmd = gateway_command(impl, run_dir)
     if shutil.which(cmd[0]) is None and not os.path.isabs(cmd[0]):
-        raise LabError(f"{cmd[0]} is not installed (sudo make setup installs it)")
+        raise LabError(f"{cmd[0]} is not installed (sudo make install installs it; or apt install varnish nginx-light)")
     log_path = run_dir / f"gw1-{impl}.log"
     with open(log_path, "wb") as log:
         gateway = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

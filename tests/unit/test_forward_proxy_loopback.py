@@ -270,8 +270,13 @@ def test_the_proxys_cache_serves_the_whole_client_lan_from_one_origin_request(tm
 
 
 def test_an_admission_is_remembered_only_for_exactly_what_it_read(tmp_path, monkeypatch):
+    from lab.core import acl
     from lab.core.http1 import HttpError, parse_request_head
     from lab.services import forward_proxy
+
+    # ForwardProxy.check keys its memory on the client, method, target, Host, Via, Proxy-Authorization and the minute:
+    # an acl type that reads anything else (a User-Agent, another header) must be added to that key first
+    assert set(acl.TYPES) == {"src", "dst", "dstdomain", "port", "method", "url_regex", "proxy_auth", "time"}
 
     rules = "acl login proxy_auth REQUIRED\nhttp_access allow login"
     proxy = ForwardProxy(Context(proxy_config(acl=rules, stock=False, users={"alice": "pw"}), EventLog(tmp_path / "fp1.jsonl", "fp1", "proxy")))
