@@ -134,6 +134,10 @@ async def main(ctx: Context) -> None:
         async def pump() -> None:
             async for text in daemon.lines(output):
                 on_line(text)
+            await proc.wait()
+            if not ctx.stopping.is_set():  # Varnish may still serve, but the lab would no longer see what it does
+                ctx.log.emit("daemon_exited", code=proc.returncode)
+                ctx.fail("log reader", RuntimeError(f"{cmd[0]} exited by itself with code {proc.returncode}"))
         pumps.append(asyncio.create_task(pump()))
 
     async def ready(proc: daemon.Process) -> None:

@@ -77,8 +77,8 @@ def test_varnish_from_the_same_settings_caches_but_has_no_stale_if_error_and_hea
     finished = [e for e in events if e["kind"] == "request_finished"]
     outage = [e for e in finished if down + 1.5 < e["t"] < up]
     assert len(outage) > 40 and not any(e["ok"] for e in outage)
-    healed = [e for e in finished if e["t"] > up + 1.5]
-    assert len(healed) > 30 and all(e["ok"] for e in healed)
+    healed = [e for e in finished if e["t"] > up + 2.5]  # two good probes of three origins, then their first misses
+    assert len(healed) > 20 and all(e["ok"] for e in healed)
 
 
 def test_a_forward_proxys_cache_is_shared_by_the_whole_client_lan(shipped):
