@@ -522,7 +522,7 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="benchmarks against the real systems (HAProxy, nginx, keepalived, Squid, Varnish), "
                                      "and how big a lab this machine holds (scale)")
     b.add_argument("what", choices=["balancer", "failover", "proxy", "cache", "l4", "scale"])
-    b.add_argument("--sizes", default="10,25,50", help="scale: numbers of origins, one lab each (single_lb holds at most 50)")
+    b.add_argument("--sizes", default="10,50,100,200", help="scale: numbers of origins, one lab each (single_lb holds up to 200)")
     b.add_argument("--trials", type=int, default=5, help="failover: master power cuts per speaker")
     b.add_argument("--loss", type=int, default=0, choices=range(0, 100), metavar="PERCENT",
                    help="failover: then drop this share of the adverts reaching the backup for 20 s and count false failovers")

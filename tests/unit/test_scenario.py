@@ -189,3 +189,14 @@ def test_client_limits_are_checked_and_reach_the_settings():
     assert "max_line (9000) cannot be larger than max_head (8192)" in error(BASE + "[balancer]\nmax_head = 8192\nmax_line = 9000\n")
     assert "balancer.bind[0]: got 'lb1'" in error(BASE + "[balancer]\nbind = ['lb1']\n")
     assert "did you mean 'timeout_client'" in error(BASE + "[balancer]\ntimeout_clinet = 3\n")
+
+
+def test_single_lb_keeps_its_24_up_to_89_origins_and_spills_bigger_labs_onto_a_16():
+    from topologies.single_lb import origin_address
+
+    assert origin_address(1, 3) == "10.0.0.11/24" and origin_address(89, 89) == "10.0.0.99/24"
+    assert origin_address(1, 90) == "10.0.0.11/16" and origin_address(90, 90) == "10.0.1.1/16"
+    assert origin_address(200, 200) == "10.0.1.111/16"
+    addresses = {origin_address(k, 200).split("/")[0] for k in range(1, 201)}
+    clients = {f"10.0.0.{100 + n}" for n in range(1, 51)}
+    assert len(addresses) == 200 and not addresses & (clients | {"10.0.0.2"})  # no origin takes a client's or lb1's address
