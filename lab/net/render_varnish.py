@@ -18,14 +18,15 @@ cache --impl varnish``). What maps, and how:
   one can differ, which is worth watching.
 - **Retries**: ``vcl_backend_error`` retries on another server (the director
   chooses again) up to ``retries`` times.
-- **The cache**: Varnish's own rules (builtin VCL), with two halab choices:
+- **The cache**: Varnish's own rules (builtin VCL), with halab's choices:
   no lifetime is made up for an answer that gives none (``default_ttl`` 0,
   Varnish's default is 120 s) and nothing stale is served beyond what the
   answer allows (``default_grace`` 0; ``stale-while-revalidate`` still
   gives grace), but a stale copy is kept an hour (``default_keep``) so it
-  can be revalidated with a conditional request, as halab's cache does. Varnish always collapses concurrent misses (its waiting
-  list); ``collapse = false`` sets ``req.hash_ignore_busy``. With the cache
-  off every request is passed.
+  can be revalidated with a conditional request, as halab's cache does.
+  Varnish always collapses concurrent misses (its waiting list);
+  ``collapse = false`` sets ``req.hash_ignore_busy``. With the cache off
+  every request is passed.
 - **What it did** goes in ``X-Cache`` (``HIT|MISS|STALE|BYPASS from NODE``)
   and ``X-Upstream``; ``lab.services.varnish`` reads varnishncsa's lines
   (``NCSA_FORMAT``) back as halab events.
