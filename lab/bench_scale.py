@@ -2,7 +2,7 @@
 
 For each size, one ``single_lb`` network with one client and N origins is
 built, every service started (each origin is its own Python process, as on
-a real server), and one request per origin sent through lb1 with wrk
+a real server), and one request per origin sent through lb1 with curl
 to show that all of them serve. Measured per size:
 
 - **build**: Mininet's hosts, links and switch (namespaces, veth pairs);
@@ -33,17 +33,11 @@ from lab.net.roles import plan_services
 SIZES = (10, 50, 100, 200)
 
 
-def mem_available_kib() -> int:
-    text = Path("/proc/meminfo").read_text()
-    m = re.search(r"^MemAvailable:\s+(\d+) kB", text, re.M)
+def meminfo_kib(field: str) -> int:
+    m = re.search(rf"^{field}:\s+(\d+) kB", Path("/proc/meminfo").read_text(), re.M)
     if m is None:
-        raise LabError("no MemAvailable in /proc/meminfo")
+        raise LabError(f"no {field} in /proc/meminfo")
     return int(m.group(1))
-
-
-def mem_total_kib() -> int:
-    m = re.search(r"^MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text(), re.M)
-    return int(m.group(1)) if m else 0
 
 
 def pss_kib(pid: int) -> int:
@@ -65,7 +59,7 @@ def run_scale_bench(run_dir: Path, sizes: tuple[int, ...] = SIZES, say: Any = pr
             "name": f"bench-scale-{n}", "duration": 60, "topology": {"name": "single_lb", "clients": 1, "origins": n},
             "balancer": {"log_requests": False, "health": {"inter": 2.0}},
         }, "halab bench scale", topologies.lookup)
-        before = mem_available_kib()
+        before = meminfo_kib("MemAvailable")
         t0 = time.monotonic()
         lab = Lab(scenario, run_dir / f"origins-{n}", say=lambda *a: None)
         with lab:
@@ -77,7 +71,7 @@ def run_scale_bench(run_dir: Path, sizes: tuple[int, ...] = SIZES, say: Any = pr
             t3 = time.monotonic()
             if len(served) < n:
                 raise LabError(f"{n} origins: only {len(served)} answered through lb1")
-            used = before - mem_available_kib()
+            used = before - meminfo_kib("MemAvailable")
             pss = sum(pss_kib(s.pid) for s in services if s.pid)
             t4 = time.monotonic()
         t5 = time.monotonic()
@@ -90,7 +84,7 @@ def run_scale_bench(run_dir: Path, sizes: tuple[int, ...] = SIZES, say: Any = pr
 
 
 def scale_summary(rows: list[dict[str, float]], total_kib: int | None = None, cores: int | None = None) -> list[str]:
-    total_kib = mem_total_kib() if total_kib is None else total_kib
+    total_kib = meminfo_kib("MemTotal") if total_kib is None else total_kib
     cores = (os.cpu_count() or 1) if cores is None else cores
     lines = [f"{'origins':>8}{'build':>9}{'ready':>9}{'boot total':>12}{'memory used':>14}{'in services':>13}{'teardown':>10}"]
     for r in rows:

@@ -31,6 +31,7 @@ from typing import Any
 from lab.core.health import READY_PATH
 from lab.net.render_varnish import NCSA_FORMAT
 from lab.services import daemon
+from lab.services.realbalancer import wait_listening
 from lab.services.runtime import Context, serve
 
 ROUTED = re.compile(r"ROUTED (\S+) (\S+) (\S+) (\S+) (\d{3}) (\S+)$")
@@ -142,15 +143,8 @@ async def main(ctx: Context) -> None:
 
     async def ready(proc: daemon.Process) -> None:
         ctx.commands["stats"] = lambda req: {"impl": "varnish", "pid": proc.pid, "running": proc.returncode is None}
-        deadline = time.time() + 20  # varnishd compiles the VCL with the C compiler first
-        while True:
-            try:
-                _ask(probe_at, port)
-                break
-            except OSError:
-                if time.time() > deadline or proc.returncode is not None:
-                    raise RuntimeError(f"varnishd did not answer on {probe_at}:{port}")
-                await asyncio.sleep(0.1)
+        deadline = time.time() + 20
+        await wait_listening(probe_at, port, timeout=20)  # varnishd compiles the VCL with the C compiler first
         await follow(["varnishncsa", "-n", cfg["workdir"], "-c", "-F", NCSA_FORMAT], on_ncsa)
         await follow(["varnishlog", "-n", cfg["workdir"], "-g", "raw", "-i", "Backend_health"], lambda t: emit(parse_health(t)))
         while not attached.is_set():  # a request of our own, until varnishncsa shows it: the log is being read

@@ -34,8 +34,18 @@ def test_the_probe_counts_a_window_that_agrees_with_haproxys_rise_and_fall():
     # fall failures and comes back UP after exactly rise successes, as HAProxy counts
     for line in (".interval = 0.5s;", ".timeout = 0.4s;", ".window = 4;", ".threshold = 2;", ".initial = 2;", '.url = "/health";'):
         assert line in text
-    window, threshold = 4, 2
-    assert window - threshold + 1 == 3  # failures that take a full window below the threshold
+    # replay Varnish's sliding window over the rendered numbers: from all good, DOWN after exactly fall failures;
+    # from all bad, UP after exactly rise successes
+    window = int(text.split(".window = ")[1].split(";")[0])
+    threshold = int(text.split(".threshold = ")[1].split(";")[0])
+
+    def probes_until_change(start, result):
+        history = [start] * window
+        for n in range(1, 2 * window):
+            history = history[1:] + [result]
+            if (sum(history) >= threshold) != start:
+                return n
+    assert probes_until_change(True, False) == 3 and probes_until_change(False, True) == 2
 
 
 def test_servers_weights_and_backups():
