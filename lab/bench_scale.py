@@ -95,9 +95,13 @@ def scale_summary(rows: list[dict[str, float]], total_kib: int | None = None, co
         span = big["origins"] - small["origins"]
         per_mib = (big["memory_mib"] - small["memory_mib"]) / span
         per_boot = (big["build"] + big["ready"] - small["build"] - small["ready"]) / span
-        room = (total_kib / 1024 * 0.8 - big["memory_mib"]) / per_mib + big["origins"] if per_mib > 0 else float("inf")
-        lines.append(f"each origin costs about {per_mib:.1f} MiB and {per_boot * 1000:.0f} ms of boot on this machine "
-                     f"({cores} cores, {total_kib / 1024 / 1024:.1f} GiB): 80 % of its memory would hold about {room:.0f} origins, "
-                     f"booting in about {small['build'] + small['ready'] + per_boot * (room - small['origins']):.0f} s")
+        if per_mib > 0:
+            room = (total_kib / 1024 * 0.8 - big["memory_mib"]) / per_mib + big["origins"]
+            lines.append(f"each origin costs about {per_mib:.1f} MiB and {per_boot * 1000:.0f} ms of boot on this machine "
+                         f"({cores} cores, {total_kib / 1024 / 1024:.1f} GiB): 80 % of its memory would hold about {room:.0f} "
+                         f"origins, booting in about {small['build'] + small['ready'] + per_boot * (room - small['origins']):.0f} s")
+        else:  # the machine's own memory moved more than the extra origins took: no per-origin cost to project from
+            lines.append(f"each origin costs about {per_boot * 1000:.0f} ms of boot; the sizes are too close to tell its memory "
+                         "from the machine's own changes (measure sizes further apart)")
         lines.append(f"median boot per origin over the sizes: {statistics.median((r['build'] + r['ready']) / r['origins'] for r in rows) * 1000:.0f} ms")
     return lines

@@ -204,3 +204,5 @@ def test_the_scale_bench_derives_the_machines_limits_from_the_per_origin_costs()
     # 20 MiB and 200 ms per origin; 80 % of 4 GiB is 3277 MiB: (3277 - 1100) / 20 + 50 = 159 origins, booting in 3 + 0.2 * 149 s
     assert lines[3] == ("each origin costs about 20.0 MiB and 200 ms of boot on this machine (8 cores, 4.0 GiB): 80 % of its "
                         "memory would hold about 159 origins, booting in about 33 s")
+    close = [dict(rows[0]), dict(rows[0], origins=20, memory_mib=290.0)]  # less memory lost with more origins: noise
+    assert scale_summary(close, total_kib=4 * 1024 * 1024, cores=8)[3].startswith("each origin costs about 0 ms of boot; the sizes are too close")
