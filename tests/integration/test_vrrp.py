@@ -183,3 +183,42 @@ def test_a_master_that_powers_back_on_takes_the_vip_only_when_it_can_serve(failo
     # nothing is black-holed: the only losses are connections cut as the VIP moved (a handful at most)
     cut = [e for e in failed_after if cut_by_handover(e, back["t"])]
     assert cut == failed_after and len(cut) <= 3, f"{len(failed_after)} requests failed after gw1 came back: {failed_after[:3]}"
+
+
+FROZEN_BACKUP = """
+name = "frozen-backup"
+duration = 7
+[topology]
+name = "active_standby"
+[vrrp]
+advert_interval = 0.03
+[load]
+rate = 50
+timeout = 1.0
+[[faults]]
+at = 2
+action = "pause"
+target = "gw2"
+[[faults]]
+at = 4
+action = "resume"
+target = "gw2"
+"""
+
+
+def test_a_backup_frozen_for_many_adverts_resumes_as_backup_without_a_false_takeover(tmp_path):
+    # gw2 counts its Master_Down timer from each advert's kernel arrival stamp. Frozen 2 s (66 adverts at 0.03 s),
+    # it wakes with its deadline long past and a socket full of old adverts: it must read them as the live
+    # master's, not take the VIP for a moment, and stay BACKUP while the clients see nothing.
+    from lab.runner import run
+
+    path = tmp_path / "frozen-backup.toml"
+    path.write_text(FROZEN_BACKUP)
+    events = read_events(run(load_scenario(str(path)), tmp_path / "run", live=False, say=lambda *a: None))
+    resumed = next(e["t"] for e in events if e["kind"] == "fault_reverted" and e["action"] == "resume")
+    assert [(e["before"], e["after"]) for e in changes(events, "gw2") if e["after"] != "INIT"] == [("INIT", "BACKUP")]
+    assert [e["after"] for e in changes(events, "gw1") if e["after"] != "INIT"] == ["BACKUP", "MASTER"]
+    heartbeats = [e for e in events if e["kind"] == "vrrp_heartbeat" and e["node"] == "gw2" and e["t"] > resumed + 0.5]
+    assert heartbeats and all(e["state"] == "BACKUP" and e["master"] for e in heartbeats)  # it hears gw1 again
+    finished = [e for e in events if e["kind"] == "request_finished"]
+    assert len(finished) > 500 and all(e["ok"] for e in finished)
