@@ -11,6 +11,7 @@
     sudo halab grade EXERCISE        a student's own code: unit checks, then on the network, scored
     sudo halab sniff NODE [BPF]      annotated live packet trace inside a node
     sudo halab doctor                what this machine and its kernel can do, lesson by lesson
+    sudo halab doctor --cluster lab2 what another server lacks for a lab over several machines
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 from lab.core.schema import ConfigError
 
@@ -345,6 +347,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         for f in found:
             print(f"{f.name:<30} {'yes' if f.available else 'no ':<4} {f.detail}")
 
+    if args.cluster:
+        return _doctor_cluster(args, show)
+
     print("== this machine")
     env = features.environment()
     show(env)
@@ -361,6 +366,31 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     ready = features.lessons(kernel)
     show(ready)
     return EXIT_OK if all(f.available for f in env + ready) and not absent else EXIT_LAB
+
+
+def _doctor_cluster(args: argparse.Namespace, show: "Callable[[list[Any]], None]") -> int:
+    """doctor --cluster lab2 [--scenario F]: what each named server lacks for a lab over several machines."""
+    from lab.core.cluster import LOCAL, ClusterSettings
+    from lab.net.cluster_check import check
+
+    settings = ClusterSettings(servers=(LOCAL, *args.cluster.split(",")))
+    if args.scenario:
+        from lab.runner import load_scenario
+
+        scenario = load_scenario(args.scenario)
+        if scenario.cluster is None:
+            print(f"{args.scenario} has no [cluster] table", file=sys.stderr)
+            return EXIT_USAGE
+        settings = scenario.cluster
+        if args.cluster != "all":
+            settings = dataclasses.replace(settings, servers=(LOCAL, *args.cluster.split(",")))
+    found = []
+    for server in settings.remote:
+        print(f"== server {server}")
+        result = check(settings, server)
+        show(result)
+        found += result
+    return EXIT_OK if all(f.available for f in found) else EXIT_LAB
 
 
 def _intervals(text: str) -> str:
@@ -502,7 +532,11 @@ def parser() -> argparse.ArgumentParser:
     sn.add_argument("bpf", nargs="*", help="BPF filter words, e.g. tcp port 80")
     sn.add_argument("--count", type=int, default=0)
     sn.set_defaults(func=cmd_sniff)
-    sub.add_parser("doctor", help="what this machine's kernel can do").set_defaults(func=cmd_doctor)
+    dr = sub.add_parser("doctor", help="what this machine's kernel can do (and, with --cluster, another server's)")
+    dr.add_argument("--cluster", metavar="SERVERS", help="check these servers for a lab over several machines, e.g. lab2 "
+                    "(with --scenario: its [cluster] settings; 'all': every server it names)")
+    dr.add_argument("--scenario", help="a scenario whose [cluster] table says how to reach the servers")
+    dr.set_defaults(func=cmd_doctor)
     nn = sub.add_parser("nines", help="availability arithmetic: the nines, downtime budgets, series and parallel")
     nn.add_argument("values", nargs="*", type=float, help="availabilities as fractions, e.g. 0.999")
     mode = nn.add_mutually_exclusive_group()

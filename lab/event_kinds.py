@@ -56,7 +56,8 @@ COMMON = {name: FieldSpec((t,)) for name, t in (("t", "float"), ("node", "str"),
 
 _DECLARED = [
     # ---- the lab and the runner ----
-    ("lab_built", "the network exists: nodes with roles, addresses", "topology:str switch:str nodes:dict addresses:dict interfaces?:dict"),
+    ("lab_built", "the network exists: nodes with roles, addresses (and in a cluster lab, the server of each node)",
+     "topology:str switch:str nodes:dict addresses:dict interfaces?:dict servers?:dict"),
     ("run_started", "the load starts at start_at", "scenario:str start_at:float duration:float"),
     ("run_finished", "the run ended; what was still broken", "scenario:str broken_at_end:list"),
     ("fault_applied", "a fault was injected (lab.core.faults)", "action:str target:str affects:list note:str "

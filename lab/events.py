@@ -25,6 +25,7 @@ from typing import Any, Iterable, Iterator, Mapping
 from lab.event_kinds import COMMON, KINDS
 
 EVENTS_DIR = "events"
+CLOCKS = "clocks.json"
 
 
 class EventLog:
@@ -62,14 +63,42 @@ def parse_lines(lines: Iterable[str], source: str = "") -> Iterator[dict[str, An
 
 
 def read_events(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Every event of a run, ordered by time."""
-    events: list[dict[str, Any]] = []
+    """Every event of a run, ordered by time.
+
+    A lab over several servers left ``clocks.json``: each node's server and
+    each server's clock offset. Events are then put on this machine's clock
+    (lab.core.cluster.merge) before they are ordered."""
+    from lab.core.cluster import LOCAL, merge
+
+    placement, offsets = read_clocks(Path(run_dir))
+    streams: dict[str, list[dict[str, Any]]] = {}
     for path in sorted((Path(run_dir) / EVENTS_DIR).glob("*.jsonl")):
         text = path.read_text(encoding="utf-8")
         complete = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
-        events.extend(parse_lines(complete.splitlines(), str(path)))
-    events.sort(key=lambda e: e["t"])
-    return events
+        for event in parse_lines(complete.splitlines(), str(path)):
+            streams.setdefault(placement.get(event.get("node", ""), LOCAL), []).append(event)
+    return merge(streams, offsets)
+
+
+def write_clocks(run_dir: Path, placement: Mapping[str, str], offsets: Mapping[str, Any], shared: Mapping[str, bool]) -> None:
+    """``clocks.json`` of a lab over several servers: which server each node ran on, and each server's clock offset
+    (lab.core.cluster.Offset), for reading the run's events as one timeline."""
+    (Path(run_dir) / CLOCKS).write_text(json.dumps({
+        "nodes": dict(placement),
+        "servers": {s: {"offset": o.offset, "bound": o.bound, "rtt": o.rtt, "samples": o.samples, "shared_files": shared.get(s, True)}
+                    for s, o in offsets.items()},
+    }, indent=1))
+
+
+def read_clocks(run_dir: str | os.PathLike[str]) -> tuple[dict[str, str], dict[str, Any]]:
+    """(node -> server, server -> Offset) of a cluster lab's run; empty for a run on one machine."""
+    from lab.core.cluster import Offset
+
+    path = Path(run_dir) / CLOCKS
+    if not path.exists():
+        return {}, {}
+    data = json.loads(path.read_text())
+    return data["nodes"], {s: Offset(v["offset"], v["bound"], v["rtt"], v["samples"]) for s, v in data["servers"].items()}
 
 
 class Tail:

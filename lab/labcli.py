@@ -20,7 +20,6 @@ from lab.events import read_events
 from lab.net.faults import Faults
 from lab.net.lab import Lab, LabError
 from lab.net.roles import plan_load
-from lab.services.runtime import call
 
 
 class LabCLI(CLI):
@@ -61,7 +60,7 @@ class LabCLI(CLI):
                 print(f"{key}: {service.state}")
                 continue
             try:
-                result = call(service.spec.config["control"], "stats", timeout=1.0)
+                result = self.lab.control(service, "stats", timeout=1.0)
             except (OSError, RuntimeError) as e:
                 print(f"{key}: no answer ({e})")
                 continue
@@ -82,7 +81,7 @@ class LabCLI(CLI):
             if service.spec.service not in ("balancer", "l4") or service.state != "running":
                 continue
             try:
-                result = call(service.spec.config["control"], "set_server", timeout=2.0, server=server, **change)
+                result = self.lab.control(service, "set_server", timeout=2.0, server=server, **change)
                 print(f"{key}: {result}")
                 told += 1
             except (OSError, RuntimeError) as e:  # a real daemon (HAProxy, nginx) has no such command

@@ -138,6 +138,7 @@ class Metrics:
     paths: tuple[tuple[str, ...], ...] = ()  # the hops of a sample request through a proxy, and of a direct one
     clients: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # client -> route, sent, failed, longest gap
     caches: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # cache node -> Squid result code -> requests
+    clocks: Mapping[str, Any] = field(default_factory=dict)  # a lab over several servers: "nodes" -> server, "servers" -> Offset
     stale_saved: int = 0  # requests answered with a stale copy because the origins failed (stale-if-error)
     cache_latency: Mapping[str, float | None] = field(default_factory=dict)  # Squid result code -> p50 latency the client saw
     origin_asks: Mapping[str, int] = field(default_factory=dict)  # cache node -> requests it sent to an origin

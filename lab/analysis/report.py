@@ -15,7 +15,8 @@ from typing import Any
 
 from lab.analysis.metrics import Metrics, Settings, check_expectations, compute
 from lab.core.availability import format_duration, format_nines, format_percent
-from lab.events import read_events
+from lab.core.cluster import LOCAL, pair_bound
+from lab.events import read_clocks, read_events
 
 
 def build(run_dir: Path) -> Metrics:
@@ -27,7 +28,9 @@ def build(run_dir: Path) -> Metrics:
     if not any(e["kind"] == "request_finished" for e in events):
         raise ValueError(f"{run_dir} has no request records (events/*-loadgen.jsonl): did the load run?")
     metrics = compute(events, settings, meta.get("scenario", run_dir.name))
-    return dataclasses.replace(metrics, checks=check_expectations(metrics, meta.get("expect", {})))
+    placement, offsets = read_clocks(run_dir)
+    clocks = {"nodes": placement, "servers": offsets} if offsets else {}
+    return dataclasses.replace(metrics, checks=check_expectations(metrics, meta.get("expect", {})), clocks=clocks)
 
 
 def write(metrics: Metrics, run_dir: Path, plot: bool = True) -> list[Path]:
@@ -69,6 +72,15 @@ def _secs(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f} s"
 
 
+def _across(m: Metrics, node: str, value: float | None) -> str:
+    """A time from the lab's event (this machine) to one of ``node``'s, with both clocks' error bound when ``node`` ran on
+    another server of a cluster lab."""
+    if value is None or not m.clocks or not node:
+        return _secs(value)
+    bound = pair_bound(LOCAL, m.clocks["nodes"].get(node, LOCAL), m.clocks["servers"])
+    return _secs(value) + (f" ±{1000 * bound:.2f} ms" if bound else "")
+
+
 REFUSAL_MEANING = {
     "smuggling": "framing two parsers could read differently: refused (400)", "malformed": "not HTTP/1.1 (400)",
     "head_too_large": "head, header count or line over the limit (431)", "body_too_large": "body over max_body (413)",
@@ -100,7 +112,7 @@ def sections(m: Metrics) -> list[tuple[str, list[str], list[list[str]]]]:
     bound = f" (bound {m.worst_detection:.2f} s)" if m.worst_detection else ""
     out.append((f"Faults: injected, detected{bound}, repaired", ["at (s)", "fault", "affects", "detected after", "failed before detection",
                                                         "routed to it while DOWN", "repaired at (s)", "back UP after"], [
-        [_clock(f.at, m), f"{f.action} {f.target}", ", ".join(f.affects) or "—", _secs(f.detection) + (f" ({f.detected_by})" if f.detected_by else ""),
+        [_clock(f.at, m), f"{f.action} {f.target}", ", ".join(f.affects) or "—", _across(m, f.detected_by, f.detection) + (f" ({f.detected_by})" if f.detected_by else ""),
          str(f.failed_before_detection), "not logged" if f.routed_while_down is None else str(f.routed_while_down + f.failed_after_detection),
          "—" if f.reverted_at is None else _clock(f.reverted_at, m), _secs(f.recovery)]
         for f in m.faults]))
@@ -119,7 +131,8 @@ def sections(m: Metrics) -> list[tuple[str, list[str], list[list[str]]]]:
         [_clock(o.start, m), _clock(o.end, m), _secs(o.duration), f"{o.failed} / {o.total}", str(o.resent), o.cause] for o in m.outages]))
     if m.failovers or m.vip_owners:
         out.append(("VIP failover (VRRP)", ["at (s)", "fault", "VIP", "new MASTER", "took", "Master_Down_Interval"], [
-            [_clock(f.at, m), f.fault, f.vip, f.new_master or "nobody", _secs(f.took), _secs(f.master_down_interval)] for f in m.failovers]))
+            [_clock(f.at, m), f.fault, f.vip, f.new_master or "nobody", _across(m, f.new_master or "", f.took), _secs(f.master_down_interval)]
+            for f in m.failovers]))
         out.append(("VRRP state changes", ["at (s)", "node", "VIP", "change", "why"], [
             [_clock(v["t"], m), v["node"], v["vip"], f"{v['before']} -> {v['after']}", v["reason"][:60]] for v in m.vip_owners]))
     if m.gateway_load:
@@ -198,6 +211,12 @@ def sections(m: Metrics) -> list[tuple[str, list[str], list[list[str]]]]:
     out.append(("Latency of successful requests (from when each was due)", ["when", "count", "p50", "p95", "p99", "max"], [
         [when, str(s["count"])] + [format_duration(s[k]) if s[k] is not None else "—" for k in ("p50", "p95", "p99", "max")]
         for when, s in m.latency.items()]))
+    if m.clocks:
+        servers = m.clocks["servers"]
+        out.append(("Clocks (a lab over several servers: their events put on this machine's clock)",
+                    ["server", "nodes", "offset", "error bound", "best round trip", "samples"], [
+            [server, " ".join(sorted(n for n, s in m.clocks["nodes"].items() if s == server)) or "—", f"{1000 * o.offset:+.3f} ms",
+             f"±{1000 * o.bound:.3f} ms", f"{1000 * o.rtt:.3f} ms", str(o.samples)] for server, o in servers.items()]))
     if m.checks:
         out.append(("Expectations", ["check", "result", "detail"], [[c.name, "PASS" if c.passed else "FAIL", c.detail] for c in m.checks]))
     return out

@@ -21,6 +21,7 @@ from lab.core import client_limits, plugins
 from lab.core.balancing import ALGORITHMS
 from lab.core.cache import CacheSettings
 from lab.core.client_limits import ClientLimits
+from lab.core.cluster import ClusterSettings, check_cluster
 from lab.core.faults import CHAOS_KINDS
 from lab.core.health import HealthSettings, ProbeSettings
 from lab.core.passive import PassiveSettings
@@ -216,6 +217,7 @@ TOP = {
     "report": Field(dict, default={}),
     "expect": Field(dict, default={}),
     "chaos": Field(dict, default={}),
+    "cluster": Field(dict, default={}, help="run the lab over several machines (lab.core.cluster)"),
     **{role.section: Field(dict, default={}, help=role.summary) for role in OWN_SECTIONS.values() if role.section},
 }
 TOPOLOGY = {
@@ -264,6 +266,7 @@ class Scenario:
     source: str = "<scenario>"
     chaos: ChaosSpec = field(default_factory=ChaosSpec)
     roles: Mapping[str, Any] = field(default_factory=dict)  # role name -> its settings, for roles with a section of their own
+    cluster: ClusterSettings | None = None  # [cluster]: the servers and which node runs where; None: this machine only
 
 
 def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup, default_name: str = "scenario") -> Scenario:
@@ -359,6 +362,7 @@ def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup,
         source=source,
         chaos=build(ChaosSpec, chaos),
         roles=_role_sections(top, layout, source),
+        cluster=check_cluster(top["cluster"], layout.nodes, source),
     )
 
 

@@ -39,6 +39,9 @@ COMMANDS = {
     "cc": ("gcc", "varnishd compiles each VCL with the C compiler"),
     "openssl": ("openssl", "Squid's password file for Basic proxy authentication"),
     "bash": ("bash", "the cache test suite's runner (halab conformance cache)"),
+    "ssh": ("openssh-client", "[cluster]: the hosts, services and agent on another server, and halab doctor --cluster"),
+    "ssh-keygen": ("openssh-client", "the cluster test's keys for its second server"),
+    "sshd": ("openssh-server", "the cluster test's second server (a namespace of this machine), started by the test"),
     "unshare": ("util-linux", "the platform test: a chroot in a private mount namespace"),
     "chroot": ("coreutils", "the platform test"),
 }

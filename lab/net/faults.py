@@ -29,7 +29,6 @@ from lab.core.faults import ACTIONS, BROKEN_SETS, LINK, NONE, REPAIR_OF, REPAIRS
 from lab.core.roles import SERVICE_ROLES
 from lab.core.timeline import resolve_link, resolve_pair
 from lab.net.lab import CRASHED, PAUSED, RUNNING, Lab, LabError
-from lab.services.runtime import call
 
 
 @dataclass(frozen=True)
@@ -253,12 +252,12 @@ class Faults:
 
     def bad_deploy(self, target: str) -> FaultChange:
         """The node's origin answers 500 to every request but its health check (its control socket's ``set``)."""
-        control = self._origin_control(target)
+        origin = self._origin(target)
         if target in self.erroring:
             raise LabError(f"{target} already answers 500s")
         if target in self.crashed | self.paused | self.off:
             raise LabError(f"{target} is down: a release needs a running origin")
-        call(control, "set", fail_status=500)
+        self.lab.control(origin, "set", fail_status=500)
         self.erroring.add(target)
         return FaultChange("bad_deploy", target, (target,), {"status": 500})
 
@@ -268,15 +267,15 @@ class Faults:
         if target in self.paused:
             raise LabError(f"{target} is paused: resume it first")
         if target not in self.crashed | self.off:  # a crashed or powered-off origin comes back with the good release
-            call(self._origin_control(target), "set", fail_status=0)
+            self.lab.control(self._origin(target), "set", fail_status=0)
         self.erroring.discard(target)
         return FaultChange("rollback", target, (target,))
 
-    def _origin_control(self, target: str) -> str:
+    def _origin(self, target: str) -> Any:
         origins = [s for s in self.lab.services_on(self._node(target)) if s.spec.service == "origin"]
         if not origins:
             raise LabError(f"{target} runs no halab origin to deploy a bad release to; name an origin")
-        return str(origins[0].spec.config["control"])
+        return origins[0]
 
     def hijack(self, target: str) -> FaultChange:
         """The host forges VRRP adverts (priority 255) for every group of the lab, at the groups' own interval (Scapy)."""
@@ -330,6 +329,10 @@ class Faults:
         """A Scapy script of lab/packets on ``host``, its output in the run's logs, recorded for cleanup."""
         import sys
 
+        server = self.lab.placement.get(host, "localhost")
+        if server != "localhost":  # its process would be there, out of reach of this machine's ledger and signals
+            raise LabError(f"{host} is on server {server}: in a cluster lab, attacks start from hosts on this machine "
+                           "(place the attacker here with [cluster] place)")
         log = open(self.lab.run_dir / "logs" / f"{host}-{module.rsplit('.', 1)[-1]}.log", "ab")  # noqa: SIM115 - closed with it
         proc = self.lab.net[host].popen([sys.executable, "-m", module, *args], stdout=log, stderr=log)
         self.lab.ledger.add_process(proc.pid, f"{host} {what}")

@@ -70,6 +70,11 @@ def probe(name: str) -> Feature:
         ok = os.path.exists("/proc/net/ip_vs") or _run(["modinfo", "ip_vs"]).returncode == 0 if shutil.which("modinfo") else False
         why = "ip_vs module available (halab's L4 lesson uses nftables NAT either way)" if ok else \
             "no ip_vs module in this kernel: ipvsadm cannot run here (halab's L4 lesson uses nftables NAT)"
+    elif name == "gre_tunnel":  # Cluster Edition's own link between servers (gretap)
+        ok, why = _in_scratch_netns([["ip", "link", "add", "hgre0", "type", "gretap", "local", "192.0.2.1", "remote", "192.0.2.2"]])
+    elif name == "vxlan_tunnel":  # the same over UDP, where the kernel has no GRE
+        ok, why = _in_scratch_netns([["ip", "link", "add", "hvx0", "type", "vxlan", "id", "1", "local", "192.0.2.1",
+                                      "remote", "192.0.2.2", "dstport", "4789"]])
     elif name == "ovs":
         if not shutil.which("ovs-vsctl"):
             ok, why = False, "ovs-vsctl not installed (apt install openvswitch-switch)"
@@ -168,7 +173,7 @@ def preflight(timeout: float = 5.0) -> None:
         raise LabError(NO_NAMESPACE.format(detail=f"mnexec -n: {detail}", where="; this looks like a chroot" if in_chroot() else ""))
 
 
-FEATURES = ("netem", "htb", "nftables", "nft_nat", "ipvs", "bonding", "ovs", "ovs_kernel_datapath")
+FEATURES = ("netem", "htb", "nftables", "nft_nat", "ipvs", "bonding", "ovs", "ovs_kernel_datapath", "gre_tunnel", "vxlan_tunnel")
 # What each lesson needs from the kernel, and what halab does without it (None: the lesson cannot run).
 LESSON_NEEDS: dict[str, tuple[tuple[str, str | None], ...]] = {
     "00-availability-and-spof": (),

@@ -34,11 +34,20 @@ EXITED = "exited"  # ended by itself, not by a fault or the lab: something is wr
 @dataclass
 class Service:
     spec: ServiceSpec
-    proc: subprocess.Popen[bytes] | None = None
+    proc: subprocess.Popen[bytes] | None = None  # on another server of a cluster lab: the local ssh client that started it
     state: str = STOPPED
+    server: str = "localhost"
+    remote_pid: int | None = None  # its pid on that server, from its service_ready event
+    ready_offset: int = 0  # where its event file ended when it was (re)started: its own service_ready comes after
+
+    @property
+    def remote(self) -> bool:
+        return self.server != "localhost"
 
     @property
     def pid(self) -> int | None:
+        if self.remote:
+            return self.remote_pid
         return self.proc.pid if self.proc else None
 
 
@@ -69,6 +78,8 @@ class Lab:
         self.captures: list[subprocess.Popen[bytes]] = []
         self.routes: dict[str, list[str]] = {}  # host -> the routes it was built with (not the kernel's own)
         self.leftover_report: list[str] = []
+        self.servers: Any = None  # lab.net.cluster.Servers, in a lab over several servers
+        self.placement: dict[str, str] = {}  # node -> server, in a lab over several servers
 
     # ---- lifecycle -------------------------------------------------------------------
     def __enter__(self) -> "Lab":
@@ -109,20 +120,39 @@ class Lab:
             self.ledger.add_interface(name)  # before creation: a crash mid-build still leaves a record
         Path(CONTROL_DIR).mkdir(parents=True, exist_ok=True)
         self.ledger.add_path(CONTROL_DIR)
-        self.net = Mininet(topo=topo, switch=switch_class(self.scenario.switch), controller=None, autoSetMacs=True,
-                           build=False, waitConnected=False)
+        cluster = self.scenario.cluster
+        mtu = 1500
+        if cluster is not None:  # Cluster Edition's classes, even with this machine alone
+            from lab.net import cluster as remote
+
+            self.servers = remote.Servers(cluster, self.run_dir)
+            if cluster.remote:
+                self.ledger.data["servers"].extend(remote.ledger_entries(cluster))
+                self.ledger.save()
+            self.servers.connect(self.say)
+            for server in cluster.remote:
+                self.servers.agents[server].ask("mkdir", path=CONTROL_DIR)  # the services' control sockets, there too
+            self.net, self.placement, _, mtu = remote.build(topo, cluster, self.servers, self.say)
+        else:
+            self.net = Mininet(topo=topo, switch=switch_class(self.scenario.switch), controller=None, autoSetMacs=True,
+                               build=False, waitConnected=False)
         try:
             self.net.build()
         finally:
-            for host in self.net.hosts:
-                if host.shell is not None:
-                    self.ledger.add_process(host.pid, f"{host.name} shell")
+            for node in self.net.hosts + self.net.switches:
+                self._record_shell(node)
         self.net.start()
         for sw in self.net.switches:
-            self.ledger.add_interface(sw.name)
-            for intf in sw.intfList():
-                if intf.name != "lo":
-                    self.ledger.add_interface(intf.name)
+            for name in [sw.name] + [i.name for i in sw.intfList() if i.name != "lo"]:
+                if self._server(sw.name) == "localhost":
+                    self.ledger.add_interface(name)
+                else:
+                    self.servers.agents[self._server(sw.name)].ask("record", kind="interface", name=name)
+        if mtu < 1500:  # a frame must fit in one tunnel packet: a bridge drops what is larger than its port's MTU
+            for host in self.net.hosts:
+                for intf in host.intfList():
+                    if intf.name != "lo":
+                        host.cmd(f"ip link set {intf.name} mtu {mtu}")
         self.addresses = {h.name: h.IP() for h in self.net.hosts}
         # An interface set down loses the routes through it (a default route via a router, in
         # proxy_chain), and setting it up again brings back only the kernel's own: remember them.
@@ -131,7 +161,24 @@ class Lab:
         # every address of every host (a router or a gateway has one per network), for naming them in traces
         interfaces = {h.name: [i.IP() for i in h.intfList() if i.IP() and i.name != "lo"] for h in self.net.hosts}
         self.event("lab_built", topology=self.scenario.topology, switch=self.scenario.switch,
-                   nodes=dict(self.scenario.layout.nodes), addresses=self.addresses, interfaces=interfaces)
+                   nodes=dict(self.scenario.layout.nodes), addresses=self.addresses, interfaces=interfaces,
+                   **({"servers": self.placement} if self.placement else {}))
+
+    def _server(self, node: str) -> str:
+        return self.placement.get(node, "localhost")
+
+    def _record_shell(self, node: Any) -> None:
+        """A node's shell in the ledger: here its pid; on another server the local ssh client here and the shell there."""
+        if node.shell is None:
+            return
+        server = self._server(node.name)
+        if server == "localhost":
+            if node.inNamespace:
+                self.ledger.add_process(node.pid, f"{node.name} shell")
+            return
+        self.ledger.add_process(node.shell.pid, f"{node.name} shell (ssh to {server})")
+        if node.pid:
+            self.servers.agents[server].ask("record", kind="process", pid=node.pid, what=f"{node.name} shell")
 
     def close(self) -> None:
         try:
@@ -144,12 +191,33 @@ class Lab:
                 self.net.stop()
                 self.net = None
         finally:
-            left = self.lock.ledger.cleanup() if self.lock.ledger is not None else []
+            left = self._close_servers()
+            left += self.lock.ledger.cleanup() if self.lock.ledger is not None else []
             self.lock.release()
             if self.log is not None:
                 self.log.close()
                 self.log = None
         self.leftover_report = [line for line in left if not line.startswith(("directory", "file"))]
+
+    def _close_servers(self) -> list[str]:
+        """Gather the other servers' event logs, write their clock offsets, and let each agent clean its server."""
+        if self.servers is None:
+            return []
+        from lab.events import EVENTS_DIR, write_clocks
+
+        left: list[str] = []
+        try:
+            for server in self.servers.agents:
+                self.servers.gather(server, self.run_dir / EVENTS_DIR)
+            write_clocks(self.run_dir, self.placement, self.servers.clocks(), self.servers.shared)
+        except LabError as e:
+            left.append(str(e))
+        left += self.servers.close()
+        if not left:  # every agent cleaned its server: nothing for `halab clean` to visit again
+            self.ledger.data["servers"] = []
+            self.ledger.save()
+        self.servers = None
+        return left
 
     def event(self, kind: str, t: float | None = None, **fields: Any) -> None:
         if self.log is not None:
@@ -165,6 +233,9 @@ class Lab:
         for name in interfaces:
             if name not in owners:
                 raise LabError(f"capture: no interface {name!r} on a host (interfaces: {', '.join(sorted(owners))})")
+            if self._server(owners[name].name) != "localhost":
+                raise LabError(f"capture: {name} is on server {self._server(owners[name].name)}; in a cluster lab, capture "
+                               "on interfaces of this machine's nodes (the pcap is written where tcpdump runs)")
             # Offloads off first (as the REFERENCE says for captures): otherwise a veth hands tcpdump
             # segments the kernel has not cut yet (frames bigger than the MTU) and checksums not yet filled in
             owners[name].cmd(f"ethtool -K {name} tso off gso off gro off tx off")
@@ -179,8 +250,13 @@ class Lab:
     def start(self, spec: ServiceSpec) -> Service:
         config_path = self.run_dir / "config" / f"{spec.key}.json"
         config_path.parent.mkdir(parents=True, exist_ok=True)
-        config_path.write_text(json.dumps(spec.config, indent=1))
-        service = self.services.get(spec.key) or Service(spec)
+        service = self.services.get(spec.key) or Service(spec, server=self._server(spec.node))
+        config = dict(spec.config)
+        if service.remote and "start_at" in config:  # a load generator there starts by its own clock: the same moment
+            config["start_at"] += self.servers.start_clock[service.server].offset
+        config_path.write_text(json.dumps(config, indent=1))
+        if service.remote:
+            self.servers.write(service.server, config_path, config_path.read_text())
         self.services[spec.key] = service
         self._launch(service)
         return service
@@ -202,11 +278,39 @@ class Lab:
         logs.mkdir(parents=True, exist_ok=True)
         out = open(logs / f"{spec.key}.log", "ab")
         config_path = self.run_dir / "config" / f"{spec.key}.json"
+        if service.remote:
+            service.remote_pid = None
+            service.ready_offset = self._agent(service).ask("size", path=str(spec.config["events"]))
         service.proc = self.net[spec.node].popen([sys.executable, "-m", spec.module, "--config", str(config_path)],
                                                  stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         out.close()
         service.state = RUNNING
-        self.ledger.add_process(service.proc.pid, spec.key, session=True)
+        if service.remote:  # its ssh client here (no session of its own: Cluster Edition puts it in a process group)
+            self.ledger.add_process(service.proc.pid, f"{spec.key} (ssh to {service.server})")
+        else:
+            self.ledger.add_process(service.proc.pid, spec.key, session=True)
+
+    def _agent(self, service: Service) -> Any:
+        return self.servers.agents[service.server]
+
+    def _ready(self, service: Service) -> bool:
+        if not service.remote:
+            return _said_ready(Path(service.spec.config["events"]), service.pid)
+        pid = self._agent(service).ask("ready_pid", path=str(service.spec.config["events"]), offset=service.ready_offset)
+        if pid is None:
+            return False
+        service.remote_pid = pid
+        self._agent(service).ask("record", kind="process", pid=pid, what=service.spec.key, session=True)
+        return True
+
+    def control(self, service: Service, cmd: str, timeout: float = 2.0, **args: Any) -> Any:
+        """A command to a service's control socket, on whichever server it runs."""
+        from lab.services.runtime import call
+
+        path = str(service.spec.config["control"])
+        if service.remote and not self.servers.shared[service.server]:
+            return self._agent(service).ask("control", path=path, cmd=cmd, args=args)
+        return call(path, cmd, timeout=timeout, **args)
 
     def wait_ready(self, services: list[Service], timeout: float = 15.0) -> None:
         """Block until each service's current process has said ``service_ready``."""
@@ -214,7 +318,7 @@ class Lab:
         pending = {s.spec.key: s for s in services}
         while pending:
             for key, service in list(pending.items()):
-                if _said_ready(Path(service.spec.config["events"]), service.pid):
+                if self._ready(service):
                     del pending[key]
                 elif service.proc is not None and service.proc.poll() is not None:
                     log = (self.run_dir / "logs" / f"{key}.log").read_text(errors="replace")[-2000:]
@@ -235,6 +339,9 @@ class Lab:
             proc = service.proc
             if service.state != RUNNING or ROLES[service.spec.service].with_load or proc is None or proc.poll() is None:
                 continue
+            if service.remote and proc.returncode == 255:  # ssh's own code: the connection, not the service, ended
+                raise LabError(f"lost the ssh connection to server {service.server} ({service.spec.key} ran there): the run "
+                               "is stopped, since what it would count as an outage is the control connection's")
             service.state = EXITED
             log = self.run_dir / "logs" / f"{service.spec.key}.log"
             tail = log.read_text(errors="replace").strip().splitlines()[-3:] if log.exists() else []
@@ -261,12 +368,20 @@ class Lab:
 
     def signal(self, service: Service, sig: int) -> None:
         if service.proc is not None and service.proc.poll() is None:
-            service.proc.send_signal(sig)
+            if service.remote:  # the process on its server, not the ssh client here
+                if service.remote_pid is not None:
+                    self._agent(service).ask("signal", pid=service.remote_pid, sig=int(sig))
+            else:
+                service.proc.send_signal(sig)
 
     def kill(self, service: Service) -> None:
         """SIGKILL the service and everything it started (a daemon's children too)."""
         if service.proc is not None:
-            kill_session(service.proc.pid)
+            if service.remote:
+                if service.remote_pid is not None:
+                    self._agent(service).ask("signal", pid=service.remote_pid, sig=int(signal.SIGKILL), session=True)
+            else:
+                kill_session(service.proc.pid)
             service.proc.wait(timeout=5)
         service.state = CRASHED
 
@@ -286,7 +401,11 @@ class Lab:
         except subprocess.TimeoutExpired:
             self.signal(service, signal.SIGKILL)
             service.proc.wait(timeout=5)
-        kill_session(service.proc.pid)  # anything it left running
+        if service.remote:
+            if service.remote_pid is not None:
+                self._agent(service).ask("signal", pid=service.remote_pid, sig=int(signal.SIGKILL), session=True)
+        else:
+            kill_session(service.proc.pid)  # anything it left running
         service.state = STOPPED
 
     def wait_exit(self, services: list[Service], timeout: float) -> list[Service]:

@@ -92,6 +92,7 @@ class Ledger:
         data.setdefault("interfaces", [])
         data.setdefault("processes", [])
         data.setdefault("paths", [])
+        data.setdefault("servers", [])  # the other servers of a cluster lab: each keeps a ledger of its own (lab.net.agent)
         return cls(path, data)
 
     def save(self) -> None:
@@ -116,7 +117,7 @@ class Ledger:
 
     @property
     def empty(self) -> bool:
-        return not (self.data["interfaces"] or self.data["processes"] or self.data["paths"])
+        return not (self.data["interfaces"] or self.data["processes"] or self.data["paths"] or self.data["servers"])
 
     def cleanup(self, grace: float = 2.0) -> list[str]:
         """Remove everything recorded; return one line per thing removed."""
@@ -148,7 +149,12 @@ class Ledger:
             elif os.path.exists(path):
                 os.unlink(path)
                 done.append(f"file {path}")
-        self.data = {"interfaces": [], "processes": [], "paths": []}
+        if self.data["servers"]:  # after the processes: the ssh connections to their agents are ended, so each cleans its server
+            from lab.net.cluster import clean_server
+
+            for entry in self.data["servers"]:
+                done += clean_server(entry)
+        self.data = {"interfaces": [], "processes": [], "paths": [], "servers": []}
         self.path.unlink(missing_ok=True)
         return done
 

@@ -1,0 +1,154 @@
+"""A lab over two servers (Mininet Cluster Edition), the second a namespace of this machine running sshd.
+
+One run of the demo scenario (exercises/01), shortened, with the origins
+and their faults on the second server: o1's cable is pulled, o2 crashes,
+o3 freezes, each repaired. A watcher thread looks at the processes while
+the run goes on: the origins really run under the second server's sshd,
+and the freeze really stops o3's process there. After the run, nothing
+the lab made is left on either server.
+"""
+import json
+import os
+import re
+import threading
+from pathlib import Path
+
+import pytest
+
+from lab.analysis import report
+from lab.events import check, read_events
+from lab.net.state import STATE_DIR, Ledger
+from lab.runner import load_scenario, run
+
+from .conftest import DEMO, root_interfaces, wait_event
+from .second_server import NETNS, SecondServer
+
+TIMELINE = """
+[[faults]]
+at = 2
+action = "link_down"
+target = "o1"
+[[faults]]
+at = 5
+action = "link_up"
+target = "o1"
+[[faults]]
+at = 7
+action = "crash"
+target = "o2"
+[[faults]]
+at = 10
+action = "restart"
+target = "o2"
+[[faults]]
+at = 12
+action = "pause"
+target = "o3"
+[[faults]]
+at = 15
+action = "restore"
+"""
+
+
+def demo_over_two_servers(tmp_path, server):
+    """exercises/01's scenario, 18 s long, with the faults above and the origins on the second server."""
+    text = Path(DEMO).read_text()
+    text = text[: text.index("[[faults]]")] + TIMELINE  # the demo's own faults are last in its file
+    text = re.sub(r"(?m)^duration = \d+", "duration = 18", text)
+    text += (f'\n[cluster]\nservers = ["localhost", "lab2"]\naddresses = {{ lab2 = "{server.address}" }}\n'
+             f'place = {{ "o*" = "lab2" }}\nssh_config = "{server.ssh_config}"\n')
+    path = tmp_path / "cluster.toml"
+    path.write_text(text)
+    return load_scenario(path)
+
+
+def ancestors(pid):
+    out = []
+    while pid > 1:
+        try:
+            pid = int(re.search(r"(?m)^PPid:\s+(\d+)", Path(f"/proc/{pid}/status").read_text()).group(1))
+        except (OSError, AttributeError):
+            break
+        out.append(pid)
+    return out
+
+
+def state_of(pid):
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def netns_interfaces():
+    return set(os.popen(f"ip -n {NETNS} -o link show").read().split("\n")) - {""}
+
+
+@pytest.fixture(scope="module")
+def cluster_run(tmp_path_factory):
+    server = SecondServer().start()
+    try:
+        tmp = tmp_path_factory.mktemp("cluster")
+        scenario = demo_over_two_servers(tmp, server)
+        before_here, before_there = root_interfaces(), {line.split(":")[1].strip() for line in netns_interfaces()}
+        run_dir = tmp / "run"
+        seen = {}
+
+        def watch():  # while the run goes on: where the origins run, and what the freeze did there
+            ready = wait_event(run_dir, lambda e: e["kind"] == "service_ready" and e["node"] == "o3", 30, "o3 ready")
+            seen["o3 ancestors"] = ancestors(ready["pid"])
+            wait_event(run_dir, lambda e: e["kind"] == "fault_applied" and e["action"] == "pause", 40, "the pause")
+            seen["o3 state while paused"] = state_of(ready["pid"])
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        run(scenario, run_dir, live=False, say=lambda *a: None)
+        watcher.join(timeout=5)
+        after_there = {line.split(":")[1].strip() for line in netns_interfaces()}
+        yield scenario, run_dir, server, seen, (before_here, root_interfaces()), (before_there, after_there)
+    finally:
+        server.close()
+
+
+def test_the_origins_ran_on_the_second_server(cluster_run):
+    _, run_dir, server, seen, _, _ = cluster_run
+    events = read_events(run_dir)
+    built = next(e for e in events if e["kind"] == "lab_built")
+    assert {n: s for n, s in built["servers"].items() if s == "lab2"} == {"o1": "lab2", "o2": "lab2", "o3": "lab2"}
+    assert built["servers"]["lb1"] == built["servers"]["s1"] == "localhost"  # s1: 3 local hosts against 3, a tie stays here
+    assert server.sshd.pid in seen["o3 ancestors"], "o3's origin is not a descendant of the second server's sshd"
+    problems = sorted({p for e in events for p in check(e)})
+    assert not problems
+
+
+def test_the_faults_acted_on_the_second_server(cluster_run):
+    _, run_dir, _, seen, _, _ = cluster_run
+    events = read_events(run_dir)
+    ready = [e for e in events if e["kind"] == "service_ready" and e["node"] == "o2"]
+    crash = next(e for e in events if e["kind"] == "fault_applied" and e["action"] == "crash")
+    restart = next(e for e in events if e["kind"] == "fault_reverted" and e["action"] == "restart")
+    assert crash["killed"] == [ready[0]["pid"]], "the crash did not kill o2's process on the second server"
+    assert restart["started"] == [ready[1]["pid"]] and len(ready) == 2
+    assert seen["o3 state while paused"] == "T", "the pause did not stop o3's process there"
+    down = next(e for e in events if e["kind"] == "fault_applied" and e["action"] == "link_down")
+    assert sorted(down["interfaces"]) == ["o1-eth0", "s1-eth2"]  # both ends of the tunnel: it carries no link state
+
+
+def test_the_report_has_the_demos_shape_and_the_clock_bound(cluster_run):
+    scenario, run_dir, _, _, _, _ = cluster_run
+    metrics = report.build(run_dir)
+    report.write(metrics, run_dir)
+    text = (run_dir / "report.md").read_text()
+    assert 0.85 < metrics.request_availability < 1.0, "faults cost some requests, redundancy saved most"
+    assert [f.action for f in metrics.faults] == ["link_down", "crash", "pause"]
+    clocks = json.loads((run_dir / "clocks.json").read_text())["servers"]["lab2"]
+    assert abs(clocks["offset"]) <= clocks["bound"] + 1e-4  # one machine, one clock: the estimate brackets zero
+    bound = scenario.balancer.health.worst_detection()
+    for f in metrics.faults:
+        assert f.detection is not None and 0 < f.detection <= bound + 0.1 + clocks["bound"], f"{f.action} detected after {f.detection}"
+    assert "Clocks" in text and "lab2" in text
+
+
+def test_nothing_is_left_on_either_server(cluster_run):
+    _, _, _, _, (before_here, after_here), (before_there, after_there) = cluster_run
+    assert after_here == before_here
+    assert after_there == before_there and len(before_there) == 2  # lo and the veth end the test made
+    assert Ledger.open(STATE_DIR / "ledger.json").empty
+    assert Ledger.open(STATE_DIR / "served" / "ledger.json").empty
