@@ -222,7 +222,7 @@ def clean_server(entry: Mapping[str, Any], wait: float = 15.0) -> list[str]:
 def node_classes(settings: ClusterSettings, kind: str, mtu: int) -> tuple[Any, Any, Any]:
     """(host, switch, link) classes for MininetCluster, bound to this run's ssh settings, tunnel kind and MTU."""
     from mininet.examples.cluster import RemoteLink, RemoteMixin
-    from mininet.node import Host
+    from mininet.node import Host, Node
     from mininet.nodelib import LinuxBridge
 
     base = ssh_base(settings)
@@ -234,12 +234,20 @@ def node_classes(settings: ClusterSettings, kind: str, mtu: int) -> tuple[Any, A
         def __init__(self, name: str, *args: Any, **kwargs: Any) -> None:
             kwargs.setdefault("user", settings.user)
             super().__init__(name, *args, **kwargs)
+
+        def startShell(self, *args: Any, **kwargs: Any) -> None:  # noqa: N802 (Mininet's name); RemoteMixin.__init__ calls it
             if self.isRemote and self.user == "root" and os.geteuid() == 0:
-                self.sshcmd = [*self.sshbase, self.dest]
+                self.sshcmd = [*self.sshbase, self.dest]  # Cluster Edition's is `sudo -E -u root ssh ...`
+            super().startShell(*args, **kwargs)
 
         def _popen(self, cmd: Any, sudo: bool = True, tt: bool = True, **params: Any) -> Any:
+            if not self.isRemote:
+                # A node on this machine starts its processes as plain Mininet does. RemoteMixin would put each in a
+                # process group of its own, and `mnexec -d` then forks and its parent exits at once: the pid the lab
+                # holds would not be the service's.
+                return Node._popen(self, cmd.split() if isinstance(cmd, str) else cmd, **params)
             if self.user == "root":
-                sudo = not self.isRemote  # locally: no `sudo -u root`; remotely: no `sudo -E`
+                sudo = False  # no `sudo -E` there: root needs none, and Debian has no sudo by default
             return super()._popen(cmd, sudo=sudo, tt=tt, **params)
 
     class RemoteHalabHost(HalabRemote, Host):

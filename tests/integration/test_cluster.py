@@ -3,9 +3,10 @@
 One run of the demo scenario (exercises/01), shortened, with the origins
 and their faults on the second server: o1's cable is pulled, o2 crashes,
 o3 freezes, each repaired. A watcher thread looks at the processes while
-the run goes on: the origins really run under the second server's sshd,
-and the freeze really stops o3's process there. After the run, nothing
-the lab made is left on either server.
+the run goes on: the origins were started through the second server's
+sshd (their SSH_CONNECTION names it), and the freeze really stops o3's
+process there. After the run, nothing the lab made is left on either
+server.
 """
 import json
 import os
@@ -21,7 +22,7 @@ from lab.net.state import STATE_DIR, Ledger
 from lab.runner import load_scenario, run
 
 from .conftest import DEMO, root_interfaces, wait_event
-from .second_server import NETNS, SecondServer
+from .second_server import HERE, NETNS, SecondServer
 
 TIMELINE = """
 [[faults]]
@@ -62,15 +63,10 @@ def demo_over_two_servers(tmp_path, server):
     return load_scenario(path)
 
 
-def ancestors(pid):
-    out = []
-    while pid > 1:
-        try:
-            pid = int(re.search(r"(?m)^PPid:\s+(\d+)", Path(f"/proc/{pid}/status").read_text()).group(1))
-        except (OSError, AttributeError):
-            break
-        out.append(pid)
-    return out
+def ssh_connection(pid):
+    """The SSH_CONNECTION sshd gave the process's session: 'client port server port' (the process was started through it)."""
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return next((v.split(b"=", 1)[1].decode() for v in environ if v.startswith(b"SSH_CONNECTION=")), "")
 
 
 def state_of(pid):
@@ -93,7 +89,7 @@ def cluster_run(tmp_path_factory):
 
         def watch():  # while the run goes on: where the origins run, and what the freeze did there
             ready = wait_event(run_dir, lambda e: e["kind"] == "service_ready" and e["node"] == "o3", 30, "o3 ready")
-            seen["o3 ancestors"] = ancestors(ready["pid"])
+            seen["o3 ssh"] = ssh_connection(ready["pid"])
             wait_event(run_dir, lambda e: e["kind"] == "fault_applied" and e["action"] == "pause", 40, "the pause")
             seen["o3 state while paused"] = state_of(ready["pid"])
 
@@ -113,7 +109,8 @@ def test_the_origins_ran_on_the_second_server(cluster_run):
     built = next(e for e in events if e["kind"] == "lab_built")
     assert {n: s for n, s in built["servers"].items() if s == "lab2"} == {"o1": "lab2", "o2": "lab2", "o3": "lab2"}
     assert built["servers"]["lb1"] == built["servers"]["s1"] == "localhost"  # s1: 3 local hosts against 3, a tie stays here
-    assert server.sshd.pid in seen["o3 ancestors"], "o3's origin is not a descendant of the second server's sshd"
+    client, _, there, port = seen["o3 ssh"].split()  # o3's origin was started through the second server's sshd
+    assert (client, there, port) == (HERE, server.address, "22")
     problems = sorted({p for e in events for p in check(e)})
     assert not problems
 
