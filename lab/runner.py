@@ -72,15 +72,27 @@ def write_meta(scenario: Scenario, run_dir: Path) -> None:
 
 def run(scenario: Scenario, run_dir: Path, live: bool = True, say: Any = print) -> Path:
     """Run ``scenario`` end to end; return the run directory (the report is built by the caller)."""
-    from lab.live import LiveView
-    from lab.net import features, guards
-    from lab.net.faults import Faults
+    from lab.net import features
     from lab.net.lab import Lab
 
     scenario = features.resolve(scenario, say)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_meta(scenario, run_dir)
-    with Lab(scenario, run_dir, say=say) as lab:
+    lab = Lab(scenario, run_dir, say=say)
+    try:
+        _drive(lab, scenario, run_dir, live)
+    finally:  # also when the run stopped on an error: what the cleanup had to remove is worth knowing
+        if lab.leftover_report:
+            say(f"cleanup removed: {', '.join(lab.leftover_report)}")
+    return run_dir
+
+
+def _drive(lab: Any, scenario: Scenario, run_dir: Path, live: bool) -> None:
+    from lab.live import LiveView
+    from lab.net import guards
+    from lab.net.faults import Faults
+
+    with lab:
         lab.capture(scenario.capture)
         guards.guard_vrrp(lab)
         lab.start_all(plan_services(scenario, lab.addresses, run_dir))
@@ -106,9 +118,6 @@ def run(scenario: Scenario, run_dir: Path, live: bool = True, say: Any = print) 
                 time.sleep(max(0.0, min(0.1, next_due - time.time())))
             still = lab.wait_exit(clients, timeout=max(0.0, end - time.time()))
             if still:
-                say(f"load generators still running past their deadline: {', '.join(s.spec.key for s in still)}")
+                lab.say(f"load generators still running past their deadline: {', '.join(s.spec.key for s in still)}")
         guards.report_vrrp(lab)
         lab.event("run_finished", scenario=scenario.name, broken_at_end=faults.broken())
-    if lab.leftover_report:
-        say(f"cleanup removed: {', '.join(lab.leftover_report)}")
-    return run_dir

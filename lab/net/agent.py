@@ -17,12 +17,15 @@ to start an agent and close it again to clean a server after a power cut.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import queue
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,8 @@ from lab.net.state import STATE_DIR, LabBusy, LabLock, _signal, kill_session, pr
 from lab.services.runtime import call
 
 SERVED_DIR = STATE_DIR / "served"
+HEARTBEAT = 2.0  # seconds between the lab's heartbeats to each agent
+IDLE = 5 * HEARTBEAT  # an agent that hears nothing for this long counts its lab as gone
 
 
 class Agent:
@@ -146,7 +151,9 @@ def dropping_input_chains(ruleset: str) -> list[str]:
     return out
 
 
-def serve(stdin: Any, stdout: Any, state_dir: Path) -> int:
+def serve(stdin: Any, stdout: Any, state_dir: Path, idle: float | None = None) -> int:
+    """Answer the lab's requests until its input ends, or until ``idle`` seconds pass without one (the lab sends a
+    heartbeat every ``HEARTBEAT`` s, so silence means its connection is gone even where TCP has not noticed yet)."""
     lock = LabLock(state_dir)
     try:
         cleaned = lock.acquire("served to another server's lab", "-")
@@ -157,8 +164,22 @@ def serve(stdin: Any, stdout: Any, state_dir: Path) -> int:
     agent = Agent(lock)
     stdout.write(json.dumps({"ok": True, "result": {"cleaned": cleaned}}) + "\n")
     stdout.flush()
-    try:
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
         for line in stdin:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    try:
+        while True:
+            try:
+                line = lines.get(timeout=idle)
+            except queue.Empty:
+                break  # the lab has gone silent: clean up rather than hold this server for a lab that is gone
+            if line is None:
+                break
             if not line.strip():
                 continue
             try:
@@ -178,8 +199,11 @@ def serve(stdin: Any, stdout: Any, state_dir: Path) -> int:
 
 
 def main() -> int:
-    state = Path(sys.argv[1]) if len(sys.argv) > 1 else SERVED_DIR
-    return serve(sys.stdin, sys.stdout, state)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--idle", type=float, default=None, help="seconds without a request after which the lab counts as gone")
+    parser.add_argument("state_dir", nargs="?", default=str(SERVED_DIR))
+    args = parser.parse_args()
+    return serve(sys.stdin, sys.stdout, Path(args.state_dir), args.idle)
 
 
 if __name__ == "__main__":

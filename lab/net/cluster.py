@@ -32,6 +32,7 @@ from typing import Any, Mapping
 
 from lab.core import cluster as plan
 from lab.core.cluster import LOCAL, ClusterSettings, Offset
+from lab.net.agent import HEARTBEAT, IDLE
 from lab.net.errors import LabError
 
 SSH_OPTIONS = ["-o", "BatchMode=yes", "-o", "ServerAliveInterval=2", "-o", "ServerAliveCountMax=3", "-o", "ConnectTimeout=5"]
@@ -62,13 +63,28 @@ class AgentLink:
         self.server = server
         self.address = address
         self.lock = threading.Lock()
-        cmd = [*ssh_base(settings), f"{settings.user}@{address}", sys.executable, "-m", "lab.net.agent"]
+        cmd = [*ssh_base(settings), f"{settings.user}@{address}", sys.executable, "-m", "lab.net.agent", "--idle", str(IDLE)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      bufsize=1, start_new_session=True)  # Ctrl-C reaches the lab, which then closes this
         first = self._line()
         if not first.get("ok"):
             raise LabError(f"cluster: server {server} ({address}) {first.get('error')}")
         self.cleaned: list[str] = first["result"]["cleaned"]
+        self.lost = ""  # why the connection was lost, once it was
+        self.closing = threading.Event()
+
+    def keep_alive(self) -> None:
+        """A heartbeat every HEARTBEAT s, from a thread: the agent cleans up when they stop, and a failed one says the
+        server is lost (``lost``), for the lab to stop the run on rather than count the silence as an outage."""
+        def beat() -> None:
+            while not self.closing.wait(HEARTBEAT):
+                try:
+                    self.ask("time")
+                except LabError as e:
+                    self.lost = str(e)
+                    return
+
+        threading.Thread(target=beat, daemon=True, name=f"heartbeat {self.server}").start()
 
     def _line(self) -> dict[str, Any]:
         assert self.proc.stdout is not None
@@ -105,6 +121,7 @@ class AgentLink:
 
     def close(self, timeout: float = 20.0) -> None:
         """End the agent: it removes what its ledger lists on that server, then exits."""
+        self.closing.set()
         if self.proc.poll() is None:
             try:
                 assert self.proc.stdin is not None
@@ -143,8 +160,17 @@ class Servers:
                 self.info[server] = agent.ask("hello", token_path=str(token_path))
                 self.shared[server] = self.info[server]["token"] == token
                 self.start_clock[server] = agent.clock()
+                agent.keep_alive()
         finally:
             token_path.unlink(missing_ok=True)
+
+    def lost(self) -> list[str]:
+        """The servers whose control connection is gone."""
+        return [s for s, agent in self.agents.items() if agent.lost or agent.proc.poll() is not None]
+
+    def why(self, server: str) -> str:
+        agent = self.agents[server]
+        return agent.lost or f"the connection to {server} ended (ssh exited with code {agent.proc.returncode})"
 
     def tunnel_kind(self) -> str:
         from lab.net import features

@@ -182,11 +182,16 @@ class Lab:
 
     def close(self) -> None:
         try:
+            if self.servers is not None and self.net is not None:
+                self._forget(set(self.servers.lost()))
             for proc in self.captures:  # SIGTERM lets tcpdump write its last packets
                 proc.terminate()
                 proc.wait(timeout=5)
             for service in reversed(list(self.services.values())):  # clients first, origins last
-                self._stop(service)
+                try:
+                    self._stop(service)
+                except LabError as e:  # a server lost while closing: its agent cleans it up by itself
+                    self.say(f"could not stop {service.spec.key}: {e}")
             if self.net is not None:
                 self.net.stop()
                 self.net = None
@@ -198,6 +203,28 @@ class Lab:
                 self.log.close()
                 self.log = None
         self.leftover_report = [line for line in left if not line.startswith(("directory", "file"))]
+
+    def _forget(self, lost: set[str]) -> None:
+        """Drop what runs on servers whose connection is gone: nothing there can be reached to stop it (each agent
+        cleans its own server when the lab's heartbeats stop), and a command to a dead shell would wait forever."""
+        if not lost:
+            return
+        net = self.net
+        gone = {n.name for n in net.hosts + net.switches if self._server(n.name) in lost}
+        for service in self.services.values():
+            if service.server in lost and service.proc is not None and service.proc.poll() is None:
+                service.proc.kill()  # the ssh client here
+                service.proc.wait(timeout=5)
+                service.state = STOPPED
+        for node in [n for n in net.hosts + net.switches if n.name in gone]:
+            if node.shell is not None and node.shell.poll() is None:
+                node.shell.kill()
+                node.shell.wait(timeout=5)
+        net.links = [link for link in net.links if link.intf1.node.name not in gone and link.intf2.node.name not in gone]
+        net.hosts = [n for n in net.hosts if n.name not in gone]
+        net.switches = [n for n in net.switches if n.name not in gone]
+        for name in gone:
+            net.nameToNode.pop(name, None)
 
     def _close_servers(self) -> list[str]:
         """Gather the other servers' event logs, write their clock offsets, and let each agent clean its server."""
@@ -334,6 +361,11 @@ class Lab:
         generators end when their load is sent; anything else that stops is
         a failure the run must show, not a silence.
         """
+        if self.servers is not None:
+            lost = self.servers.lost()
+            if lost:
+                raise LabError(f"lost server {lost[0]}: {self.servers.why(lost[0])}. The run is stopped here: what it would "
+                               "count from now on is the control connection's outage, not the lab's")
         gone = []
         for service in self.services.values():
             proc = service.proc

@@ -18,10 +18,11 @@ import pytest
 
 from lab.analysis import report
 from lab.events import check, read_events
+from lab.net.errors import LabError
 from lab.net.state import STATE_DIR, Ledger
 from lab.runner import load_scenario, run
 
-from .conftest import DEMO, root_interfaces, wait_event
+from .conftest import DEMO, alive, root_interfaces, wait_event
 from .second_server import HERE, NETNS, SecondServer
 
 TIMELINE = """
@@ -77,30 +78,36 @@ def netns_interfaces():
     return set(os.popen(f"ip -n {NETNS} -o link show").read().split("\n")) - {""}
 
 
+def interfaces_there():
+    return {line.split(":")[1].strip() for line in netns_interfaces()}
+
+
 @pytest.fixture(scope="module")
-def cluster_run(tmp_path_factory):
+def second():
     server = SecondServer().start()
-    try:
-        tmp = tmp_path_factory.mktemp("cluster")
-        scenario = demo_over_two_servers(tmp, server)
-        before_here, before_there = root_interfaces(), {line.split(":")[1].strip() for line in netns_interfaces()}
-        run_dir = tmp / "run"
-        seen = {}
+    yield server
+    server.close()
 
-        def watch():  # while the run goes on: where the origins run, and what the freeze did there
-            ready = wait_event(run_dir, lambda e: e["kind"] == "service_ready" and e["node"] == "o3", 30, "o3 ready")
-            seen["o3 ssh"] = ssh_connection(ready["pid"])
-            wait_event(run_dir, lambda e: e["kind"] == "fault_applied" and e["action"] == "pause", 40, "the pause")
-            seen["o3 state while paused"] = state_of(ready["pid"])
 
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
-        run(scenario, run_dir, live=False, say=lambda *a: None)
-        watcher.join(timeout=5)
-        after_there = {line.split(":")[1].strip() for line in netns_interfaces()}
-        yield scenario, run_dir, server, seen, (before_here, root_interfaces()), (before_there, after_there)
-    finally:
-        server.close()
+@pytest.fixture(scope="module")
+def cluster_run(tmp_path_factory, second):
+    tmp = tmp_path_factory.mktemp("cluster")
+    scenario = demo_over_two_servers(tmp, second)
+    before_here, before_there = root_interfaces(), interfaces_there()
+    run_dir = tmp / "run"
+    seen = {}
+
+    def watch():  # while the run goes on: where the origins run, and what the freeze did there
+        ready = wait_event(run_dir, lambda e: e["kind"] == "service_ready" and e["node"] == "o3", 30, "o3 ready")
+        seen["o3 ssh"] = ssh_connection(ready["pid"])
+        wait_event(run_dir, lambda e: e["kind"] == "fault_applied" and e["action"] == "pause", 40, "the pause")
+        seen["o3 state while paused"] = state_of(ready["pid"])
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    run(scenario, run_dir, live=False, say=lambda *a: None)
+    watcher.join(timeout=5)
+    return scenario, run_dir, second, seen, (before_here, root_interfaces()), (before_there, interfaces_there())
 
 
 def test_the_origins_ran_on_the_second_server(cluster_run):
@@ -149,3 +156,47 @@ def test_nothing_is_left_on_either_server(cluster_run):
     assert after_there == before_there and len(before_there) == 2  # lo and the veth end the test made
     assert Ledger.open(STATE_DIR / "ledger.json").empty
     assert Ledger.open(STATE_DIR / "served" / "ledger.json").empty
+
+
+def test_a_lost_server_stops_the_run_and_the_next_agent_cleans_what_it_left(tmp_path, second):
+    """The agent on the second server dies mid-run (its ledger stays behind, as after a crash of that server's side):
+    the run stops with the server's name instead of counting an outage, and the cleanup that follows starts a new
+    agent there, which removes what the old one's ledger lists: the origins and the hosts' shells."""
+    scenario = demo_over_two_servers(tmp_path, second)
+    before_here, before_there = root_interfaces(), interfaces_there()
+    run_dir = tmp_path / "run"
+    said = []
+
+    def kill_the_agent():
+        wait_event(run_dir, lambda e: e["kind"] == "run_started", 30, "the start of the load")
+        owner = json.loads((STATE_DIR / "served" / "owner.json").read_text())
+        os.kill(owner["pid"], 9)
+
+    threading.Thread(target=kill_the_agent, daemon=True).start()
+    with pytest.raises(LabError, match="lost server lab2"):
+        run(scenario, run_dir, live=False, say=said.append)
+    origins = [e["pid"] for e in read_events(run_dir) if e["kind"] == "service_ready" and e["node"].startswith("o")]
+    assert len(origins) == 3 and not any(alive(pid) for pid in origins), "an origin outlived the lab on the second server"
+    assert any("server lab2: process" in line for line in " ".join(said).split(", ")), said
+    assert root_interfaces() == before_here and interfaces_there() == before_there
+    assert Ledger.open(STATE_DIR / "ledger.json").empty and Ledger.open(STATE_DIR / "served" / "ledger.json").empty
+
+
+def test_cluster_edition_with_this_machine_alone(tmp_path):
+    """servers = ["localhost"]: the same Cluster Edition classes (RemoteHost, the Linux bridge, the tunnel link) with
+    nothing remote. A crash and its repair act on the local processes; no ssh, no agent, no clocks to correct."""
+    path = tmp_path / "alone.toml"
+    path.write_text('duration = 4\n[topology]\nname = "single_lb"\n[load]\nrate = 20\n[balancer.health]\ninter = 0.3\n'
+                    '[[faults]]\nat = 1\naction = "crash"\ntarget = "o1"\n[[faults]]\nat = 2.5\naction = "restart"\ntarget = "o1"\n'
+                    '[cluster]\nservers = ["localhost"]\n')
+    before = root_interfaces()
+    run_dir = run(load_scenario(path), tmp_path / "run", live=False, say=lambda *a: None)
+    events = read_events(run_dir)
+    assert set(next(e for e in events if e["kind"] == "lab_built")["servers"].values()) == {"localhost"}
+    ready = [e["pid"] for e in events if e["kind"] == "service_ready" and e["node"] == "o1"]
+    crash = next(e for e in events if e["kind"] == "fault_applied" and e["action"] == "crash")
+    assert crash["killed"] == ready[:1] and len(ready) == 2
+    finished = [e for e in events if e["kind"] == "request_finished"]
+    assert len(finished) == 160 and sum(e["ok"] for e in finished) >= 150
+    assert json.loads((run_dir / "clocks.json").read_text())["servers"] == {}
+    assert root_interfaces() == before and Ledger.open(STATE_DIR / "ledger.json").empty
