@@ -50,15 +50,32 @@ def pss_kib(pid: int) -> int:
     return int(m.group(1)) if m else 0
 
 
-def run_scale_bench(run_dir: Path, sizes: tuple[int, ...] = SIZES, say: Any = print) -> list[dict[str, float]]:
+def run_scale_bench(run_dir: Path, sizes: tuple[int, ...] = SIZES, say: Any = print, split: bool = False) -> list[dict[str, float]]:
+    """One lab per size; with ``split``, half the origins on a second server (a stand-in on this machine, lab.net.stand_in)."""
+    if not split:
+        return _sizes(run_dir, sizes, say, None)
+    from lab.net.stand_in import SecondServer
+
+    server = SecondServer().start()
+    try:
+        return _sizes(run_dir, sizes, say, server)
+    finally:
+        server.close()
+
+
+def _sizes(run_dir: Path, sizes: tuple[int, ...], say: Any, server: Any) -> list[dict[str, float]]:
     import topologies
 
     rows = []
     for n in sizes:
-        scenario = parse_scenario({
+        table: dict[str, Any] = {
             "name": f"bench-scale-{n}", "duration": 60, "topology": {"name": "single_lb", "clients": 1, "origins": n},
             "balancer": {"log_requests": False, "health": {"inter": 2.0}},
-        }, "halab bench scale", topologies.lookup)
+        }
+        if server is not None:  # the first half of the origins there: each of their links is a tunnel
+            table["cluster"] = {"servers": ["localhost", "lab2"], "addresses": {"lab2": server.address}, "ssh_config": str(server.ssh_config),
+                                "place": {f"o{k}": "lab2" for k in range(1, n // 2 + 1)}}
+        scenario = parse_scenario(table, "halab bench scale", topologies.lookup)
         before = meminfo_kib("MemAvailable")
         t0 = time.monotonic()
         lab = Lab(scenario, run_dir / f"origins-{n}", say=lambda *a: None)
@@ -75,9 +92,9 @@ def run_scale_bench(run_dir: Path, sizes: tuple[int, ...] = SIZES, say: Any = pr
             pss = sum(pss_kib(s.pid) for s in services if s.pid)
             t4 = time.monotonic()
         t5 = time.monotonic()
-        row = {"origins": n, "build": t1 - t0, "ready": t2 - t1, "served": t3 - t2, "memory_mib": used / 1024,
+        row = {"origins": n, "there": n // 2 if server is not None else 0, "build": t1 - t0, "ready": t2 - t1, "served": t3 - t2, "memory_mib": used / 1024,
                "pss_mib": pss / 1024, "teardown": t5 - t4}
-        say(f"{n:>4} origins: built {row['build']:.1f} s, ready {row['ready']:.1f} s, all served {row['served']:.2f} s, "
+        say(f"{n:>4} origins{f' ({n // 2} on the second server)' if server is not None else ''}: built {row['build']:.1f} s, ready {row['ready']:.1f} s, all served {row['served']:.2f} s, "
             f"{row['memory_mib']:.0f} MiB used ({row['pss_mib']:.0f} MiB of it in the services), torn down {row['teardown']:.1f} s")
         rows.append(row)
     return rows
@@ -86,10 +103,15 @@ def run_scale_bench(run_dir: Path, sizes: tuple[int, ...] = SIZES, say: Any = pr
 def scale_summary(rows: list[dict[str, float]], total_kib: int | None = None, cores: int | None = None) -> list[str]:
     total_kib = meminfo_kib("MemTotal") if total_kib is None else total_kib
     cores = (os.cpu_count() or 1) if cores is None else cores
-    lines = [f"{'origins':>8}{'build':>9}{'ready':>9}{'boot total':>12}{'memory used':>14}{'in services':>13}{'teardown':>10}"]
+    split = any(r.get("there") for r in rows)
+    lines = [f"{'origins':>8}{'there' if split else '':>7}{'build':>9}{'ready':>9}{'boot total':>12}{'memory used':>14}"
+             f"{'in services':>13}{'teardown':>10}"]
     for r in rows:
-        lines.append(f"{r['origins']:>8.0f}{r['build']:>8.1f}s{r['ready']:>8.1f}s{r['build'] + r['ready']:>11.1f}s"
-                     f"{r['memory_mib']:>10.0f} MiB{r['pss_mib']:>9.0f} MiB{r['teardown']:>9.1f}s")
+        lines.append(f"{r['origins']:>8.0f}{r.get('there', 0) if split else '':>7}{r['build']:>8.1f}s{r['ready']:>8.1f}s"
+                     f"{r['build'] + r['ready']:>11.1f}s{r['memory_mib']:>10.0f} MiB{r['pss_mib']:>9.0f} MiB{r['teardown']:>9.1f}s")
+    if split:
+        lines.append("'there': origins on the second server, each behind its own VXLAN tunnel and reached over ssh (on this "
+                     "machine the second server is a namespace, so the memory and the cores are the same machine's)")
     if len(rows) >= 2:
         small, big = rows[0], rows[-1]
         span = big["origins"] - small["origins"]

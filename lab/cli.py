@@ -423,7 +423,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     elif args.what == "scale":
         from lab.bench_scale import run_scale_bench, scale_summary
 
-        lines = scale_summary(run_scale_bench(run_dir, tuple(int(x) for x in args.sizes.split(",") if x.strip())))
+        lines = scale_summary(run_scale_bench(run_dir, tuple(int(x) for x in args.sizes.split(",") if x.strip()), split=args.split))
     elif args.what == "l4":
         from lab.bench_l4 import l4_summary, run_l4_bench
 
@@ -557,6 +557,8 @@ def parser() -> argparse.ArgumentParser:
                                      "and how big a lab this machine holds (scale)")
     b.add_argument("what", choices=["balancer", "failover", "proxy", "cache", "l4", "scale"])
     b.add_argument("--sizes", default="10,50,100,200", help="scale: numbers of origins, one lab each (single_lb holds up to 200)")
+    b.add_argument("--split", action="store_true", help="scale: half the origins on a second server (a namespace of this machine "
+                   "running sshd, reached over ssh and VXLAN as a second VM would be)")
     b.add_argument("--trials", type=int, default=5, help="failover: master power cuts per speaker")
     b.add_argument("--loss", type=int, default=0, choices=range(0, 100), metavar="PERCENT",
                    help="failover: then drop this share of the adverts reaching the backup for 20 s and count false failovers")

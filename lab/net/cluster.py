@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import subprocess
 import sys
 import threading
@@ -308,13 +309,12 @@ def node_classes(settings: ClusterSettings, kind: str, mtu: int) -> tuple[Any, A
                     spec = f"type gretap local {here} remote {there} ttl 64 key {self.key}"
                 else:
                     spec = f"type vxlan id {self.key} local {here} remote {there} dstport {VXLAN_PORT}"
-                node.rcmd(f"ip link delete {name}")
-                out = node.rcmd(f"ip link add name {name} {spec}")
+                # One command line per end, so one ssh connection for an end on another server (each costs a key exchange)
+                script = " && ".join([f"ip link add name {name} {spec}", *([f"ip link set {name} address {addr}"] if addr else []),
+                                      f"ip link set {name} mtu {mtu} up", f"ip link set {name} netns {node.pid}"])
+                out = node.rcmd(["sh", "-c", shlex.quote(script) if node.isRemote else script])
                 if out.strip():
                     raise LabError(f"cluster: could not make the {kind} end {name} on {node.server}: {out.strip()}")
-                for step in ([f"address {addr}"] if addr else []) + [f"mtu {mtu}", "up"]:
-                    node.rcmd(f"ip link set {name} {step}")
-                self.moveIntf(name, node)
 
         def stop(self) -> None:
             if self.tunnel:

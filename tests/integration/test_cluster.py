@@ -19,11 +19,11 @@ import pytest
 from lab.analysis import report
 from lab.events import check, read_events
 from lab.net.errors import LabError
+from lab.net.stand_in import HERE, NETNS, SecondServer
 from lab.net.state import STATE_DIR, Ledger
 from lab.runner import load_scenario, run
 
 from .conftest import DEMO, alive, root_interfaces, wait_event
-from .second_server import HERE, NETNS, SecondServer
 
 TIMELINE = """
 [[faults]]
@@ -200,3 +200,17 @@ def test_cluster_edition_with_this_machine_alone(tmp_path):
     assert len(finished) == 160 and sum(e["ok"] for e in finished) >= 150
     assert json.loads((run_dir / "clocks.json").read_text())["servers"] == {}
     assert root_interfaces() == before and Ledger.open(STATE_DIR / "ledger.json").empty
+
+
+def test_doctor_checks_each_step_and_names_what_is_missing(tmp_path, second):
+    from lab.core.cluster import LOCAL, ClusterSettings
+    from lab.net.cluster_check import check
+
+    good = ClusterSettings(servers=(LOCAL, "lab2"), addresses={"lab2": second.address}, ssh_config=str(second.ssh_config))
+    found = check(good, "lab2")
+    assert [f.name.split(": ")[1] for f in found] == ["address", "ssh", "root", "halab", "agent", "programs", "namespaces", "tunnel",
+                                                       "firewall", "mtu", "clock"]
+    assert all(f.available for f in found), [f for f in found if not f.available]
+    assert "vxlan" in found[7].detail and "1500" in found[9].detail
+    no_key = check(ClusterSettings(servers=(LOCAL, "lab2"), addresses={"lab2": second.address}), "lab2")
+    assert [f.available for f in no_key] == [True, False] and "authorized_keys" in no_key[1].detail

@@ -113,3 +113,29 @@ table ip nat {
 """
     assert agent.dropping_input_chains(ruleset) == ["inet filter input"]
     assert agent.dropping_input_chains("") == []
+
+
+def test_a_silent_lab_counts_as_gone_after_the_idle_time(tmp_path):
+    """No request and no end of input (a connection whose far end vanished): the agent cleans up and exits by itself."""
+    import itertools
+    import os
+
+    sleeper = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    read, write = os.pipe()
+    stdin = os.fdopen(read)
+    try:
+        lock_dir = tmp_path / "state"
+        stdin_with_one = io.StringIO(json.dumps({"op": "record", "kind": "process", "pid": sleeper.pid, "what": "x", "session": True}) + "\n")
+        began = time.time()
+        # one request, then a pipe that stays open and silent
+        chained = itertools.chain(stdin_with_one, stdin)
+        out = io.StringIO()
+        assert agent.serve(chained, out, lock_dir, idle=0.3) == 0
+        assert time.time() - began < 3
+        sleeper.wait(timeout=5)
+        assert [json.loads(line)["ok"] for line in out.getvalue().splitlines()] == [True, True]
+    finally:
+        os.close(write)
+        stdin.close()
+        if sleeper.poll() is None:
+            sleeper.kill()

@@ -156,3 +156,18 @@ def test_a_detection_across_servers_carries_both_bounds():
     assert cluster.pair_bound("localhost", "localhost", offsets) == 0
     assert cluster.pair_bound("localhost", "lab2", offsets) == pytest.approx(0.0015)
     assert cluster.pair_bound("lab2", "lab3", offsets) == pytest.approx(0.0035)
+
+
+def test_the_instructors_doc_shows_every_key_and_its_example_is_valid():
+    import re
+    from pathlib import Path
+
+    from lab.runner import tomllib
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "cluster.md").read_text()
+    example = re.search(r"```toml\n(\[cluster\].*?)```", doc, re.S).group(1)
+    table = tomllib.loads(example)["cluster"]
+    assert set(table) == set(cluster.FIELDS), "docs/cluster.md: show every [cluster] key (lab.core.cluster.ClusterSettings)"
+    table.pop("ssh_config")  # "" in the example: no file to find
+    s = cluster.check_cluster(table, HOSTS + ["s1"], "docs/cluster.md")
+    assert s.place == {"o*": "lab2"} and s.tunnel == "auto"

@@ -1,7 +1,10 @@
-"""A second server on this machine, for the cluster tests: a network namespace running Debian's sshd.
+"""A stand-in second server on this machine: a network namespace running Debian's sshd.
+
+The cluster tests and ``halab bench scale --split`` use it where a course
+would use a second VM.
 
 It is reached over a veth pair (10.250.0.1 here, 10.250.0.2 there) whose MTU
-leaves room for a VXLAN header, with key-based root login made for the test:
+leaves room for a VXLAN header, with key-based root login made for it:
 its own host key, client key, ``authorized_keys``, ``sshd_config`` and
 ``ssh_config`` in a temporary directory, nothing in ``/etc/ssh`` or
 ``~/.ssh``. It shares this machine's filesystem and process table, so the
@@ -37,6 +40,9 @@ class SecondServer:
         self.address = THERE
 
     def start(self) -> "SecondServer":
+        if os.path.exists(f"/run/netns/{NETNS}"):
+            raise RuntimeError(f"network namespace {NETNS} exists already: another stand-in server is running (a test or a "
+                               f"bench); if none is, remove it with `ip netns del {NETNS}`")
         d = self.dir
         for key in ("hostkey", "clientkey"):
             _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / key))
