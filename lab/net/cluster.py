@@ -363,7 +363,17 @@ def build(topo: Any, settings: ClusterSettings, servers: Servers, say: Any) -> t
 
     host_cls, switch_cls, link_cls = node_classes(settings, kind if crossing else "vxlan", mtu)
     addresses = {LOCAL: "127.0.0.1", **{s: server_address(settings, s) for s in settings.remote}}
-    net = MininetCluster(topo=topo, servers=list(settings.servers), serverIP=addresses, user=settings.user, placement=ByPlan,
-                         host=host_cls, switch=switch_cls, link=link_cls, controller=None, autoSetMacs=True, build=False,
-                         waitConnected=False, precheck=False)
+    # MininetCluster makes $HOME/.ssh/mn for ssh control sockets that halab does not use: point it into the run directory,
+    # so that nothing is left in root's home (ssh itself finds its keys through the password database, not $HOME).
+    home = os.environ.get("HOME")
+    os.environ["HOME"] = str(servers.run_dir)
+    try:
+        net = MininetCluster(topo=topo, servers=list(settings.servers), serverIP=addresses, user=settings.user, placement=ByPlan,
+                             host=host_cls, switch=switch_cls, link=link_cls, controller=None, autoSetMacs=True, build=False,
+                             waitConnected=False, precheck=False)
+    finally:
+        if home is None:
+            os.environ.pop("HOME", None)
+        else:
+            os.environ["HOME"] = home
     return net, placement, kind, mtu

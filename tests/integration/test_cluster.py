@@ -156,6 +156,7 @@ def test_nothing_is_left_on_either_server(cluster_run):
     assert after_there == before_there and len(before_there) == 2  # lo and the veth end the test made
     assert Ledger.open(STATE_DIR / "ledger.json").empty
     assert Ledger.open(STATE_DIR / "served" / "ledger.json").empty
+    assert not Path(os.path.expanduser("~/.ssh/mn")).exists()  # Cluster Edition's control directory went to the run's
 
 
 def test_a_lost_server_stops_the_run_and_the_next_agent_cleans_what_it_left(tmp_path, second):
