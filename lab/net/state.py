@@ -34,13 +34,15 @@ class LabBusy(RuntimeError):
 
 
 def process_start_time(pid: int) -> int | None:
-    """The kernel's start time of ``pid`` (clock ticks since boot), or None if it is gone."""
+    """The kernel's start time of ``pid`` (clock ticks since boot), or None if it is gone (or a zombie)."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
             stat = f.read()
     except OSError:
         return None
     fields = stat[stat.rfind(")") + 2:].split()
+    if fields[0] == "Z":  # dead, only not yet reaped by its parent: nothing left to signal or wait for
+        return None
     return int(fields[19])  # field 22 of stat(5), counted after "pid (comm)"
 
 
