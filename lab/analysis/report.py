@@ -114,7 +114,7 @@ def sections(m: Metrics) -> list[tuple[str, list[str], list[list[str]]]]:
                                                         "routed to it while DOWN", "repaired at (s)", "back UP after"], [
         [_clock(f.at, m), f"{f.action} {f.target}", ", ".join(f.affects) or "—", _across(m, f.detected_by, f.detection) + (f" ({f.detected_by})" if f.detected_by else ""),
          str(f.failed_before_detection), "not logged" if f.routed_while_down is None else str(f.routed_while_down + f.failed_after_detection),
-         "—" if f.reverted_at is None else _clock(f.reverted_at, m), _secs(f.recovery)]
+         "—" if f.reverted_at is None else _clock(f.reverted_at, m), _across(m, f.detected_by, f.recovery)]
         for f in m.faults]))
     if any(len(f.per_balancer) > 1 for f in m.faults):
         out.append(("Each balancer judged by its own view", ["at (s)", "fault", "balancer", "detected after", "routed to it while it held it DOWN",

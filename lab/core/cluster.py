@@ -92,6 +92,35 @@ def check_cluster(table: Mapping[str, Any], nodes: Iterable[str], source: str) -
     return build(ClusterSettings, values)
 
 
+def check_fits(settings: ClusterSettings, nodes: Mapping[str, str], links: Iterable[tuple[str, str]], switch: str,
+               capture: Iterable[str], faults: Iterable[Any], source: str) -> None:
+    """What a lab over several servers cannot do, refused before anything is built: an Open vSwitch bridge (halab's
+    remote switch is a Linux bridge), a capture on another server's node (its pcap would be written there) and an
+    attack started from a host there (its process would be out of this machine's reach)."""
+    from lab.core.faults import ACTIONS, HOST
+
+    if switch != "lxbr":
+        raise ConfigError(source, "topology.switch", f"a lab over several servers uses Linux bridges; leave switch = \"lxbr\" "
+                          f"(got {switch!r})")
+    hosts = [n for n, role in nodes.items() if role != "switch"]
+    switches = [n for n, role in nodes.items() if role == "switch"]
+    placed = place(hosts, switches, links, settings)
+    first = settings.servers[0]
+    for i, name in enumerate(capture):
+        node = next((n for n in sorted(placed, key=len, reverse=True) if name.startswith(n + "-")), None)
+        if node is not None and placed[node] != first:
+            raise ConfigError(source, f"capture.interfaces[{i}]", f"{name} belongs to {node}, placed on {placed[node]}: capture "
+                              f"on interfaces of nodes on {first} (the pcap is written where tcpdump runs)")
+    for fault in faults:
+        action = ACTIONS.get(fault.action)
+        if action is None or not fault.target or not (action.target == HOST or action.ordered):
+            continue
+        attacker = fault.target.split("/")[0]
+        if placed.get(attacker, first) != first:
+            raise ConfigError(source, f"faults[{fault.index}].target", f"{attacker} is placed on {placed[attacker]}: in a lab over "
+                              f"several servers, attacks start from hosts on {first} (place {attacker} there)")
+
+
 def _is_ipv4(text: str) -> bool:
     parts = text.split(".")
     return len(parts) == 4 and all(p.isdigit() and 0 <= int(p) <= 255 and str(int(p)) == p for p in parts)

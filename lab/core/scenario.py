@@ -21,7 +21,7 @@ from lab.core import client_limits, plugins
 from lab.core.balancing import ALGORITHMS
 from lab.core.cache import CacheSettings
 from lab.core.client_limits import ClientLimits
-from lab.core.cluster import ClusterSettings, check_cluster
+from lab.core.cluster import ClusterSettings, check_cluster, check_fits
 from lab.core.faults import CHAOS_KINDS
 from lab.core.health import HealthSettings, ProbeSettings
 from lab.core.passive import PassiveSettings
@@ -362,8 +362,16 @@ def parse_scenario(data: Mapping[str, Any], source: str, lookup: TopologyLookup,
         source=source,
         chaos=build(ChaosSpec, chaos),
         roles=_role_sections(top, layout, source),
-        cluster=check_cluster(top["cluster"], layout.nodes, source),
+        cluster=_cluster(top["cluster"], layout, topo["switch"], capture["interfaces"], faults, source),
     )
+
+
+def _cluster(table: Mapping[str, Any], layout: Layout, switch: str, capture: list[str], faults: tuple[Fault, ...],
+             source: str) -> ClusterSettings | None:
+    settings = check_cluster(table, layout.nodes, source)
+    if settings is not None:
+        check_fits(settings, layout.nodes, layout.links, switch, capture, faults, source)
+    return settings
 
 
 def _varnish_can(bal: dict[str, Any], passive: PassiveSettings, source: str) -> None:

@@ -171,3 +171,36 @@ def test_the_instructors_doc_shows_every_key_and_its_example_is_valid():
     table.pop("ssh_config")  # "" in the example: no file to find
     s = cluster.check_cluster(table, HOSTS + ["s1"], "docs/cluster.md")
     assert s.place == {"o*": "lab2"} and s.tunnel == "auto"
+
+
+@pytest.mark.parametrize("text, path, words", [
+    ('[topology]\nswitch = "ovsbr"', "topology.switch", "Linux bridges"),
+    ('[capture]\ninterfaces = ["lb1-eth0", "o1-eth0"]', "capture.interfaces[1]", "o1-eth0 belongs to o1, placed on lab2"),
+    ('[[faults]]\nat = 1\naction = "syn_flood"\ntarget = "o2/lb1"', "faults[0].target", "attacks start from hosts on localhost"),
+])
+def test_what_cannot_cross_servers_is_refused_before_anything_is_built(text, path, words):
+    base = BASE.replace('[topology]\nname = "single_lb"\n', "")
+    extra = text.replace("[topology]\n", "")
+    topology = '[topology]\nname = "single_lb"\n' + (extra + "\n" if text.startswith("[topology]") else "")
+    rest = "" if text.startswith("[topology]") else text + "\n"
+    with pytest.raises(cluster.ConfigError) as e:
+        scenario_from(base + topology + rest + '[cluster]\nservers = ["localhost", "lab2"]\nplace = { "o*" = "lab2" }\n')
+    assert e.value.path == path and words in e.value.message
+
+
+def test_captures_and_attacks_on_this_machine_are_fine():
+    s = scenario_from(BASE + '[capture]\ninterfaces = ["lb1-eth0"]\n[[faults]]\nat = 1\naction = "syn_flood"\ntarget = "c1/lb1"\n'
+                             '[cluster]\nservers = ["localhost", "lab2"]\nplace = { "o*" = "lab2" }\n')
+    assert s.cluster.remote == ("lab2",)
+
+
+def test_the_report_puts_the_clock_bound_beside_times_measured_across_servers():
+    from types import SimpleNamespace
+
+    from lab.analysis.report import _across
+
+    m = SimpleNamespace(clocks={"nodes": {"lb1": "lab2", "o1": "localhost"}, "servers": {"lab2": Offset(0.004, 0.00021, 0.00042, 60)}})
+    assert _across(m, "lb1", 2.4712) == "2.47 s ±0.21 ms"  # the fault is the lab's event (here), the detection lb1's (there)
+    assert _across(m, "o1", 2.4712) == "2.47 s"
+    assert _across(m, "lb1", None) == "—"
+    assert _across(SimpleNamespace(clocks={}), "lb1", 1.0) == "1.00 s"
