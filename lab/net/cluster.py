@@ -45,6 +45,15 @@ def ssh_base(settings: ClusterSettings) -> list[str]:
     return ["ssh", "-q", *(["-F", settings.ssh_config] if settings.ssh_config else []), *SSH_OPTIONS]
 
 
+def mux_path(server: str) -> Path:
+    """The control socket of the agent's ssh connection to ``server``: the lab's short commands there (making a
+    tunnel's end) ride on it instead of paying a key exchange each. Long-lived sessions (the hosts' shells, the
+    services) get connections of their own: sshd allows only MaxSessions (10 by default) on one connection."""
+    from lab.net.state import STATE_DIR
+
+    return STATE_DIR / f"ssh-{server}"
+
+
 def server_address(settings: ClusterSettings, server: str) -> str:
     if server in settings.addresses:
         return settings.addresses[server]
@@ -60,11 +69,12 @@ def server_address(settings: ClusterSettings, server: str) -> str:
 class AgentLink:
     """The control connection to one remote server: ssh to ``python -m lab.net.agent``, JSON lines both ways."""
 
-    def __init__(self, server: str, address: str, settings: ClusterSettings) -> None:
+    def __init__(self, server: str, address: str, settings: ClusterSettings, mux: bool = False) -> None:
         self.server = server
         self.address = address
         self.lock = threading.Lock()
-        cmd = [*ssh_base(settings), f"{settings.user}@{address}", sys.executable, "-m", "lab.net.agent", "--idle", str(IDLE)]
+        master = ["-o", "ControlMaster=yes", "-o", f"ControlPath={mux_path(server)}"] if mux else []
+        cmd = [*ssh_base(settings), *master, f"{settings.user}@{address}", sys.executable, "-m", "lab.net.agent", "--idle", str(IDLE)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      bufsize=1, start_new_session=True)  # Ctrl-C reaches the lab, which then closes this
         first = self._line()
@@ -154,7 +164,7 @@ class Servers:
         try:
             for server in self.settings.remote:
                 address = server_address(self.settings, server)
-                agent = AgentLink(server, address, self.settings)
+                agent = AgentLink(server, address, self.settings, mux=True)
                 self.agents[server] = agent
                 if agent.cleaned:
                     say(f"{server}: removed what a crashed lab left behind: {', '.join(agent.cleaned)}")
@@ -266,6 +276,15 @@ def node_classes(settings: ClusterSettings, kind: str, mtu: int) -> tuple[Any, A
             if self.isRemote and self.user == "root" and os.geteuid() == 0:
                 self.sshcmd = [*self.sshbase, self.dest]  # Cluster Edition's is `sudo -E -u root ssh ...`
             super().startShell(*args, **kwargs)
+
+        def rpopen(self, *cmd: Any, **opts: Any) -> Any:
+            """A short command in the server's root namespace (Cluster Edition's), over the agent's connection."""
+            if not self.isRemote:
+                return super().rpopen(*cmd, **opts)
+            words = list(cmd[0]) if len(cmd) == 1 and isinstance(cmd[0], (list, tuple)) else " ".join(map(str, cmd)).split()
+            ssh = [*base, "-o", "ControlMaster=no", "-o", f"ControlPath={mux_path(self.server)}", self.dest]
+            return Node._popen(self, ssh + words, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               preexec_fn=os.setpgrp)
 
         def _popen(self, cmd: Any, sudo: bool = True, tt: bool = True, **params: Any) -> Any:
             if not self.isRemote:
