@@ -58,7 +58,8 @@ _DECLARED = [
     # ---- the lab and the runner ----
     ("lab_built", "the network exists: nodes with roles, addresses (and in a cluster lab, the server of each node)",
      "topology:str switch:str nodes:dict addresses:dict interfaces?:dict servers?:dict"),
-    ("run_started", "the load starts at start_at", "scenario:str start_at:float duration:float"),
+    ("run_started", "the load starts at start_at (ready_lead: seconds to spare once every client was ready)",
+     "scenario:str start_at:float duration:float ready_lead?:float"),
     ("run_finished", "the run ended; what was still broken", "scenario:str broken_at_end:list"),
     ("fault_applied", "a fault was injected (lab.core.faults)", "action:str target:str affects:list note:str "
      "killed?:list stopped?:list interfaces?:list rule?:str groups?:list pid?:int port?:int status?:int"),
