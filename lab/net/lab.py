@@ -187,11 +187,14 @@ class Lab:
             for proc in self.captures:  # SIGTERM lets tcpdump write its last packets
                 proc.terminate()
                 proc.wait(timeout=5)
-            for service in reversed(list(self.services.values())):  # clients first, origins last
+            # Tier by tier, clients first and origins last (a balancer must not see its origins die and say so);
+            # within a tier all at once: each takes tens of milliseconds to exit, and a lab has dozens
+            for tier in reversed(TIERS):
+                batch = [s for s in self.services.values() if s.spec.service == tier]
                 try:
-                    self._stop(service)
+                    self._stop_all(batch)
                 except LabError as e:  # a server lost while closing: its agent cleans it up by itself
-                    self.say(f"could not stop {service.spec.key}: {e}")
+                    self.say(f"could not stop {', '.join(s.spec.key for s in batch)}: {e}")
             if self.net is not None:
                 self.net.stop()
                 self.net = None
@@ -421,24 +424,32 @@ class Lab:
         self._launch(service)
 
     def _stop(self, service: Service, grace: float = 3.0) -> None:
-        if service.proc is None or service.proc.poll() is not None:
-            if service.proc is not None:
-                kill_session(service.proc.pid)
+        self._stop_all([service], grace)
+
+    def _stop_all(self, services: list[Service], grace: float = 3.0) -> None:
+        """SIGTERM each (SIGCONT first: a paused one cannot act on it), give them ``grace`` seconds together, then SIGKILL
+        what is left; then whatever each left running in its session."""
+        running = [s for s in services if s.proc is not None and s.proc.poll() is None]
+        for service in running:
+            self.signal(service, signal.SIGCONT)
+            self.signal(service, signal.SIGTERM)
+        deadline = time.time() + grace
+        for service in running:
+            assert service.proc is not None
+            try:
+                service.proc.wait(timeout=max(0.0, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                self.signal(service, signal.SIGKILL)
+                service.proc.wait(timeout=5)
+        for service in services:
+            if service.proc is None:
+                pass
+            elif service.remote:
+                if service.remote_pid is not None:
+                    self._agent(service).ask("signal", pid=service.remote_pid, sig=int(signal.SIGKILL), session=True)
+            else:
+                kill_session(service.proc.pid)  # anything it left running
             service.state = STOPPED
-            return
-        self.signal(service, signal.SIGCONT)
-        self.signal(service, signal.SIGTERM)
-        try:
-            service.proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            self.signal(service, signal.SIGKILL)
-            service.proc.wait(timeout=5)
-        if service.remote:
-            if service.remote_pid is not None:
-                self._agent(service).ask("signal", pid=service.remote_pid, sig=int(signal.SIGKILL), session=True)
-        else:
-            kill_session(service.proc.pid)  # anything it left running
-        service.state = STOPPED
 
     def wait_exit(self, services: list[Service], timeout: float) -> list[Service]:
         """Wait for services that end by themselves (load generators); return those still running."""
