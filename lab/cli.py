@@ -317,6 +317,12 @@ def cmd_sniff(args: argparse.Namespace) -> int:
     need_root("sniff")
     ledger = Ledger.open(STATE_DIR / "ledger.json")
     shells = {p["what"].split()[0]: p["pid"] for p in ledger.data["processes"] if p["what"].endswith(" shell")}
+    elsewhere = {p["what"].split()[0]: p["what"].split("ssh to ")[1].rstrip(")") for p in ledger.data["processes"]
+                 if p["what"].endswith(")") and " shell (ssh to " in p["what"]}
+    if args.node in elsewhere:  # a cluster lab's node on another server: its namespace is there, not here
+        print(f"{args.node} runs on server {elsewhere[args.node]}: sniff is for nodes of this machine (on {elsewhere[args.node]}, "
+              f"tcpdump inside that node's namespace sees the same packets)", file=sys.stderr)
+        return EXIT_USAGE
     if args.node not in shells:
         known = ", ".join(sorted(shells)) or "none: is a lab running? start one with 'sudo halab cli single_lb'"
         print(f"no node {args.node!r} in the running lab (nodes: {known})", file=sys.stderr)
