@@ -210,15 +210,17 @@ class Servers:
         if not self.shared[server]:
             self.agents[server].ask("write", path=str(path), text=text)
 
-    def gather(self, server: str, directory: Path, pattern: str = "*.jsonl") -> list[Path]:
-        """The server's files in ``directory`` (its event logs), copied here unless it shares our files."""
+    def gather(self, server: str, directory: Path, pattern: str = "*.jsonl", into: Path | None = None) -> list[Path]:
+        """The server's files in ``directory`` (its event logs), copied into the same folder here (or ``into``) unless
+        it shares our files."""
         agent = self.agents[server]
+        into = directory if into is None else into
         names = [Path(p) for p in agent.ask("listdir", path=str(directory), pattern=pattern)]
         if not self.shared[server]:
-            directory.mkdir(parents=True, exist_ok=True)
+            into.mkdir(parents=True, exist_ok=True)
             for path in names:
-                (directory / path.name).write_text(agent.ask("read", path=str(path)))
-        return [directory / p.name for p in names]
+                (into / path.name).write_text(agent.ask("read", path=str(path)))
+        return [into / p.name for p in names]
 
     def close(self) -> list[str]:
         left = []

@@ -139,3 +139,37 @@ def test_a_silent_lab_counts_as_gone_after_the_idle_time(tmp_path):
         stdin.close()
         if sleeper.poll() is None:
             sleeper.kill()
+
+
+def test_files_travel_through_the_agent_when_the_servers_share_no_filesystem(tmp_path):
+    """Servers.write and Servers.gather against a real Agent answering in-process (no ssh): a config sent there, event
+    logs copied back; with a shared filesystem neither moves a byte."""
+    from lab.core.cluster import ClusterSettings
+    from lab.net.cluster import Servers
+
+    there = tmp_path / "there"
+    lock = LabLock(tmp_path / "state")
+    lock.acquire("test", "-")
+    real = agent.Agent(lock)
+
+    class Link:  # AgentLink's interface over the agent's own methods
+        def ask(self, op, **args):
+            return getattr(real, op)(**args)
+
+    try:
+        servers = Servers(ClusterSettings(servers=("localhost", "lab2")), tmp_path)
+        servers.agents["lab2"] = Link()
+        servers.shared["lab2"] = False
+        servers.write("lab2", there / "config" / "o1-origin.json", '{"node": "o1"}')
+        assert (there / "config" / "o1-origin.json").read_text() == '{"node": "o1"}'
+        (there / "events").mkdir()
+        (there / "events" / "o1-origin.jsonl").write_text('{"t":1,"kind":"service_ready","pid":7}\n')
+        here = tmp_path / "here" / "events"  # the lab uses the same path on both servers; here they differ, to be seen
+        copied = servers.gather("lab2", there / "events", into=here)
+        assert copied == [here / "o1-origin.jsonl"] and copied[0].read_text() == '{"t":1,"kind":"service_ready","pid":7}\n'
+        servers.shared["lab2"] = True
+        assert servers.gather("lab2", there / "events", into=tmp_path / "elsewhere") and not (tmp_path / "elsewhere").exists()
+        servers.write("lab2", tmp_path / "x.json", "{}")
+        assert not (tmp_path / "x.json").exists()
+    finally:
+        lock.release()
