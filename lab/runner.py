@@ -100,7 +100,7 @@ def _drive(lab: Any, scenario: Scenario, run_dir: Path, live: bool) -> None:
         guards.guard_vrrp(lab)
         lab.start_all(plan_services(scenario, lab.addresses, run_dir))
         faults = Faults(lab)
-        lead = LEAD_BASE + LEAD_PER_CLIENT * len(plan_load(scenario, lab.addresses, run_dir, 0.0))
+        lead = LEAD_BASE + LEAD_PER_CLIENT * len(scenario.load.clients)
         start_at = time.time() + lead
         clients = [lab.start(spec) for spec in plan_load(scenario, lab.addresses, run_dir, start_at)]
         lab.wait_ready(clients)
