@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import select
 import shlex
 import subprocess
 import sys
@@ -278,6 +279,25 @@ def node_classes(settings: ClusterSettings, kind: str, mtu: int) -> tuple[Any, A
             if self.isRemote and self.user == "root" and os.geteuid() == 0:
                 self.sshcmd = [*self.sshbase, self.dest]  # Cluster Edition's is `sudo -E -u root ssh ...`
             super().startShell(*args, **kwargs)
+
+        def waitOutput(self, verbose: bool = False, findPid: bool = True) -> str:  # noqa: N802, N803 (Mininet's names)
+            """Mininet's, but a shell whose ssh connection is gone raises instead of waiting forever: Mininet keeps its
+            end of the shell's terminal open, so a dead ssh client never shows as the end of the output."""
+            if not self.isRemote:
+                return super().waitOutput(verbose, findPid)
+            # Mininet polls its terminal for output *and* writability, so its own timeout never fires (a terminal is
+            # always writable) and its read blocks: wait for output alone, half a second at a time
+            readable = select.poll()
+            readable.register(self.stdout.fileno(), select.POLLIN | select.POLLPRI)
+            output = ""
+            while self.waiting:
+                if self.readbuf or readable.poll(500):
+                    output += self.monitor(findPid=findPid)
+                elif self.shell.poll() is not None:
+                    self.waiting = False
+                    raise LabError(f"lost server {self.server}: the ssh connection to {self.name}'s shell ended (ssh exit code "
+                                   f"{self.shell.returncode})")
+            return output
 
         def rpopen(self, *cmd: Any, **opts: Any) -> Any:
             """A short command in the server's root namespace (Cluster Edition's), over the agent's connection."""

@@ -80,6 +80,7 @@ class Lab:
         self.leftover_report: list[str] = []
         self.servers: Any = None  # lab.net.cluster.Servers, in a lab over several servers
         self.placement: dict[str, str] = {}  # node -> server, in a lab over several servers
+        self.lost_servers: set[str] = set()  # servers whose connection was lost during the run
 
     # ---- lifecycle -------------------------------------------------------------------
     def __enter__(self) -> "Lab":
@@ -130,6 +131,8 @@ class Lab:
                 self.ledger.data["servers"].extend(remote.ledger_entries(cluster))
                 self.ledger.save()
             self.servers.connect(self.say)
+            for server, agent in self.servers.agents.items():  # ended by `halab clean` after a crash: the agent then cleans up
+                self.ledger.add_process(agent.proc.pid, f"agent on {server} (ssh)")
             for server in cluster.remote:
                 self.servers.agents[server].ask("mkdir", path=CONTROL_DIR)  # the services' control sockets, there too
             self.net, self.placement, _, mtu = remote.build(topo, cluster, self.servers, self.say)
@@ -183,7 +186,7 @@ class Lab:
     def close(self) -> None:
         try:
             if self.servers is not None and self.net is not None:
-                self._forget(set(self.servers.lost()))
+                self._forget(self._lost_servers())
             for proc in self.captures:  # SIGTERM lets tcpdump write its last packets
                 proc.terminate()
                 proc.wait(timeout=5)
@@ -196,7 +199,10 @@ class Lab:
                 except LabError as e:  # a server lost while closing: its agent cleans it up by itself
                     self.say(f"could not stop {', '.join(s.spec.key for s in batch)}: {e}")
             if self.net is not None:
-                self.net.stop()
+                try:
+                    self.net.stop()
+                except LabError as e:  # a server lost while stopping: the ledgers (here and its agent's) clean up
+                    self.say(f"could not stop the network cleanly: {e}")
                 self.net = None
         finally:
             left = self._close_servers()
@@ -207,17 +213,28 @@ class Lab:
                 self.log = None
         self.leftover_report = [line for line in left if not line.startswith(("directory", "file"))]
 
+    def _lost_servers(self) -> set[str]:
+        """Servers whose agent connection, or the ssh connection of a node's shell there, is gone."""
+        lost = set(self.servers.lost())
+        for node in self.net.hosts + self.net.switches:
+            if getattr(node, "isRemote", False) and node.shell is not None and node.shell.poll() is not None:
+                lost.add(node.server)
+        return lost
+
     def _forget(self, lost: set[str]) -> None:
         """Drop what runs on servers whose connection is gone: nothing there can be reached to stop it (each agent
         cleans its own server when the lab's heartbeats stop), and a command to a dead shell would wait forever."""
         if not lost:
             return
+        self.lost_servers |= lost
         net = self.net
         gone = {n.name for n in net.hosts + net.switches if self._server(n.name) in lost}
         for service in self.services.values():
-            if service.server in lost and service.proc is not None and service.proc.poll() is None:
-                service.proc.kill()  # the ssh client here
-                service.proc.wait(timeout=5)
+            if service.server in lost:
+                if service.proc is not None and service.proc.poll() is None:
+                    service.proc.kill()  # the ssh client here
+                    service.proc.wait(timeout=5)
+                service.remote_pid = None  # out of reach: nothing to signal there
                 service.state = STOPPED
         for node in [n for n in net.hosts + net.switches if n.name in gone]:
             if node.shell is not None and node.shell.poll() is None:
@@ -234,18 +251,25 @@ class Lab:
         if self.servers is None:
             return []
         from lab.events import EVENTS_DIR, write_clocks
+        from lab.net.agent import IDLE
 
         left: list[str] = []
+        lost = self.lost_servers | set(self.servers.lost())
         try:
             for server in self.servers.agents:
-                self.servers.gather(server, self.run_dir / EVENTS_DIR)
+                if server not in lost:
+                    self.servers.gather(server, self.run_dir / EVENTS_DIR)
             write_clocks(self.run_dir, self.placement, self.servers.clocks(), self.servers.shared)
         except LabError as e:
             left.append(str(e))
-        left += self.servers.close()
+        left += [line for line in self.servers.close() if line.split(":")[0] not in lost]
+        left += [f"server {server} was lost: its agent removes what the lab made there once it has heard nothing for "
+                 f"{IDLE:g} s" for server in sorted(lost)]
         if not left:  # every agent cleaned its server: nothing for `halab clean` to visit again
             self.ledger.data["servers"] = []
-            self.ledger.save()
+        else:  # `halab clean` tries the lost ones again now, and says if one is still out of reach
+            self.ledger.data["servers"] = [e for e in self.ledger.data["servers"] if e["server"] in lost]
+        self.ledger.save()
         self.servers = None
         return left
 
@@ -365,10 +389,11 @@ class Lab:
         a failure the run must show, not a silence.
         """
         if self.servers is not None:
-            lost = self.servers.lost()
+            lost = sorted(self._lost_servers())
             if lost:
-                raise LabError(f"lost server {lost[0]}: {self.servers.why(lost[0])}. The run is stopped here: what it would "
-                               "count from now on is the control connection's outage, not the lab's")
+                why = self.servers.why(lost[0]) if lost[0] in self.servers.agents and self.servers.lost() else "a node's ssh connection ended"
+                raise LabError(f"lost server {lost[0]}: {why}. The run is stopped here: what it would count from now on is "
+                               "the control connection's outage, not the lab's")
         gone = []
         for service in self.services.values():
             proc = service.proc

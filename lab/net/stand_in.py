@@ -50,7 +50,8 @@ class SecondServer:
         (d / "sshd_config").write_text(
             f"ListenAddress {THERE}\nHostKey {d / 'hostkey'}\nPidFile {d / 'sshd.pid'}\n"
             f"AuthorizedKeysFile {d / 'authorized_keys'}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n"
-            "KbdInteractiveAuthentication no\nUsePAM no\nUseDNS no\nStrictModes no\nMaxStartups 100:30:200\nMaxSessions 100\n")
+            "KbdInteractiveAuthentication no\nUsePAM no\nUseDNS no\nStrictModes no\nMaxStartups 100:30:200\nMaxSessions 100\n"
+            "ClientAliveInterval 2\nClientAliveCountMax 3\n")  # a session whose client vanished ends within 6 s
         self.ssh_config.write_text(
             f"Host {THERE}\n  User root\n  IdentityFile {d / 'clientkey'}\n  IdentitiesOnly yes\n"
             f"  UserKnownHostsFile {d / 'known_hosts'}\n  StrictHostKeyChecking accept-new\n  LogLevel ERROR\n")
@@ -86,6 +87,12 @@ class SecondServer:
         if self.sshd is not None and self.sshd.poll() is None:
             self.sshd.terminate()
             self.sshd.wait(timeout=5)
+        # and every process still in its namespace (sshd's sessions outlive it): all of them this server's own
+        for pid in subprocess.run(["ip", "netns", "pids", NETNS], capture_output=True, text=True).stdout.split():
+            try:
+                os.kill(int(pid), 9)
+            except ProcessLookupError:
+                pass
         subprocess.run(["ip", "netns", "del", NETNS], capture_output=True)  # takes both veth ends with it
         if self.made_privsep:
             shutil.rmtree("/run/sshd", ignore_errors=True)
