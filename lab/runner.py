@@ -28,7 +28,7 @@ else:  # pragma: no cover
 # Seconds between starting the load generators and their first request: each must import Python and say it is
 # ready before then (about 0.1 s each on 2 cores, so a fixed second was mostly waiting). run_started records what
 # was left of it (ready_lead): a negative value would mean the clients started late.
-LEAD_BASE, LEAD_PER_CLIENT = 0.4, 0.1
+LEAD_BASE, LEAD_PER_CLIENT = 0.3, 0.1
 
 
 def load_scenario(path: str | Path) -> Scenario:

@@ -127,7 +127,8 @@ class Ledger:
         alive = [p for p in self.data["processes"] if p["start"] is not None and process_start_time(p["pid"]) == p["start"]]
         for p in alive:
             _signal(p["pid"], signal.SIGCONT)  # a paused process cannot act on SIGTERM
-            _signal(p["pid"], signal.SIGTERM)
+            # a host's interactive shell ignores SIGTERM and ends on SIGHUP (a daemon may take SIGHUP as "reload")
+            _signal(p["pid"], signal.SIGHUP if p["what"].endswith("shell") else signal.SIGTERM)
         deadline = time.time() + grace
         while time.time() < deadline and any(process_start_time(p["pid"]) == p["start"] for p in alive):
             time.sleep(0.05)

@@ -19,11 +19,11 @@ import pytest
 from lab.analysis import report
 from lab.events import check, read_events
 from lab.net.errors import LabError
-from lab.net.stand_in import HERE, NETNS, SecondServer
+from lab.net.stand_in import HERE, LINK, NETNS, SecondServer
 from lab.net.state import STATE_DIR, Ledger
 from lab.runner import load_scenario, run
 
-from .conftest import DEMO, alive, root_interfaces, wait_event
+from .conftest import DEMO, alive, root_interfaces, wait_event, wait_until
 
 TIMELINE = """
 [[faults]]
@@ -185,6 +185,40 @@ def test_a_lost_server_stops_the_run_and_the_next_agent_cleans_what_it_left(tmp_
     assert Ledger.open(STATE_DIR / "ledger.json").empty and Ledger.open(STATE_DIR / "served" / "ledger.json").empty
 
 
+def test_a_cable_cut_to_the_second_server_stops_the_run_and_its_agent_cleans_up_alone(tmp_path, second):
+    """The underlay link is set down mid-run, as if the cable between the two machines were pulled. Every ssh
+    connection to the second server dies within its keep-alives (2 s x 3); the first fault that needs a shell there
+    (o1's cable at 1.5 s) must raise 'lost server', not wait forever on a dead terminal. The agent there hears no
+    heartbeat and removes the origins and shells by itself; this side removes everything of its own."""
+    import subprocess
+    import time
+
+    scenario = demo_over_two_servers(tmp_path, second)
+    before_here, before_there = root_interfaces(), interfaces_there()
+    run_dir = tmp_path / "run"
+    cut = {}
+
+    def pull_the_cable():
+        wait_event(run_dir, lambda e: e["kind"] == "run_started", 30, "the start of the load")
+        cut["t"] = time.time()
+        subprocess.run(["ip", "link", "set", LINK[0], "down"], check=True)
+
+    threading.Thread(target=pull_the_cable, daemon=True).start()
+    try:
+        with pytest.raises(LabError, match="lost server lab2"):
+            run(scenario, run_dir, live=False, say=lambda *a: None)
+        stopped = time.time()
+        origins = [e["pid"] for e in read_events(run_dir) if e["kind"] == "service_ready" and e["node"].startswith("o")]
+        served = STATE_DIR / "served" / "ledger.json"
+        wait_until(lambda: not any(alive(pid) for pid in origins) and Ledger.open(served).empty, 15,
+                   "the agent's own cleanup on the second server")
+        assert stopped - cut["t"] < 20, f"the run took {stopped - cut['t']:.1f} s to stop after the cut"
+    finally:
+        subprocess.run(["ip", "link", "set", LINK[0], "up"], check=True)
+    assert root_interfaces() == before_here and interfaces_there() == before_there
+    assert Ledger.open(STATE_DIR / "ledger.json").empty and Ledger.open(STATE_DIR / "served" / "ledger.json").empty
+
+
 def test_cluster_edition_with_this_machine_alone(tmp_path):
     """servers = ["localhost"]: the same Cluster Edition classes (RemoteHost, the Linux bridge, the tunnel link) with
     nothing remote. A crash and its repair act on the local processes; no ssh, no agent, no clocks to correct."""
@@ -200,7 +234,9 @@ def test_cluster_edition_with_this_machine_alone(tmp_path):
     crash = next(e for e in events if e["kind"] == "fault_applied" and e["action"] == "crash")
     assert crash["killed"] == ready[:1] and len(ready) == 2
     finished = [e for e in events if e["kind"] == "request_finished"]
-    assert len(finished) == 160 and sum(e["ok"] for e in finished) >= 150
+    # o1's third of 40 req/s fails from the crash until it is detected (3 probes 0.3 s apart and their timeouts)
+    assert len(finished) == 160 and sum(e["ok"] for e in finished) >= 140
+    assert {e.get("upstream") for e in finished if not e["ok"]} <= {"o1"}
     assert json.loads((run_dir / "clocks.json").read_text())["servers"] == {}
     assert root_interfaces() == before and Ledger.open(STATE_DIR / "ledger.json").empty
 
