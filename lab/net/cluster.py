@@ -7,8 +7,11 @@ teaching lab needs on top:
 
 - a Linux bridge on a remote server (``RemoteLinuxBridge``): there is no Open
   vSwitch on the lab VM, and halab's switches are Linux bridges everywhere;
-- a VXLAN link (``RemoteVXLANLink``) beside Cluster Edition's GRE one, for
-  kernels without GRE (this lab's VM has VXLAN and no GRE);
+- a tunnel link (``RemoteTunnelLink``) that makes Cluster Edition's gretap
+  ends or VXLAN ones, for kernels without GRE (this lab's VM has VXLAN and no
+  GRE), each end with one command over the agent's ssh connection;
+- a shell whose ssh connection died raises instead of hanging (Mininet's
+  wait for a command's output has no working timeout);
 - ssh without sudo when halab logs in as root, through an ``ssh_config`` of
   the scenario's own and with keep-alives, so a lost server ends ssh (exit
   code 255) within seconds and the lab can say so;
@@ -40,7 +43,7 @@ from lab.net.errors import LabError
 # Keep-alives: a connection that hears nothing for about 3-4 s ends (ssh's code 255), so a lost server stops the run
 # within seconds; a host-only network between two lab VMs has no such silences while it works.
 SSH_OPTIONS = ["-o", "BatchMode=yes", "-o", "ServerAliveInterval=1", "-o", "ServerAliveCountMax=3", "-o", "ConnectTimeout=3"]
-LOST = 255  # ssh's own exit code: the connection failed or was lost, whatever the remote command did
+LOST = 255  # ssh's own exit code: the connection failed or was lost, whatever the remote command did (lab.net.lab)
 VXLAN_PORT = 4789
 
 

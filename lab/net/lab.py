@@ -391,15 +391,17 @@ class Lab:
         if self.servers is not None:
             lost = sorted(self._lost_servers())
             if lost:
-                why = self.servers.why(lost[0]) if lost[0] in self.servers.agents and self.servers.lost() else "a node's ssh connection ended"
+                why = self.servers.why(lost[0]) if lost[0] in self.servers.lost() else "the ssh connection of a node's shell there ended"
                 raise LabError(f"lost server {lost[0]}: {why}. The run is stopped here: what it would count from now on is "
                                "the control connection's outage, not the lab's")
+        from lab.net.cluster import LOST
+
         gone = []
         for service in self.services.values():
             proc = service.proc
             if service.state != RUNNING or ROLES[service.spec.service].with_load or proc is None or proc.poll() is None:
                 continue
-            if service.remote and proc.returncode == 255:  # ssh's own code: the connection, not the service, ended
+            if service.remote and proc.returncode == LOST:  # ssh's own code: the connection, not the service, ended
                 raise LabError(f"lost the ssh connection to server {service.server} ({service.spec.key} ran there): the run "
                                "is stopped, since what it would count as an outage is the control connection's")
             service.state = EXITED
