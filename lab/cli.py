@@ -62,6 +62,15 @@ def cmd_check(args: argparse.Namespace) -> int:
           f"{s.duration:g} s of load at {s.load.rate:g} req/s from {len(s.load.clients)} clients, {len(s.faults)} faults")
     for f in s.faults:
         print(f"  at {f.at:6.2f} s  {f.action} {f.target or ''}")
+    if s.cluster is not None:  # where each node will run, and which links become tunnels: decided before anything is built
+        from lab.core.cluster import crossing, place_nodes
+
+        placed = place_nodes(s.layout.nodes, s.layout.links, s.cluster)
+        for server in s.cluster.servers:
+            print(f"  on {server}: {' '.join(sorted(n for n, where in placed.items() if where == server)) or 'nothing'}")
+        tunnels = crossing(s.layout.links, placed)
+        print(f"  {len(tunnels)} link(s) between servers, each a tunnel ({s.cluster.tunnel}): "
+              f"{', '.join(f'{a}-{b}' for a, b in tunnels) or 'none'}")
     return EXIT_OK
 
 

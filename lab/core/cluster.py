@@ -102,9 +102,7 @@ def check_fits(settings: ClusterSettings, nodes: Mapping[str, str], links: Itera
     if switch != "lxbr":
         raise ConfigError(source, "topology.switch", f"a lab over several servers uses Linux bridges; leave switch = \"lxbr\" "
                           f"(got {switch!r})")
-    hosts = [n for n, role in nodes.items() if role != "switch"]
-    switches = [n for n, role in nodes.items() if role == "switch"]
-    placed = place(hosts, switches, links, settings)
+    placed = place_nodes(nodes, links, settings)
     first = settings.servers[0]
     for i, name in enumerate(capture):
         node = next((n for n in sorted(placed, key=len, reverse=True) if name.startswith(n + "-")), None)
@@ -150,6 +148,11 @@ def place(hosts: Sequence[str], switches: Sequence[str], links: Iterable[tuple[s
             counts[out[host]] += 1
         out[switch] = max(settings.servers, key=lambda s: counts[s])  # max keeps the first of equals: the first server
     return out
+
+
+def place_nodes(nodes: Mapping[str, str], links: Iterable[tuple[str, str]], settings: ClusterSettings) -> dict[str, str]:
+    """``place`` for a scenario's layout (node -> role; a switch's role is 'switch')."""
+    return place([n for n, r in nodes.items() if r != "switch"], [n for n, r in nodes.items() if r == "switch"], links, settings)
 
 
 def crossing(links: Iterable[tuple[str, str]], placement: Mapping[str, str]) -> list[tuple[str, str]]:
