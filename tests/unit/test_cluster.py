@@ -204,3 +204,10 @@ def test_the_report_puts_the_clock_bound_beside_times_measured_across_servers():
     assert _across(m, "o1", 2.4712) == "2.47 s"
     assert _across(m, "lb1", None) == "—"
     assert _across(SimpleNamespace(clocks={}), "lb1", 1.0) == "1.00 s"
+
+
+def test_a_scenarios_layout_is_placed_like_the_built_topology():
+    s = scenario_from(BASE + '[cluster]\nservers = ["localhost", "lab2"]\nplace = { "o*" = "lab2" }\n')
+    placed = cluster.place_nodes(s.layout.nodes, s.layout.links, s.cluster)
+    assert placed == cluster.place(HOSTS, ["s1"], LINKS, settings(place={"o*": "lab2"}))
+    assert sorted(cluster.crossing(s.layout.links, placed)) == [("o1", "s1"), ("o2", "s1"), ("o3", "s1")]
