@@ -111,8 +111,11 @@ def test_forged_arps_send_the_clients_to_the_attacker_and_the_masters_refreshed_
     # the clients' requests went to c2: timeouts, and no gateway saw them
     lost = [e for e in events if e["kind"] == "request_finished" and not e["ok"]]
     assert lost and all(e["error"] == "timeout" and attack < e["t"] < stop + 1.5 for e in lost), lost[:3]
-    seen = {e["id"] for e in events if e["kind"] == "request_routed"}
-    assert not seen & {e["id"] for e in lost}, "a lost request reached a gateway"
+    # none reached a gateway while its client still waited for it (the kernel may still deliver a retransmission of
+    # one the client gave up on, once the MASTER's GARP has put the path right: that one was lost all the same)
+    gave_up = {e["id"]: e["t"] + e["latency"] for e in lost}
+    assert not [e for e in events if e["kind"] == "request_routed" and e["id"] in gave_up and e["t"] < gave_up[e["id"]]], \
+        "a lost request reached a gateway in time"
     # gw1, MASTER all along, repeats its GARP every second (one frame each: keepalived's refresh repeat)
     refreshes = [e["t"] for e in events if e["kind"] == "garp_sent" and e["node"] == "gw1" and e["count"] == 1]
     assert len(refreshes) >= 6 and all(0.9 < b - a < 1.1 for a, b in zip(refreshes, refreshes[1:]))

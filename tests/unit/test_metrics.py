@@ -233,6 +233,16 @@ def test_one_master_per_vip_after_a_repair_or_the_check_fails():
     assert [c.passed for c in check_expectations(bad, {"one_master_per_vip": True, "reconverge_within": 1.0})] == [False, False]
 
 
+def test_the_labs_own_teardown_is_not_a_lapse_of_the_last_repair():
+    # the lab stops the speakers a few ms before the load's nominal end (its clients were done): no MASTER for an
+    # instant, which is the run ending, not the repair failing
+    ev = cable_pulled_events(True)
+    ev += [{"t": T0 + 24.990, "kind": "run_finished", "node": "lab", "scenario": "s", "broken_at_end": []},
+           {"t": T0 + 24.994, "kind": "vrrp_state_changed", "node": "gw1", "vip": "10.0.0.1", "before": "MASTER", "after": "INIT"}]
+    (r,) = compute(ev).recoveries
+    assert r.vip == pytest.approx(0.1)
+
+
 def test_a_preemption_handover_is_not_a_lapse_but_a_longer_overlap_is():
     from lab.analysis.recovery import settled as _settled
 
