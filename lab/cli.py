@@ -23,7 +23,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
 
 from lab.core.schema import ConfigError
 
@@ -63,14 +62,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     for f in s.faults:
         print(f"  at {f.at:6.2f} s  {f.action} {f.target or ''}")
     if s.cluster is not None:  # where each node will run, and which links become tunnels: decided before anything is built
-        from lab.core.cluster import crossing, place_nodes
+        from lab.core.cluster import describe
 
-        placed = place_nodes(s.layout.nodes, s.layout.links, s.cluster)
-        for server in s.cluster.servers:
-            print(f"  on {server}: {' '.join(sorted(n for n, where in placed.items() if where == server)) or 'nothing'}")
-        tunnels = crossing(s.layout.links, placed)
-        print(f"  {len(tunnels)} link(s) between servers, each a tunnel ({s.cluster.tunnel}): "
-              f"{', '.join(f'{a}-{b}' for a, b in tunnels) or 'none'}")
+        for line in describe(s.cluster, s.layout.nodes, s.layout.links):
+            print(f"  {line}")
     return EXIT_OK
 
 
@@ -362,8 +357,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         for f in found:
             print(f"{f.name:<30} {'yes' if f.available else 'no ':<4} {f.detail}")
 
-    if args.cluster:
-        return _doctor_cluster(args, show)
+    if args.cluster:  # another server, for a lab over several machines
+        from lab.net.cluster_check import check_all, settings_from
+
+        return EXIT_OK if check_all(settings_from(args.cluster, args.scenario), show) else EXIT_LAB
 
     print("== this machine")
     env = features.environment()
@@ -381,31 +378,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     ready = features.lessons(kernel)
     show(ready)
     return EXIT_OK if all(f.available for f in env + ready) and not absent else EXIT_LAB
-
-
-def _doctor_cluster(args: argparse.Namespace, show: "Callable[[list[Any]], None]") -> int:
-    """doctor --cluster lab2 [--scenario F]: what each named server lacks for a lab over several machines."""
-    from lab.core.cluster import LOCAL, ClusterSettings
-    from lab.net.cluster_check import check
-
-    settings = ClusterSettings(servers=(LOCAL, *args.cluster.split(",")))
-    if args.scenario:
-        from lab.runner import load_scenario
-
-        scenario = load_scenario(args.scenario)
-        if scenario.cluster is None:
-            print(f"{args.scenario} has no [cluster] table", file=sys.stderr)
-            return EXIT_USAGE
-        settings = scenario.cluster
-        if args.cluster != "all":
-            settings = dataclasses.replace(settings, servers=(LOCAL, *args.cluster.split(",")))
-    found = []
-    for server in settings.remote:
-        print(f"== server {server}")
-        result = check(settings, server)
-        show(result)
-        found += result
-    return EXIT_OK if all(f.available for f in found) else EXIT_LAB
 
 
 def _intervals(text: str) -> str:

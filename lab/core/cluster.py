@@ -34,7 +34,8 @@ LOCAL = "localhost"
 # How a link between two servers is carried. GRE (gretap) is Cluster Edition's own; VXLAN is the
 # same idea over UDP port 4789, in every kernel that has no GRE (this lab's VM). "auto": GRE where
 # both ends have it, else VXLAN.
-TUNNELS = ("auto", "gre", "vxlan")
+KINDS = ("gre", "vxlan")  # in order of preference
+TUNNELS = ("auto", *KINDS)
 TUNNEL_OVERHEAD = {"gre": 38, "vxlan": 50}  # bytes each tunnel adds to an Ethernet frame (outer IPv4 + headers)
 
 
@@ -155,6 +156,18 @@ def place_nodes(nodes: Mapping[str, str], links: Iterable[tuple[str, str]], sett
     return place([n for n, r in nodes.items() if r != "switch"], [n for n, r in nodes.items() if r == "switch"], links, settings)
 
 
+def describe(settings: ClusterSettings, nodes: Mapping[str, str], links: Iterable[tuple[str, str]]) -> list[str]:
+    """Where each node will run and which links become tunnels, as ``halab check`` prints it."""
+    links = list(links)
+    placed = place_nodes(nodes, links, settings)
+    out = [f"on {server}: {' '.join(sorted(n for n, where in placed.items() if where == server)) or 'nothing'}"
+           for server in settings.servers]
+    tunnels = crossing(links, placed)
+    out.append(f"{len(tunnels)} link(s) between servers, each a tunnel ({settings.tunnel}): "
+               f"{', '.join(f'{a}-{b}' for a, b in tunnels) or 'none'}")
+    return out
+
+
 def crossing(links: Iterable[tuple[str, str]], placement: Mapping[str, str]) -> list[tuple[str, str]]:
     """The links whose ends are on different servers: each becomes a tunnel."""
     return [(a, b) for a, b in links if placement[a] != placement[b]]
@@ -165,7 +178,7 @@ def choose_tunnel(requested: str, kinds: Mapping[str, Iterable[str]]) -> str:
 
     Raises ValueError naming the server that lacks the requested kind."""
     have = {server: set(k) for server, k in kinds.items()}
-    order = ("gre", "vxlan") if requested == "auto" else (requested,)
+    order = KINDS if requested == "auto" else (requested,)
     for kind in order:
         lacking = sorted(s for s, k in have.items() if kind not in k)
         if not lacking:

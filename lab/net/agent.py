@@ -51,8 +51,8 @@ class Agent:
     def hello(self, token_path: str = "", **_: Any) -> dict[str, Any]:
         """Who this is and what it can do; ``token_path``: a file the lab wrote, read back to tell a shared filesystem."""
         token = Path(token_path).read_text() if token_path and Path(token_path).is_file() else ""
-        kinds = [k for k in ("gre", "vxlan") if features.probe(f"{k}_tunnel").available]
-        return {"host": socket.gethostname(), "pid": os.getpid(), "python": sys.executable, "token": token, "tunnels": kinds}
+        return {"host": socket.gethostname(), "pid": os.getpid(), "python": sys.executable, "token": token,
+                "tunnels": features.tunnel_kinds()}
 
     def doctor(self, **_: Any) -> dict[str, Any]:
         """What `halab doctor --cluster` asks of a server: programs missing, whether hosts can start, and its firewall."""

@@ -18,8 +18,8 @@ teaching lab needs on top:
 - an agent per remote server (``lab.net.agent``) that keeps that server's
   ledger, signals its processes by pid, moves files when the servers share
   no filesystem, and reads its clock;
-- never Cluster Edition's cleanup, which runs ``mn -c`` on every server:
-  each agent removes exactly what its ledger lists.
+- never Cluster Edition's cleanup, which runs Mininet's catch-all cleaner on
+  every server: each agent removes exactly what its ledger lists.
 """
 from __future__ import annotations
 
@@ -192,7 +192,7 @@ class Servers:
     def tunnel_kind(self) -> str:
         from lab.net import features
 
-        kinds = {LOCAL: [k for k in ("gre", "vxlan") if features.probe(f"{k}_tunnel").available]}
+        kinds = {LOCAL: features.tunnel_kinds()}
         kinds.update({server: info["tunnels"] for server, info in self.info.items()})
         try:
             return plan.choose_tunnel(self.settings.tunnel, kinds)

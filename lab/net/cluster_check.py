@@ -7,17 +7,43 @@ the scenario's user and ``ssh_config``, the agent at this machine's path.
 """
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import Any, Callable
 
 from lab.core import cluster as plan
 from lab.core.cluster import LOCAL, ClusterSettings
+from lab.core.schema import ConfigError
 from lab.net import features
 from lab.net.cluster import AgentLink, server_address, ssh_base, underlay_mtu
 from lab.net.errors import LabError
 from lab.net.features import Feature
+
+
+def settings_from(servers: str, scenario: str | None) -> ClusterSettings:
+    """``--cluster lab2[,lab3]`` alone, or with ``--scenario F`` its [cluster] settings (``all``: every server it names)."""
+    names = tuple(servers.split(","))
+    if not scenario:
+        return ClusterSettings(servers=(LOCAL, *names))
+    from lab.runner import load_scenario
+
+    settings = load_scenario(scenario).cluster
+    if settings is None:
+        raise ConfigError(scenario, "", "has no [cluster] table")
+    return settings if servers == "all" else dataclasses.replace(settings, servers=(LOCAL, *names))
+
+
+def check_all(settings: ClusterSettings, show: Callable[[list[Feature]], None]) -> bool:
+    """Every other server of ``settings``, one block each; True when nothing is missing anywhere."""
+    found = []
+    for server in settings.remote:
+        print(f"== server {server}")
+        result = check(settings, server)
+        show(result)
+        found += result
+    return all(f.available for f in found)
 
 
 def check(settings: ClusterSettings, server: str) -> list[Feature]:
@@ -71,7 +97,7 @@ def _remote(agent: AgentLink, say: Any) -> None:
         "missing: " + ", ".join(report["missing"]))
     say("namespaces", not report["hosts"], "mnexec can start a Mininet host there" if not report["hosts"] else report["hosts"])
     info = agent.ask("hello")
-    here = [k for k in ("gre", "vxlan") if features.probe(f"{k}_tunnel").available]
+    here = features.tunnel_kinds()
     try:
         kind = plan.choose_tunnel("auto", {LOCAL: here, agent.server: info["tunnels"]})
         say("tunnel", True, f"{kind} (this machine can make {', '.join(here)}; that one {', '.join(info['tunnels'])})")

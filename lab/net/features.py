@@ -88,6 +88,13 @@ def probe(name: str) -> Feature:
     return Feature(name, ok, why if not ok else "available")
 
 
+def tunnel_kinds() -> list[str]:
+    """The kinds of tunnel between servers (lab.core.cluster.KINDS) this kernel can make."""
+    from lab.core.cluster import KINDS
+
+    return [k for k in KINDS if probe(f"{k}_tunnel").available]
+
+
 def resolve_bond_impl(asked: str) -> tuple[str, str]:
     """'auto' -> kernel where the kernel can bond, else userspace; 'kernel' without it is an error."""
     bonding = probe("bonding")

@@ -211,3 +211,25 @@ def test_a_scenarios_layout_is_placed_like_the_built_topology():
     placed = cluster.place_nodes(s.layout.nodes, s.layout.links, s.cluster)
     assert placed == cluster.place(HOSTS, ["s1"], LINKS, settings(place={"o*": "lab2"}))
     assert sorted(cluster.crossing(s.layout.links, placed)) == [("o1", "s1"), ("o2", "s1"), ("o3", "s1")]
+
+
+def test_check_says_where_each_node_runs_and_which_links_are_tunnels():
+    s = scenario_from(BASE + '[cluster]\nservers = ["localhost", "lab2", "lab3"]\nplace = { "o*" = "lab2" }\ntunnel = "vxlan"\n')
+    assert cluster.describe(s.cluster, s.layout.nodes, s.layout.links) == [
+        "on localhost: c1 c2 lb1 s1", "on lab2: o1 o2 o3", "on lab3: nothing",
+        "3 link(s) between servers, each a tunnel (vxlan): o1-s1, o2-s1, o3-s1"]
+
+
+def test_doctor_takes_a_scenarios_servers_or_names_given_alone(tmp_path):
+    from lab.net.cluster_check import settings_from
+
+    assert settings_from("lab2,lab3", None).servers == ("localhost", "lab2", "lab3")
+    with_table = tmp_path / "two.toml"
+    with_table.write_text(BASE + '[cluster]\nservers = ["localhost", "lab2", "lab3"]\naddresses = { lab2 = "10.9.0.2" }\n')
+    assert settings_from("all", str(with_table)).servers == ("localhost", "lab2", "lab3")
+    one = settings_from("lab2", str(with_table))
+    assert one.servers == ("localhost", "lab2") and one.addresses == {"lab2": "10.9.0.2"}
+    without = tmp_path / "one.toml"
+    without.write_text(BASE)
+    with pytest.raises(cluster.ConfigError, match="has no \\[cluster\\] table"):
+        settings_from("all", str(without))
